@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+//
+// closebell: a maintenance worker for PostgreSQL/TimescaleDB market-data databases.
+// Module dependencies point one way, toward the database layer:
+//   closebell (CLI) -> MarketDataTasks, MaintenanceTasks -> JobQueue -> PostgresClient -> CLibPQ
+//   MarketDataTasks -> Polygon -> HTTPClient -> CCurl
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "closebell",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "closebell", targets: ["Closebell"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        // The libpq binding: connections on their own threads, typed rows, COPY, LISTEN/NOTIFY.
+        .target(name: "PostgresClient", dependencies: ["CLibPQ"], swiftSettings: strict),
+        // A private PostgreSQL cluster (initdb/pg_ctl) for tests, the demo and benchmarks.
+        .target(name: "LocalCluster", dependencies: ["PostgresClient"], swiftSettings: strict),
+        // The maintenance_jobs queue, the worker runtime and the task protocol.
+        .target(
+            name: "JobQueue",
+            dependencies: ["PostgresClient", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // The command-line interface.
+        .executableTarget(
+            name: "Closebell",
+            dependencies: [
+                "PostgresClient", "LocalCluster", "JobQueue",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Shared by the test targets: the private cluster every test database lives in.
+        .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster"], path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
+    ]
+)
