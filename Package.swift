@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "PostgresClient", dependencies: ["CLibPQ"], swiftSettings: strict),
         // A private PostgreSQL cluster (initdb/pg_ctl) for tests, the demo and benchmarks.
         .target(name: "LocalCluster", dependencies: ["PostgresClient"], swiftSettings: strict),
+        // Applies the numbered SQL files of migrations/ once each, under an advisory lock.
+        .target(name: "SchemaMigrations", dependencies: ["PostgresClient"], swiftSettings: strict),
         // The maintenance_jobs queue, the worker runtime and the task protocol.
         .target(
             name: "JobQueue",
@@ -38,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "Closebell",
             dependencies: [
-                "PostgresClient", "LocalCluster", "JobQueue",
+                "PostgresClient", "LocalCluster", "SchemaMigrations", "JobQueue",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -47,7 +49,7 @@ let package = Package(
         ),
 
         // Shared by the test targets: the private cluster every test database lives in.
-        .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster"], path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
     ]
 )

@@ -1,15 +1,17 @@
 import Foundation
 import LocalCluster
 import PostgresClient
+import SchemaMigrations
 
 /// The private PostgreSQL cluster shared by every test in this process.
 ///
 /// Started on first use in a temporary folder on a free port, stopped and deleted when the
 /// process exits (normally or by a failed assertion), so no server outlives the suite.
 public enum TestCluster {
-    private static let lock = NSLock()
+    fileprivate static let lock = NSLock()
     nonisolated(unsafe) private static var cluster: LocalCluster?
-    nonisolated(unsafe) private static var counter = 0
+    nonisolated(unsafe) fileprivate static var counter = 0
+    nonisolated(unsafe) fileprivate static var templateReady = false
 
     /// The running shared cluster.
     public static func shared() throws -> LocalCluster {
@@ -36,5 +38,43 @@ public enum TestCluster {
         lock.unlock()
         try cluster.createDatabaseIfMissing(name)
         return (cluster.url(database: name), name)
+    }
+}
+
+extension TestCluster {
+    /// The repository's `migrations/` folder.
+    public static var migrationsDirectory: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("migrations")
+    }
+
+    /// The repository's root folder.
+    public static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// Creates a database with every migration applied (copied from a template database that
+    /// is migrated once per process) and returns its connection URL.
+    public static func migratedDatabase(_ prefix: String = "m") throws -> (url: String, name: String) {
+        let cluster = try shared()
+        try templateOnce(cluster)
+        lock.lock()
+        counter += 1
+        let name = "\(prefix.lowercased())_\(getpid())_\(counter)"
+        lock.unlock()
+        try cluster.createDatabaseIfMissing(name, template: "closebell_template")
+        return (cluster.url(database: name), name)
+    }
+
+    private static func templateOnce(_ cluster: LocalCluster) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if templateReady { return }
+        try cluster.createDatabaseIfMissing("closebell_template")
+        let session = try PostgresSession(conninfo: cluster.url(database: "closebell_template"))
+        defer { session.close() }
+        let migrator = try Migrator(directory: migrationsDirectory)
+        _ = try Migrator.migrate(session, files: migrator.files)
+        templateReady = true
     }
 }

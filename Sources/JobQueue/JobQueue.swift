@@ -1,2 +1,0 @@
-/// Placeholder until the queue lands.
-enum JobQueuePlaceholder {}
