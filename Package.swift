@@ -51,5 +51,9 @@ let package = Package(
         // Shared by the test targets: the private cluster every test database lives in.
         .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "JobQueueTests",
+            dependencies: ["JobQueue", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
     ]
 )
