@@ -17,6 +17,11 @@ public struct NoopTask: JobTask {
         public let attempt: Int
         /// How many attempts fail in all.
         public let failTimes: Int
+        /// Creates the error.
+        public init(attempt: Int, failTimes: Int) {
+            self.attempt = attempt
+            self.failTimes = failTimes
+        }
         public var description: String { "noop: deliberate failure of attempt \(attempt) of \(failTimes)" }
     }
 
