@@ -46,8 +46,14 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Async HTTP client over libcurl (transfers on dedicated threads).
+        .target(name: "HTTPClient", dependencies: ["CCurl"], swiftSettings: strict),
+        // Small HTTP/1.1 server on POSIX sockets (health/metrics endpoints, webhooks, sample market).
+        .target(name: "HTTPServer", swiftSettings: strict),
+
         // Shared by the test targets: the private cluster every test database lives in.
         .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
     ]
 )
