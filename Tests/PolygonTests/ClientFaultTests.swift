@@ -432,3 +432,30 @@ final class ClientFaultTests: XCTestCase {
         XCTAssertTrue("\(client.configuration)".contains("<redacted>"))
     }
 }
+
+final class MeasuringTests: XCTestCase {
+    func testMeasuringCountsOnlyTheEnclosedCallsIncludingChildTasks() async throws {
+        let data = SampleMarketData(symbols: 10, seed: 4, from: TradingDate("2024-03-04")!, through: TradingDate("2024-03-08")!)
+        let server = try SamplePolygonServer.start(data: data)
+        defer { server.stop() }
+        server.inject(.serverError(status: 500), symbol: "MSFT", times: 1)
+        let client = PolygonClient(configuration: PolygonConfiguration(
+            baseURL: server.baseURL, requestsPerSecond: 0, retry: PolygonRetryPolicy(maxAttempts: 3, baseDelay: 0.001, maxDelay: 0.002),
+            tickerListLimit: 3))
+        _ = try await client.tickerDetails(symbol: "AAPL")  // outside any measurement
+        let (count, stats) = try await PolygonClient.measuring { () async throws -> Int in
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                group.addTask { try await client.tickers().count }                      // 4 pages
+                group.addTask { _ = try await client.tickerDetails(symbol: "MSFT"); return 0 }  // 500, then 200
+                var total = 0
+                for try await n in group { total += n }
+                return total
+            }
+        }
+        XCTAssertEqual(count, 10)
+        XCTAssertEqual(stats.requests, 6)
+        XCTAssertEqual(stats.retries, 1)
+        XCTAssertEqual(stats.serverErrorResponses, 1)
+        XCTAssertEqual(client.requestCount, 7)
+    }
+}
