@@ -344,7 +344,7 @@ final class EasyTransfer {
         if message.isEmpty { message = String(cString: curl_easy_strerror(code)) }
         switch code {
         case CURLE_OPERATION_TIMEDOUT: return .timeout(method: method, url: url, message: message)
-        case CURLE_COULDNT_CONNECT: return .connectionFailed(method: method, url: url, message: message)
+        case CURLE_COULDNT_CONNECT: return .connectionRefused(method: method, url: url, message: message)
         case CURLE_COULDNT_RESOLVE_HOST: return .couldNotResolveHost(method: method, url: url, message: message)
         case CURLE_WRITE_ERROR where state.tooLarge: return .responseTooLarge(method: method, url: url, limit: state.limit)
         case CURLE_ABORTED_BY_CALLBACK: return .cancelled(method: method, url: url)
