@@ -30,6 +30,8 @@ public final class PolygonRateLimiter: Sendable {
     public var inFlight: Int { state.withLock { $0.inFlight } }
     /// The most requests ever in flight at once.
     public var maxInFlightObserved: Int { state.withLock { $0.maxInFlight } }
+    /// Requests waiting for a concurrency slot now.
+    public var waiting: Int { state.withLock { $0.waiters.count } }
     /// Permits granted so far (requests started).
     public var permitsGranted: Int { state.withLock { $0.granted } }
 

@@ -387,21 +387,19 @@ final class ClientFaultTests: XCTestCase {
         let limiter = PolygonRateLimiter(requestsPerSecond: 0, maxConcurrent: 1)
         try await limiter.acquire()
         let waiter = Task { try await limiter.acquire() }
-        while true {
-            // The waiter is queued once a second acquire would not be granted at once.
-            try await Task.sleep(nanoseconds: 2_000_000)
-            if limiter.inFlight == 1 { break }
-        }
+        while limiter.waiting == 0 { try await Task.sleep(nanoseconds: 1_000_000) }
         waiter.cancel()
         do {
             try await waiter.value
-            limiter.release()
-            // Cancellation raced with the grant: acceptable only if the permit was really granted.
+            XCTFail("a cancelled waiter must not get a permit")
         } catch {
-            XCTAssertTrue(error is CancellationError)
+            XCTAssertTrue(error is CancellationError, "\(error)")
         }
+        XCTAssertEqual(limiter.waiting, 0)
+        XCTAssertEqual(limiter.inFlight, 1)
         limiter.release()
         XCTAssertEqual(limiter.inFlight, 0)
+        XCTAssertEqual(limiter.permitsGranted, 1)
     }
 
     // MARK: - The key stays secret

@@ -153,7 +153,9 @@ final class SampleMarketTests: XCTestCase {
         let data = SampleMarketData(symbols: 25, seed: 9, from: from, through: through)
         let server = try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: "k"))
         defer { server.stop() }
-        let client = PolygonClient(configuration: PolygonConfiguration(baseURL: server.baseURL, apiKey: "k", requestsPerSecond: 0))
+        let configuration = server.clientConfiguration()
+        XCTAssertEqual(configuration.apiKey, "k")
+        let client = PolygonClient(configuration: configuration)
         let day = TradingDate("2024-03-12")!
         let grouped = try await client.groupedDaily(date: day)
         XCTAssertEqual(grouped, data.groupedDaily(date: day))
