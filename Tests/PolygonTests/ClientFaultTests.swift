@@ -330,15 +330,15 @@ final class ClientFaultTests: XCTestCase {
     func testTimeoutIsRetriedThenTyped() async throws {
         let server = try start()
         defer { server.stop() }
-        server.inject(.delay(2), symbol: "JPM")
-        let client = client(server, attempts: 2, timeout: 0.2)
+        server.inject(.delay(3), symbol: "JPM")
+        let client = client(server, attempts: 2, timeout: 0.5)
         let error = await expectError { _ = try await client.tickerDetails(symbol: "JPM") }
         guard case .transport(let context, let underlying, 2)? = error else { return XCTFail("got \(String(describing: error))") }
         XCTAssertEqual(context.symbol, "JPM")
         guard case .timeout = underlying else { return XCTFail("got \(underlying)") }
         XCTAssertEqual(client.statistics.transportFailures, 2)
         server.clearFaults()
-        server.inject(.delay(0.5), symbol: "XOM", times: 1)
+        server.inject(.delay(1.5), symbol: "XOM", times: 1)
         let recovered = try await client.tickerDetails(symbol: "XOM")
         XCTAssertEqual(recovered.ticker, "XOM", "a slow first answer times out, the retry succeeds")
     }
