@@ -339,7 +339,7 @@ public final class PolygonClient: Sendable {
             if policy.jitter && delay > 0 { delay = Double.random(in: (delay / 2)...delay) }
         }
         onRetry?(PolygonRetryEvent(context: context, attempt: attempt, status: status, delay: delay, retryAfter: retryAfter))
-        if delay > 0 { try await Task.sleep(for: .nanoseconds(Int64(delay * 1_000_000_000))) }
+        if delay > 0 { try await Task.sleep(for: .nanoseconds(Int64(min(delay, 86_400) * 1_000_000_000))) }
     }
 
     /// `Retry-After` as seconds (a number, or an HTTP date).

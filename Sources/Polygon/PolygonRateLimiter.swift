@@ -43,7 +43,8 @@ public final class PolygonRateLimiter: Sendable {
             guard requestsPerSecond > 0 else { return .zero }
             let now = ContinuousClock.now
             let start = max(now, s.nextStart ?? now)
-            s.nextStart = start + .nanoseconds(Int64(1_000_000_000 / requestsPerSecond))
+            let interval = min(86_400, 1 / requestsPerSecond)  // at most a day, so the Duration never overflows
+            s.nextStart = start + .nanoseconds(Int64(interval * 1_000_000_000))
             return start - now
         }
         if wait > .zero {
