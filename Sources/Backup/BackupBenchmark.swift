@@ -63,7 +63,7 @@ public enum BackupBenchmark {
         let started = Date()
         let outcome = try await Pipeline.run([command], timeout: settings.dumpTimeout, killGrace: settings.killGrace)
         let dumpSeconds = Date().timeIntervalSince(started)
-        let secrets = info.password.map { [$0] } ?? []
+        let secrets = Scrubber.secrets(forPassword: info.password)
         guard outcome.children[0].status.succeeded else {
             let child = outcome.children[0]
             throw BackupError(stage: .dump, message: "pg_dump > /dev/null failed", database: database, program: child.name, exitStatus: child.status, stderrTail: child.stderrTail, secrets: secrets)

@@ -66,7 +66,7 @@ public struct BackupCatalog: Sendable {
         } catch let error as ConnectionInfoError {
             throw BackupError(stage: .configuration, message: error.description)
         }
-        let secrets = info.password.map { [$0] } ?? []
+        let secrets = Scrubber.secrets(forPassword: info.password)
         guard !database.isEmpty else { throw BackupError(stage: .configuration, message: "the target database name is empty") }
         guard access(path, R_OK) == 0 else {
             let code = errno

@@ -88,7 +88,7 @@ public enum Scrubber {
     /// `scheme://user:password@` URL and of any `password=...` keyword.
     public static func scrub(_ text: String, secrets: [String] = []) -> String {
         var result = text
-        for secret in secrets where !secret.isEmpty {
+        for secret in secrets.sorted(by: { $0.count > $1.count }) where !secret.isEmpty {
             result = result.replacingOccurrences(of: secret, with: "********")
         }
         result = result.replacingOccurrences(
@@ -97,5 +97,19 @@ public enum Scrubber {
             of: "(password\\s*=\\s*)('([^'\\\\]|\\\\.)*'|[^\\s]+)", with: "$1********",
             options: [.regularExpression, .caseInsensitive])
         return result
+    }
+
+    /// The forms a password can take in program output: as it is, escaped for `.pgpass`,
+    /// and percent-encoded as in a URL.
+    public static func secrets(forPassword password: String?) -> [String] {
+        guard let password, !password.isEmpty else { return [] }
+        var forms: Set<String> = [password, pgpassEscaped(password)]
+        if let encoded = password.addingPercentEncoding(withAllowedCharacters: .alphanumerics) { forms.insert(encoded) }
+        return forms.sorted { $0.count > $1.count }
+    }
+
+    /// A value escaped for a `.pgpass` line (`\` and `:` preceded by a backslash).
+    static func pgpassEscaped(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ":", with: "\\:")
     }
 }

@@ -26,8 +26,8 @@ public struct BackupResult: Sendable, Codable, Equatable {
     public let compressor: String
     /// The pg_dump that ran (path or name).
     public let pgDump: String
-    /// When the backup started (also in the file name, UTC).
-    public let startedAt: Date
+    /// When the backup started, ISO 8601 in UTC (the file name has the same time).
+    public let startedAt: String
     /// The job's label (`monthly`, ...), when a task gave one.
     public let label: String?
 }
@@ -58,7 +58,7 @@ public struct BackupRunner: Sendable {
         } catch let error as ConnectionInfoError {
             throw BackupError(stage: .configuration, message: error.description)
         }
-        let secrets = info.password.map { [$0] } ?? []
+        let secrets = Scrubber.secrets(forPassword: info.password)
 
         // Preflight: the real database name (libpq defaults included) and the server version.
         let server: (name: String, version: Int)
@@ -132,7 +132,7 @@ public struct BackupRunner: Sendable {
         return BackupResult(
             path: final, bytes: verified.bytes, dumpBytes: verified.dumpBytes, seconds: seconds, database: database,
             rotated: rotated, rotationErrors: rotationErrors, compressor: compressor, pgDump: pgDump,
-            startedAt: started, label: label)
+            startedAt: ISO8601DateFormatter().string(from: started), label: label)
     }
 
     // MARK: - Pieces (internal so tests can inspect them)
@@ -296,7 +296,7 @@ final class PasswordFile: Sendable {
         path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         fchmod(fd, 0o600)
         // In .pgpass, `:` and `\` are escaped with a backslash.
-        let escaped = password.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ":", with: "\\:")
+        let escaped = Scrubber.pgpassEscaped(password)
         let line = Array("*:*:*:*:\(escaped)\n".utf8)
         let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
