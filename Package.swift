@@ -36,11 +36,16 @@ let package = Package(
             dependencies: ["PostgresClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // pg_dump | pigz backups (verified, rotated), listing, verification and restore.
+        // pipe2/mkostemp with O_CLOEXEC for Backup (Swift's Glibc module does not expose them).
+        .target(name: "CBackupSupport"),
+        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "CBackupSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // The command-line interface.
         .executableTarget(
             name: "Closebell",
             dependencies: [
                 "PostgresClient", "LocalCluster", "SchemaMigrations", "JobQueue",
+                "Backup",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -66,5 +71,6 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient"], swiftSettings: strict),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
     ]
 )
