@@ -36,6 +36,8 @@ let package = Package(
             dependencies: ["PostgresClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
+        .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // The command-line interface.
         .executableTarget(
             name: "Closebell",
@@ -51,5 +53,6 @@ let package = Package(
         // Shared by the test targets: the private cluster every test database lives in.
         .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
     ]
 )
