@@ -69,6 +69,13 @@ final class CycleTests: XCTestCase {
         } catch let error as MaintenanceError {
             XCTAssertEqual(error, .unknownCycle(name: "hourly", known: ["daily", "monthly", "weekly"]))
         }
+        do {
+            try await conn.execute("INSERT INTO maintenance_cycles (cycle, period, time_zone) VALUES ('mars', 'day', 'Mars/Olympus')")
+            XCTFail("unknown time zone accepted")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.sqlState, "22023")
+            XCTAssertTrue(error.message.contains("Mars/Olympus"), error.message)
+        }
         try await conn.execute("UPDATE maintenance_cycles SET enabled = false WHERE cycle = 'weekly'")
         do {
             _ = try await CycleStore.enqueue(cycle: "weekly", connection: conn)
