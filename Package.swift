@@ -40,6 +40,8 @@ let package = Package(
         // pipe2/mkostemp with O_CLOEXEC for Backup (Swift's Glibc module does not expose them).
         .target(name: "CBackupSupport"),
         .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "CBackupSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
+        .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // The command-line interface.
         .executableTarget(
             name: "Closebell",
@@ -72,5 +74,6 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient"], swiftSettings: strict),
         .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
     ]
 )
