@@ -37,7 +37,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // Market-data tasks: daily bars, volume slots, metadata, volume stats, universe sync.
-        .target(name: "MarketDataTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "MarketDataTasks", dependencies: ["CLibPQ", "PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // The command-line interface.
         .executableTarget(
             name: "Closebell",
