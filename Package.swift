@@ -62,7 +62,7 @@ let package = Package(
         // Shared by the test targets: the private cluster every test database lives in.
         .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "JobQueue", "TestSupport", "Polygon", "SampleMarket"], swiftSettings: strict),
+        .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "JobQueue", "TestSupport", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient"], swiftSettings: strict),
     ]

@@ -36,9 +36,11 @@ struct BatchProgress: Codable, Equatable {
     var counts = UnitCounts()
     var rowsWritten = 0
     var requests = 0
+    var unitsWithoutData = 0
 
     enum CodingKeys: String, CodingKey {
         case task, from, to, counts, requests
+        case unitsWithoutData = "units_without_data"
         case doneThrough = "done_through"
         case doneAfter = "done_after"
         case rowsWritten = "rows_written"
@@ -85,6 +87,8 @@ struct BatchProgress: Codable, Equatable {
 struct UnitOutcome: Sendable {
     var rows: Int
     var requests: Int
+    /// True when the API had nothing for the unit (unknown symbol, no trading in the range).
+    var empty = false
 }
 
 /// The batch has failed as a whole: every unit tried so far failed (for example with a bad API
@@ -146,6 +150,7 @@ struct BatchRunner {
                     progress.counts.ok += 1
                     progress.rowsWritten += outcome.rows
                     progress.requests += outcome.requests
+                    if outcome.empty { progress.unitsWithoutData += 1 }
                 case .failure(let error):
                     if let pg = error as? PostgresError, pg.isConnectionLost {
                         group.cancelAll()

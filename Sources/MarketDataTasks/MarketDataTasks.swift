@@ -148,11 +148,11 @@ public struct VolumeSlotsTask: JobTask {
                     return bar
                 }).filter { $0.date >= range.from && $0.date <= range.to }
                 let outcome = try await connection.withSession { try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
-                return UnitOutcome(rows: outcome.written, requests: fetched.requests)
+                return UnitOutcome(rows: outcome.written, requests: fetched.requests, empty: slots.isEmpty)
             }
             let progress = runner.progress
             return try JobResult(BatchResult(task: name, from: range.from, to: range.to, symbols: progress.counts,
-                                             rowsWritten: progress.rowsWritten, requests: progress.requests,
+                                             symbolsWithoutBars: progress.unitsWithoutData, rowsWritten: progress.rowsWritten, requests: progress.requests,
                                              seconds: elapsedSeconds(since: start), attempt: context.attempt))
         }
     }
