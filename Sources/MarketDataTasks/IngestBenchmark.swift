@@ -1,5 +1,9 @@
 import Foundation
+import JobQueue
+import Logging
+import Polygon
 import PostgresClient
+import SampleMarket
 
 /// `closebell bench ingest`: measures the market-data write path on a synthetic full-market
 /// day, beside `psql \copy` of the same rows into the same table.
@@ -117,11 +121,38 @@ public enum IngestBenchmark {
         }
     }
 
+    /// Settings of the API run (ohlc_daily + volume_slots against a local sample server).
+    public struct APIRunOptions: Sendable {
+        /// Symbols in the universe (0 skips the API run). Default 300.
+        public var symbols: Int
+        /// Trading days loaded (weekdays ending 2025-03-14). Default 5.
+        public var days: Int
+        /// Latency the server adds to every answer, seconds. Default 0.05.
+        public var latency: TimeInterval
+        /// The client's rate limit, requests per second. Default 50.
+        public var requestsPerSecond: Double
+        /// Requests in flight per task (and the client's concurrency cap). Default 8.
+        public var concurrency: Int
+
+        /// Creates options; every value has a default.
+        public init(symbols: Int = 300, days: Int = 5, latency: TimeInterval = 0.05, requestsPerSecond: Double = 50, concurrency: Int = 8) {
+            self.symbols = symbols
+            self.days = days
+            self.latency = latency
+            self.requestsPerSecond = requestsPerSecond
+            self.concurrency = concurrency
+        }
+    }
+
     /// Generates the synthetic day and measures: the write path (COPY into staging + one
     /// upsert) into empty tables, its idempotent rerun, and `psql \copy` of the same rows
-    /// into the emptied table. `psqlPath` nil finds psql next to the server programs or on PATH.
+    /// into the emptied table; then (unless `api.symbols` is 0) the wall time of an
+    /// ohlc_daily + volume_slots run against a `SamplePolygonServer` with latency, through a
+    /// rate-limited `PolygonClient`. `psqlPath` nil finds psql next to the server programs or
+    /// on PATH. Everything is written in the scratch schema `closebell_bench`.
     public static func run(conninfo: String?, dailySymbols: Int = 11_000, minuteSymbols: Int = 300,
-                           date: CivilDate = CivilDate("2025-03-10")!, psqlPath: String? = nil) async throws -> Report {
+                           date: CivilDate = CivilDate("2025-03-10")!, psqlPath: String? = nil,
+                           api: APIRunOptions = APIRunOptions()) async throws -> Report {
         let daily = syntheticDailyBars(symbols: dailySymbols, date: date)
         let minutes = syntheticMinuteBars(symbols: minuteSymbols, date: date)
         let slots = VolumeSlot.rollUp(minutes)
@@ -190,6 +221,13 @@ public enum IngestBenchmark {
             guard try counts?.decode("d", as: Int.self) == daily.count, try counts?.decode("s", as: Int.self) == slots.count else {
                 throw ChildProcessError(program: psql, status: 0, output: "psql \\copy loaded an unexpected number of rows")
             }
+            if api.symbols > 0 {
+                try await connection.execute("""
+                    TRUNCATE closebell_bench.market_data_daily, closebell_bench.volume_slots;
+                    CREATE TABLE closebell_bench.ticker_universe (LIKE public.ticker_universe INCLUDING ALL);
+                    """)
+                report.apiRun = try await runAPI(conninfo: conninfo, options: api)
+            }
             try await connection.execute("DROP SCHEMA closebell_bench CASCADE")
             await connection.close()
         } catch {
@@ -198,6 +236,50 @@ public enum IngestBenchmark {
             throw error
         }
         return report
+    }
+
+    /// ohlc_daily then volume_slots, as a worker runs them, against a sample server.
+    static func runAPI(conninfo: String?, options: APIRunOptions) async throws -> APIRunFigures {
+        let last = TradingDate("2025-03-14")!
+        var first = last
+        var weekdays = 1
+        while weekdays < max(1, options.days) {
+            first = first.adding(days: -1)
+            if first.isWeekday { weekdays += 1 }
+        }
+        let data = SampleMarketData(symbols: options.symbols, from: first, through: last)
+        let key = "bench-\(UUID().uuidString)"
+        let server = try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: key, latency: options.latency))
+        defer { server.stop() }
+        let client = PolygonClient(configuration: PolygonConfiguration(
+            baseURL: server.baseURL, apiKey: key, requestsPerSecond: options.requestsPerSecond,
+            maxConcurrentRequests: options.concurrency))
+        let scoped = scratchConninfo(conninfo)
+        let connection = try await PostgresConnection.connect(scoped, applicationName: "closebell bench ingest")
+        try await SampleUniverse.seed(connection, symbols: data.symbols)
+        await connection.close()
+        let settings = MarketDataSettings(concurrency: options.concurrency)
+        let args = PostgresJSON(text: "{\"from\": \"\(first)\", \"to\": \"\(last)\"}")
+        let start = ContinuousClock.now
+        for task in [OHLCDailyTask(client: client, settings: settings) as any JobTask, VolumeSlotsTask(client: client, settings: settings)] {
+            let context = JobContext(jobID: 0, task: task.name, args: args, attempt: 1, runID: nil, previousProgress: nil,
+                                     logger: Logger(label: "closebell.bench"), conninfo: scoped)
+            _ = try await task.run(context)
+        }
+        let seconds = elapsedSeconds(since: start, precise: true)
+        return APIRunFigures(symbols: options.symbols, days: weekdays, requests: server.requestCount,
+                             requestsPerSecond: options.requestsPerSecond, latencySeconds: options.latency,
+                             concurrency: options.concurrency, seconds: seconds)
+    }
+
+    /// `conninfo` with `search_path` set to the scratch schema first, so the tasks' unqualified
+    /// table names resolve there.
+    static func scratchConninfo(_ conninfo: String?) -> String {
+        let base = conninfo ?? ""
+        if base.hasPrefix("postgres://") || base.hasPrefix("postgresql://") {
+            return base + (base.contains("?") ? "&" : "?") + "options=-c%20search_path%3Dclosebell_bench%2Cpublic"
+        }
+        return base + " options='-c search_path=closebell_bench,public'"
     }
 
     private static func psqlCopy(_ psql: String, table: String, file: String, environment: [String: String?]) async throws {
