@@ -91,9 +91,12 @@ struct UnitOutcome: Sendable {
     var empty = false
 }
 
-/// The batch has failed as a whole: every unit tried so far failed (for example with a bad API
-/// key), or the data source reported an error that hits every unit. Thrown so that the job is
-/// retried, and finally failed, visibly.
+/// The batch has failed as a whole. Thrown so that the job is retried, and finally failed,
+/// visibly. The rule: while no unit has succeeded, the batch stops at once on an error that hits
+/// every unit (401/403: bad or unentitled API key), or after `abortAfterFailures` failures that
+/// say the API as a whole is failing (429/5xx after the client's retries, transport errors);
+/// and a batch whose units ALL failed (none succeeded) throws at the end. Otherwise failed units
+/// are only counted and named in the result.
 public struct MarketDataBatchFailed: Error, CustomStringConvertible {
     /// The task.
     public let task: String
@@ -129,6 +132,7 @@ struct BatchRunner {
         progress.counts.skipped = sorted.count - pending.count
         var next = 0
         var cancelled = false
+        var systemicFailures = 0
         try await withThrowingTaskGroup(of: (String, Result<UnitOutcome, Error>).self) { group in
             func startNext() -> Bool {
                 guard next < pending.count else { return false }
@@ -167,8 +171,9 @@ struct BatchRunner {
                         progress.counts.failures.append(UnitFailure(unit: unit, reason: reason))
                     }
                     context.logger.warning("\(context.task): \(unit) failed: \(reason)")
+                    if !source.isUnitSpecific(error) { systemicFailures += 1 }
                     if progress.counts.ok == 0
-                        && (source.failsEverySymbol(error) || progress.counts.failed >= settings.abortAfterFailures) {
+                        && (source.failsEverySymbol(error) || systemicFailures >= settings.abortAfterFailures) {
                         group.cancelAll()
                         try await giveUp(lastError: reason)
                     }

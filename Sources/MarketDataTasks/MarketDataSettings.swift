@@ -15,8 +15,8 @@ public struct MarketDataSettings: Sendable, Equatable {
     public var missingRetryHours: Int
     /// Requests in flight per task (the client's own limits still apply). Default 4.
     public var concurrency: Int
-    /// A run stops (and throws, so the job is retried) when this many units failed before any
-    /// succeeded. Default 10.
+    /// A run stops (and throws, so the job is retried) when this many units failed with
+    /// API-wide errors (429/5xx after retries, transport failures) before any succeeded. Default 10.
     public var abortAfterFailures: Int
     /// Failures named in a result (the count is always complete). Default 100.
     public var maxNamedFailures: Int

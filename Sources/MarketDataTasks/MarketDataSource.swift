@@ -114,4 +114,8 @@ public protocol MarketDataSource: Sendable {
     /// True when the error will hit every symbol alike (bad API key, forbidden plan), so a
     /// batch should stop instead of failing each symbol in turn.
     func failsEverySymbol(_ error: Error) -> Bool
+    /// True when the error is about this symbol or date only (unknown ticker, malformed answer
+    /// for it); false when it says the API as a whole is failing (429/5xx after retries,
+    /// transport failures), which counts towards stopping a batch that has had no success.
+    func isUnitSpecific(_ error: Error) -> Bool
 }

@@ -51,6 +51,15 @@ public struct PolygonMarketDataSource: MarketDataSource {
         return false
     }
 
+    public func isUnitSpecific(_ error: Error) -> Bool {
+        guard let error = error as? PolygonError else { return false }
+        switch error {
+        case .notFound, .apiError, .malformedResponse, .invalidArgument: return true
+        case .httpStatus(_, let status, _, _): return status != 429 && status < 500
+        case .notAuthorized, .transport: return false
+        }
+    }
+
     /// Pages a paginated answer of `count` items took (at least one request).
     static func pages(_ count: Int, limit: Int) -> Int { max(1, (count + max(limit, 1) - 1) / max(limit, 1)) }
 

@@ -325,6 +325,23 @@ final class TaskTests: XCTestCase {
         await fixture.stop()
     }
 
+    func testAnAPIOutageStopsTheBatchEarly() async throws {
+        let fixture = try await MarketFixture(symbols: universe)
+        try await fixture.seed(universe)
+        fixture.server.inject(.serverError(status: 503))
+        let task = VolumeSlotsTask(client: fixture.client, settings: MarketDataSettings(concurrency: 1, abortAfterFailures: 2))
+        do {
+            _ = try await fixture.run(task, args: #"{"from": "2025-03-10", "to": "2025-03-11"}"#)
+            XCTFail("an outage must fail the job")
+        } catch let error as MarketDataBatchFailed {
+            XCTAssertEqual(error.failed, 2)
+            XCTAssertTrue(error.lastError.contains("503"), error.lastError)
+        }
+        // Two symbols, three attempts each (the client's retries), then the batch stopped.
+        XCTAssertEqual(fixture.server.requestCount, 6)
+        await fixture.stop()
+    }
+
     func testARetriedAttemptSkipsFinishedSymbols() async throws {
         let fixture = try await MarketFixture(symbols: universe)
         try await fixture.seed(universe)
