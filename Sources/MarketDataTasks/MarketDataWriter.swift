@@ -30,8 +30,9 @@ public struct VolumeSlot: Sendable, Equatable, Hashable {
             let slot: Int
         }
         var totals: [Key: Decimal] = [:]
+        var zone = NewYorkTime.OffsetCache()
         for bar in bars {
-            guard let position = NewYorkTime.slot(epochMilliseconds: bar.timestamp) else { continue }
+            guard let position = zone.slot(epochMilliseconds: bar.timestamp) else { continue }
             totals[Key(symbol: bar.symbol, day: position.date.dayNumber, slot: position.slot), default: 0] += bar.volume
         }
         return totals.map { VolumeSlot(symbol: $0.key.symbol, date: CivilDate(dayNumber: $0.key.day), slotIndex: $0.key.slot, volume: $0.value) }
@@ -69,10 +70,11 @@ public enum MarketDataWriter {
                     volume numeric, vwap numeric, trades_count bigint
                 ) ON COMMIT DROP
                 """)
+            var zone = NewYorkTime.OffsetCache()
             let staged = try tx.copyIn("COPY closebell_daily_staging FROM STDIN") { writer in
                 for bar in bars {
                     try writer.writeRow([
-                        bar.symbol, NewYorkTime.tradingDate(epochMilliseconds: bar.timestamp).description, String(bar.timestamp),
+                        bar.symbol, zone.local(epochMilliseconds: bar.timestamp).date.description, String(bar.timestamp),
                         text(bar.open), text(bar.high), text(bar.low), text(bar.close), text(bar.volume),
                         bar.vwap.map(text), bar.tradesCount.map { String($0) },
                     ])

@@ -56,7 +56,11 @@ public struct CivilDate: Sendable, Hashable, Comparable, Codable, CustomStringCo
     /// `YYYY-MM-DD`.
     public var description: String {
         let c = components
-        return String(format: "%04d-%02d-%02d", c.year, c.month, c.day)
+        func pad(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+        return pad(c.year, 4) + "-" + pad(c.month, 2) + "-" + pad(c.day, 2)
     }
 
     public static func < (lhs: CivilDate, rhs: CivilDate) -> Bool { lhs.dayNumber < rhs.dayNumber }
@@ -110,6 +114,37 @@ public enum NewYorkTime {
         return (CivilDate(dayNumber: Int(day)), Int(secondOfDay / 60))
     }
 
+    /// Remembers the zone's UTC offset per UTC hour. New York's offset only changes on an hour
+    /// boundary, so within one UTC hour it is constant; a batch of bars asks the time-zone
+    /// database once per hour it touches instead of once per bar.
+    public struct OffsetCache {
+        private var hour: Int64 = .min
+        private var offset: Int64 = 0
+
+        /// Creates an empty cache.
+        public init() {}
+
+        /// Local date and minute of day of an instant in milliseconds since the epoch.
+        public mutating func local(epochMilliseconds: Int64) -> (date: CivilDate, minuteOfDay: Int) {
+            let seconds = NewYorkTime.floorDiv(epochMilliseconds, 1000)
+            let bucket = NewYorkTime.floorDiv(seconds, 3600)
+            if bucket != hour {
+                hour = bucket
+                offset = Int64(NewYorkTime.zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(bucket * 3600))))
+            }
+            let local = seconds + offset
+            let day = NewYorkTime.floorDiv(local, 86_400)
+            return (CivilDate(dayNumber: Int(day)), Int((local - day * 86_400) / 60))
+        }
+
+        /// The date and slot of a minute bar, nil outside 04:00-20:00 (see `NewYorkTime.slot`).
+        public mutating func slot(epochMilliseconds: Int64) -> (date: CivilDate, slot: Int)? {
+            let position = local(epochMilliseconds: epochMilliseconds)
+            guard position.minuteOfDay >= sessionStartMinute, position.minuteOfDay < sessionEndMinute else { return nil }
+            return (position.date, (position.minuteOfDay - sessionStartMinute) / slotMinutes)
+        }
+    }
+
     /// The New York trading date of a bar timestamp (`t`, milliseconds since the epoch).
     public static func tradingDate(epochMilliseconds: Int64) -> CivilDate {
         local(epochMilliseconds: epochMilliseconds).date
@@ -139,7 +174,7 @@ public enum NewYorkTime {
         return guess * 1000
     }
 
-    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
         let q = a / b
         return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
     }

@@ -61,6 +61,24 @@ final class CalendarTests: XCTestCase {
         XCTAssertEqual(NewYorkTime.epochMilliseconds(date: CivilDate("2025-10-31")!, minuteOfDay: 240), utc("2025-10-31", 8, 0))
     }
 
+    func testOffsetCacheAgreesWithTheZoneAroundBothSwitches() {
+        var cache = NewYorkTime.OffsetCache()
+        for start in ["2025-03-08", "2025-11-01"] {
+            let first = utc(start, 0, 0)
+            for step in stride(from: Int64(0), to: 3 * 86_400_000, by: 7 * 60_000) {
+                let t = first + step
+                let expected = NewYorkTime.local(epochMilliseconds: t)
+                let cached = cache.local(epochMilliseconds: t)
+                XCTAssertEqual(cached.date, expected.date)
+                XCTAssertEqual(cached.minuteOfDay, expected.minuteOfDay)
+            }
+        }
+        // 2025-03-09 06:59 UTC is 01:59 EST; 07:00 UTC is 03:00 EDT.
+        XCTAssertEqual(cache.local(epochMilliseconds: utc("2025-03-09", 6, 59)).minuteOfDay, 1 * 60 + 59)
+        XCTAssertEqual(cache.local(epochMilliseconds: utc("2025-03-09", 7, 0)).minuteOfDay, 3 * 60)
+        XCTAssertEqual(CivilDate(year: 987, month: 1, day: 2)?.description, "0987-01-02")
+    }
+
     func testRollUpSumsMinuteBarsAndDropsOutsideTheSession() {
         func bar(_ t: Int64, _ volume: String) -> MarketBar {
             MarketBar(symbol: "AAPL", timestamp: t, open: 1, high: 1, low: 1, close: 1, volume: Decimal(string: volume)!)
