@@ -260,8 +260,8 @@ final class EasyTransfer {
         _ = cb_easy_setopt_string(handle, CURLOPT_URL, request.url.absoluteString)
         _ = cb_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         _ = cb_easy_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "")
-        _ = cb_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(max(1, configuration.connectTimeout * 1000)))
-        _ = cb_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(max(1, configuration.timeout * 1000)))
+        _ = cb_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, EasyTransfer.milliseconds(configuration.connectTimeout))
+        _ = cb_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, EasyTransfer.milliseconds(configuration.timeout))
         _ = cb_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
         _ = cb_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
         _ = cb_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
@@ -337,6 +337,13 @@ final class EasyTransfer {
         return .success(HTTPResponse(status: status, headers: state.headers, body: state.body))
     }
 
+    /// Seconds as curl milliseconds: at least 1, at most Int32.max (about 24 days); NaN → 1.
+    static func milliseconds(_ seconds: TimeInterval) -> Int {
+        let ms = seconds * 1000
+        guard ms.isFinite else { return ms.isNaN ? 1 : Int(Int32.max) }
+        return Int(min(Double(Int32.max), max(1, ms)))
+    }
+
     private func mapError(_ code: CURLcode, state: TransferState, job: TransferJob) -> HTTPClientError {
         let method = job.request.method
         let url = job.request.redactedURL
@@ -344,7 +351,7 @@ final class EasyTransfer {
         if message.isEmpty { message = String(cString: curl_easy_strerror(code)) }
         switch code {
         case CURLE_OPERATION_TIMEDOUT: return .timeout(method: method, url: url, message: message)
-        case CURLE_COULDNT_CONNECT: return .connectionFailed(method: method, url: url, message: message)
+        case CURLE_COULDNT_CONNECT: return .connectionRefused(method: method, url: url, message: message)
         case CURLE_COULDNT_RESOLVE_HOST: return .couldNotResolveHost(method: method, url: url, message: message)
         case CURLE_WRITE_ERROR where state.tooLarge: return .responseTooLarge(method: method, url: url, limit: state.limit)
         case CURLE_ABORTED_BY_CALLBACK: return .cancelled(method: method, url: url)

@@ -58,8 +58,8 @@ public struct HTTPResponse: Sendable {
 public enum HTTPClientError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The connect timeout or the total timeout elapsed (curl code 28).
     case timeout(method: String, url: String, message: String)
-    /// Nothing accepted the connection (curl code 7).
-    case connectionFailed(method: String, url: String, message: String)
+    /// Could not connect: refused, or the host is unreachable (curl code 7).
+    case connectionRefused(method: String, url: String, message: String)
     /// The host name could not be resolved (curl code 6).
     case couldNotResolveHost(method: String, url: String, message: String)
     /// The response body exceeded the configured maximum.
@@ -75,7 +75,7 @@ public enum HTTPClientError: Error, Sendable, Equatable, CustomStringConvertible
     public var curlCode: Int? {
         switch self {
         case .timeout: return 28
-        case .connectionFailed: return 7
+        case .connectionRefused: return 7
         case .couldNotResolveHost: return 6
         case .curl(let code, _, _, _): return code
         case .responseTooLarge: return 23
@@ -87,7 +87,7 @@ public enum HTTPClientError: Error, Sendable, Equatable, CustomStringConvertible
     /// True for failures worth retrying (timeouts, refused connections, dropped transfers).
     public var isTransient: Bool {
         switch self {
-        case .timeout, .connectionFailed: return true
+        case .timeout, .connectionRefused: return true
         case .curl(let code, _, _, _):
             // 52 empty reply, 55 send error, 56 receive error, 18 partial file, 16 HTTP/2 error, 92 HTTP/2 stream
             return [16, 18, 52, 55, 56, 92].contains(code)
@@ -99,7 +99,7 @@ public enum HTTPClientError: Error, Sendable, Equatable, CustomStringConvertible
     public var description: String {
         switch self {
         case .timeout(let method, let url, let message): return "HTTP \(method) \(url) timed out: \(message)"
-        case .connectionFailed(let method, let url, let message): return "HTTP \(method) \(url): connection failed: \(message)"
+        case .connectionRefused(let method, let url, let message): return "HTTP \(method) \(url): connection failed: \(message)"
         case .couldNotResolveHost(let method, let url, let message): return "HTTP \(method) \(url): could not resolve host: \(message)"
         case .responseTooLarge(let method, let url, let limit): return "HTTP \(method) \(url): response larger than \(limit) bytes"
         case .cancelled(let method, let url): return "HTTP \(method) \(url): cancelled"

@@ -20,7 +20,7 @@ public struct HTTPServerOptions: Sendable {
     public init(maxHeaderBytes: Int = 64 << 10, maxBodyBytes: Int = 64 << 20, idleTimeout: TimeInterval = 60, backlog: Int32 = 128) {
         self.maxHeaderBytes = maxHeaderBytes
         self.maxBodyBytes = maxBodyBytes
-        self.idleTimeout = idleTimeout
+        self.idleTimeout = idleTimeout.isNaN ? 60 : min(86_400, max(0.001, idleTimeout))
         self.backlog = backlog
     }
 }

@@ -31,6 +31,11 @@ public struct PolygonClientStatistics: Sendable, Equatable {
     public var bytesReceived = 0
 }
 
+/// The task-local tally behind `PolygonClient.measuring`.
+enum PolygonTally {
+    @TaskLocal static var current: Locked<PolygonClientStatistics>?
+}
+
 /// A retry about to happen, reported to the client's observer (for logs and tests).
 public struct PolygonRetryEvent: Sendable, Equatable {
     /// What the request was for.
@@ -248,8 +253,23 @@ public final class PolygonClient: Sendable {
         }
     }
 
+    /// Updates the client's counters and those of the enclosing `measuring` scope, if any.
+    private func record(_ update: (inout PolygonClientStatistics) -> Void) {
+        stats.withLock(update)
+        PolygonTally.current?.withLock(update)
+    }
+
+    /// Runs `body` and returns, with its result, the Polygon traffic it caused: every request
+    /// made by any client inside `body`, its child tasks included (a task-local tally). Use it
+    /// to report per-task request counts while tasks share one client.
+    public static func measuring<T>(_ body: () async throws -> T) async rethrows -> (value: T, statistics: PolygonClientStatistics) {
+        let tally = Locked(PolygonClientStatistics())
+        let value = try await PolygonTally.$current.withValue(tally) { try await body() }
+        return (value, tally.withLock { $0 })
+    }
+
     private func fail(_ error: PolygonError) -> PolygonError {
-        stats.withLock { $0.failedCalls += 1 }
+        record { $0.failedCalls += 1 }
         return error
     }
 
@@ -263,7 +283,7 @@ public final class PolygonClient: Sendable {
         while true {
             attempt += 1
             try await limiter.acquire()
-            stats.withLock {
+            record {
                 $0.requests += 1
                 if attempt > 1 { $0.retries += 1 }
             }
@@ -273,7 +293,7 @@ public final class PolygonClient: Sendable {
                 limiter.release()
             } catch let error as HTTPClientError {
                 limiter.release()
-                stats.withLock { $0.transportFailures += 1 }
+                record { $0.transportFailures += 1 }
                 if case .cancelled = error, Task.isCancelled { throw CancellationError() }
                 if error.isTransient && attempt < policy.maxAttempts {
                     try await pause(context: context, attempt: attempt, status: nil, retryAfter: nil)
@@ -284,7 +304,7 @@ public final class PolygonClient: Sendable {
                 limiter.release()
                 throw error
             }
-            stats.withLock { $0.bytesReceived += response.body.count }
+            record { $0.bytesReceived += response.body.count }
             let status = response.status
             switch status {
             case 200..<300:
@@ -294,7 +314,7 @@ public final class PolygonClient: Sendable {
             case 404:
                 throw fail(.notFound(context, message: message(in: response)))
             case 429, 500..<600:
-                stats.withLock { s in
+                record { s in
                     if status == 429 { s.rateLimitedResponses += 1 } else { s.serverErrorResponses += 1 }
                 }
                 if attempt < policy.maxAttempts {
@@ -319,7 +339,7 @@ public final class PolygonClient: Sendable {
             if policy.jitter && delay > 0 { delay = Double.random(in: (delay / 2)...delay) }
         }
         onRetry?(PolygonRetryEvent(context: context, attempt: attempt, status: status, delay: delay, retryAfter: retryAfter))
-        if delay > 0 { try await Task.sleep(for: .nanoseconds(Int64(delay * 1_000_000_000))) }
+        if delay > 0 { try await Task.sleep(for: .nanoseconds(Int64(min(delay, 86_400) * 1_000_000_000))) }
     }
 
     /// `Retry-After` as seconds (a number, or an HTTP date).

@@ -18,10 +18,12 @@ public struct PolygonRetryPolicy: Sendable, Equatable {
     /// Creates a policy; every value has a default.
     public init(maxAttempts: Int = 5, baseDelay: TimeInterval = 0.5, maxDelay: TimeInterval = 30,
                 maxRetryAfter: TimeInterval = 60, jitter: Bool = true) {
+        // Delays are kept within [0, 1 day] (NaN counts as 0) so sleeping never overflows.
+        func clamp(_ value: TimeInterval) -> TimeInterval { value.isNaN ? 0 : min(86_400, max(0, value)) }
         self.maxAttempts = max(1, maxAttempts)
-        self.baseDelay = max(0, baseDelay)
-        self.maxDelay = max(0, maxDelay)
-        self.maxRetryAfter = max(0, maxRetryAfter)
+        self.baseDelay = clamp(baseDelay)
+        self.maxDelay = clamp(maxDelay)
+        self.maxRetryAfter = clamp(maxRetryAfter)
         self.jitter = jitter
     }
 

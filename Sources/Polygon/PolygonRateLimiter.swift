@@ -30,6 +30,8 @@ public final class PolygonRateLimiter: Sendable {
     public var inFlight: Int { state.withLock { $0.inFlight } }
     /// The most requests ever in flight at once.
     public var maxInFlightObserved: Int { state.withLock { $0.maxInFlight } }
+    /// Requests waiting for a concurrency slot now.
+    public var waiting: Int { state.withLock { $0.waiters.count } }
     /// Permits granted so far (requests started).
     public var permitsGranted: Int { state.withLock { $0.granted } }
 
@@ -41,7 +43,8 @@ public final class PolygonRateLimiter: Sendable {
             guard requestsPerSecond > 0 else { return .zero }
             let now = ContinuousClock.now
             let start = max(now, s.nextStart ?? now)
-            s.nextStart = start + .nanoseconds(Int64(1_000_000_000 / requestsPerSecond))
+            let interval = min(86_400, 1 / requestsPerSecond)  // at most a day, so the Duration never overflows
+            s.nextStart = start + .nanoseconds(Int64(interval * 1_000_000_000))
             return start - now
         }
         if wait > .zero {

@@ -132,6 +132,12 @@ public final class SamplePolygonServer: Sendable {
         state.inFlight.withLock { $0.max = $0.current }
     }
 
+    /// A client configuration pointing at this server, with its API key (if it requires one)
+    /// and no rate limit; adjust the returned value as needed.
+    public func clientConfiguration(retry: PolygonRetryPolicy = PolygonRetryPolicy(maxAttempts: 4, baseDelay: 0.01, maxDelay: 0.1, maxRetryAfter: 0.1)) -> PolygonConfiguration {
+        PolygonConfiguration(baseURL: baseURL, apiKey: options.apiKey, requestsPerSecond: 0, retry: retry)
+    }
+
     /// Stops the server.
     public func stop() { server.stop() }
 }

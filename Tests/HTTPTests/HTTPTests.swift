@@ -56,6 +56,31 @@ final class HTTPTests: XCTestCase {
         XCTAssertEqual(missing.status, 404)
     }
 
+    func testGzipBodiesAreDecodedTransparently() async throws {
+        let text = String(repeating: "closing bell ", count: 2000)
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gzip.arguments = ["-c"]
+        let input = Pipe(), output = Pipe()
+        gzip.standardInput = input
+        gzip.standardOutput = output
+        try gzip.run()
+        input.fileHandleForWriting.write(Data(text.utf8))
+        try input.fileHandleForWriting.close()
+        let compressed = output.fileHandleForReading.readDataToEndOfFile()
+        gzip.waitUntilExit()
+        XCTAssertLessThan(compressed.count, text.utf8.count / 10)
+        let acceptEncoding = LockedBox<String?>(nil)
+        let server = try HTTPServer.start { request in
+            acceptEncoding.set(request.header("accept-encoding"))
+            return HTTPServerResponse(status: 200, headers: [("Content-Encoding", "gzip")], body: compressed)
+        }
+        defer { server.stop() }
+        let response = try await HTTPClient().send(HTTPRequest(url: URL(string: "\(server.baseURL)/z")!))
+        XCTAssertEqual(String(decoding: response.body, as: UTF8.self), text)
+        XCTAssertTrue(acceptEncoding.get()?.contains("gzip") ?? false, "\(String(describing: acceptEncoding.get()))")
+    }
+
     func testSequentialRequestsReuseOneConnection() async throws {
         let server = try echoServer()
         defer { server.stop() }
@@ -116,7 +141,7 @@ final class HTTPTests: XCTestCase {
             _ = try await client.send(HTTPRequest(url: URL(string: "\(base)/x")!, headers: [("Authorization", "Bearer SECRET-TOKEN")]))
             XCTFail("expected connection failure")
         } catch let error as HTTPClientError {
-            guard case .connectionFailed = error else { return XCTFail("got \(error)") }
+            guard case .connectionRefused = error else { return XCTFail("got \(error)") }
             XCTAssertEqual(error.curlCode, 7)
             XCTAssertFalse(error.description.contains("SECRET-TOKEN"))
         }
@@ -223,4 +248,12 @@ final class HTTPTests: XCTestCase {
             XCTAssertEqual(error as? HTTPServerError, .invalidAddress("not an address"))
         }
     }
+}
+
+final class LockedBox<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func get() -> Value { lock.withLock { value } }
+    func set(_ newValue: Value) { lock.withLock { value = newValue } }
 }
