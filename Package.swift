@@ -42,6 +42,8 @@ let package = Package(
         .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "CBackupSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
         .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // Market-data tasks: daily bars, volume slots, metadata, volume stats, universe sync.
+        .target(name: "MarketDataTasks", dependencies: ["CLibPQ", "PostgresClient", "JobQueue", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // The command-line interface.
         .executableTarget(
             name: "Closebell",
@@ -71,6 +73,7 @@ let package = Package(
             name: "JobQueueTests",
             dependencies: ["JobQueue", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
+        .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "JobQueue", "TestSupport", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient"], swiftSettings: strict),
         .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
