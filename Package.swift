@@ -49,7 +49,7 @@ let package = Package(
             name: "Closebell",
             dependencies: [
                 "PostgresClient", "LocalCluster", "SchemaMigrations", "JobQueue",
-                "Backup",
+                "Backup", "MaintenanceTasks", "MarketDataTasks", "Polygon", "SampleMarket",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
