@@ -8,6 +8,11 @@ import XCTest
 @testable import Backup
 
 final class BackupRunnerTests: XCTestCase {
+    override class func tearDown() {
+        BackupFixtures.removeFolders()
+        super.tearDown()
+    }
+
     func testBackupVerifyAndRestoreReproduceEveryTable() async throws {
         let db = try await BackupFixtures.populatedDatabase()
         let folder = try BackupFixtures.folder()
