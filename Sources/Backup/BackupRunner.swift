@@ -71,8 +71,14 @@ public struct BackupRunner: Sendable {
             server = (connection.databaseName, connection.serverVersion)
             await connection.close()
         } catch {
+            if Task.isCancelled || isCancelled() {
+                throw BackupError(stage: .cancelled, message: "backup cancelled before pg_dump started", database: info.databaseName)
+            }
             throw BackupError(
                 stage: .connect, message: "cannot connect: \(error)", database: info.databaseName, secrets: secrets)
+        }
+        if Task.isCancelled || isCancelled() {
+            throw BackupError(stage: .cancelled, message: "backup cancelled before pg_dump started", database: server.name)
         }
         let database = server.name
         let directory = settings.directory
