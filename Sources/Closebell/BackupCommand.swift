@@ -34,6 +34,15 @@ private func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
+/// A size for people: bytes, kB, MB or GB (powers of 1000).
+private func size(_ bytes: Int64) -> String {
+    let value = Double(bytes)
+    if value < 1_000 { return "\(bytes) B" }
+    if value < 1_000_000 { return String(format: "%.1f kB", value / 1_000) }
+    if value < 1_000_000_000 { return String(format: "%.1f MB", value / 1_000_000) }
+    return String(format: "%.2f GB", value / 1_000_000_000)
+}
+
 /// Turns a backup error into a command failure with the full explanation on stderr.
 private func failure(_ error: Error) -> Error {
     if let error = error as? BackupError { return CommandFailure(error.description) }
@@ -63,7 +72,7 @@ struct BackupRunCommand: AsyncParsableCommand {
             if json {
                 try printJSON(result)
             } else {
-                print(String(format: "backup %@ (%.1f MB, %.1f s, %@)", result.path, Double(result.bytes) / 1_000_000, result.seconds, result.compressor))
+                print("backup \(result.path) (\(size(result.bytes)), \(String(format: "%.1f", result.seconds)) s, \(result.compressor))")
                 for path in result.rotated { print("rotated away \(path)") }
                 for problem in result.rotationErrors { print("could not remove \(problem)") }
             }
@@ -92,7 +101,8 @@ struct BackupListCommand: AsyncParsableCommand {
             if files.isEmpty { print("no backups in \(folder.settings.directory.path)") }
             let formatter = ISO8601DateFormatter()
             for file in files {
-                print("\(formatter.string(from: file.created))  \(String(format: "%10.1f MB", Double(file.bytes) / 1_000_000))  \(file.path)")
+                let shown = size(file.bytes)
+                print("\(formatter.string(from: file.created))  \(String(repeating: " ", count: max(0, 10 - shown.count)))\(shown)  \(file.path)")
             }
         } catch {
             throw failure(error)
@@ -111,7 +121,7 @@ struct BackupVerifyCommand: AsyncParsableCommand {
     func run() async throws {
         do {
             let result = try await BackupCatalog(settings: BackupSettings(directory: BackupSettings.defaultDirectory)).verify(path: file)
-            print(String(format: "ok %@ (%.1f MB, %.1f MB of SQL)", result.path, Double(result.bytes) / 1_000_000, Double(result.dumpBytes) / 1_000_000))
+            print("ok \(result.path) (\(size(result.bytes)), \(size(result.dumpBytes)) of SQL)")
         } catch {
             throw failure(error)
         }
