@@ -17,12 +17,19 @@ struct BackupCommand: AsyncParsableCommand {
 
 /// The backup folder option shared by the subcommands.
 struct BackupDirectoryOptions: ParsableArguments {
-    @Option(name: .customLong("dir"), help: "Backup folder (default: $CLOSEBELL_BACKUP_DIR, else ./backups).")
+    @Option(name: .customLong("dir"), help: "Backup folder (default: $CLOSEBELL_BACKUP_DIR, the config file's backup.directory, else ./backups).")
     var directory: String?
 
-    /// Settings with the folder (and documented defaults for everything else).
+    @Option(help: "YAML config file (default: $CLOSEBELL_CONFIG).")
+    var config: String?
+
+    /// The config file's `backup:` settings, with `--dir` overriding the folder.
     var settings: BackupSettings {
-        BackupSettings(directory: directory.map { URL(fileURLWithPath: $0) } ?? BackupSettings.defaultDirectory)
+        get throws {
+            var settings = try ClosebellConfig.load(path: config).backup
+            if let directory { settings.directory = URL(fileURLWithPath: directory) }
+            return settings
+        }
     }
 }
 
@@ -65,7 +72,7 @@ struct BackupRunCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        var settings = folder.settings
+        var settings = try folder.settings
         if let keep { settings.keep = keep }
         do {
             let result = try await BackupRunner(settings: settings).run(conninfo: database.conninfo)
@@ -93,12 +100,12 @@ struct BackupListCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let files = try BackupCatalog(settings: folder.settings).list()
+            let files = try BackupCatalog(settings: try folder.settings).list()
             if json {
                 try printJSON(files)
                 return
             }
-            if files.isEmpty { print("no backups in \(folder.settings.directory.path)") }
+            if files.isEmpty { print("no backups in \(try folder.settings.directory.path)") }
             let formatter = ISO8601DateFormatter()
             for file in files {
                 let shown = size(file.bytes)
@@ -115,12 +122,14 @@ struct BackupVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify", abstract: "Check that a backup decompresses completely and ends with pg_dump's completion line.")
 
+    @OptionGroup var folder: BackupDirectoryOptions
+
     @Argument(help: "The .sql.gz file.")
     var file: String
 
     func run() async throws {
         do {
-            let result = try await BackupCatalog(settings: BackupSettings(directory: BackupSettings.defaultDirectory)).verify(path: file)
+            let result = try await BackupCatalog(settings: try folder.settings).verify(path: file)
             print("ok \(result.path) (\(size(result.bytes)), \(size(result.dumpBytes)) of SQL)")
         } catch {
             throw failure(error)
@@ -139,6 +148,7 @@ struct BackupRestoreCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var folder: BackupDirectoryOptions
 
     @Argument(help: "The .sql.gz file.")
     var file: String
@@ -151,7 +161,7 @@ struct BackupRestoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let result = try await BackupCatalog(settings: BackupSettings(directory: BackupSettings.defaultDirectory))
+            let result = try await BackupCatalog(settings: try folder.settings)
                 .restore(path: file, into: dbname, conninfo: database.conninfo, force: force)
             let how = result.created ? "created" : result.replaced ? "dropped and recreated" : "existing, empty"
             print(String(format: "restored %@ into %@ (%@) in %.1f s", result.path, result.database, how, result.seconds))
