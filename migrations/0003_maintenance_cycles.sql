@@ -244,10 +244,10 @@ BEGIN
      WHERE id = p_run;
 END $$;
 
--- Moves a run forward. The caller's statement must hold no lock order assumptions: the run
--- row is locked FOR UPDATE first, so two jobs of the same stage finishing at the same moment
--- are serialized here, and the second (in READ COMMITTED, each statement takes a new snapshot)
--- sees the first one's commit. Whoever sees no waiting or running job left starts the next
+-- Moves a run forward. The run row is locked FOR UPDATE first, so two jobs of the same stage
+-- finishing at the same moment are serialized here, and the second (in READ COMMITTED each
+-- statement takes a new snapshot) sees the first one's commit: without the lock, each could see
+-- the other still running and the stage would never end. Whoever sees no waiting or running job left starts the next
 -- stage; stages without any enqueueable task are recorded and passed over.
 CREATE FUNCTION maintenance_cycle_advance(p_run bigint) RETURNS void
 LANGUAGE plpgsql AS $$
