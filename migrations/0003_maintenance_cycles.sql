@@ -244,10 +244,10 @@ BEGIN
      WHERE id = p_run;
 END $$;
 
--- Moves a run forward. The run row is locked FOR UPDATE first, so two jobs of the same stage
--- finishing at the same moment are serialized here, and the second (in READ COMMITTED each
--- statement takes a new snapshot) sees the first one's commit: without the lock, each could see
--- the other still running and the stage would never end. Whoever sees no waiting or running job left starts the next
+-- Moves a run forward. The caller's statement must hold no lock order assumptions: the run
+-- row is locked FOR UPDATE first, so two jobs of the same stage finishing at the same moment
+-- are serialized here, and the second (in READ COMMITTED, each statement takes a new snapshot)
+-- sees the first one's commit. Whoever sees no waiting or running job left starts the next
 -- stage; stages without any enqueueable task are recorded and passed over.
 CREATE FUNCTION maintenance_cycle_advance(p_run bigint) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -422,32 +422,18 @@ BEGIN
     RETURN n;
 END $$;
 
--- The trigger. One statement may finish jobs of several runs (a worker completes its jobs in
--- one UPDATE); the runs are advanced in run id order, so two such statements lock run rows in
--- the same order and cannot deadlock. (A row-level trigger would lock them in row order.)
--- Statement-level because transition tables cannot be combined with UPDATE OF column lists;
--- the filter below keeps only rows of a run whose state just became final.
+-- The trigger: only rows of a cycle run whose state just became final.
 CREATE FUNCTION maintenance_jobs_cycle_advance() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_run bigint;
 BEGIN
-    FOR v_run IN
-        SELECT DISTINCT n.run_id
-          FROM maintenance_jobs_new n
-          JOIN maintenance_jobs_old o ON o.id = n.id
-         WHERE n.run_id IS NOT NULL
-           AND n.state IN ('succeeded', 'failed', 'cancelled')
-           AND o.state IS DISTINCT FROM n.state
-         ORDER BY 1
-    LOOP
-        PERFORM maintenance_cycle_advance(v_run);
-    END LOOP;
+    PERFORM maintenance_cycle_advance(NEW.run_id);
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER maintenance_jobs_cycle_advance
-    AFTER UPDATE ON maintenance_jobs
-    REFERENCING OLD TABLE AS maintenance_jobs_old NEW TABLE AS maintenance_jobs_new
-    FOR EACH STATEMENT
+    AFTER UPDATE OF state ON maintenance_jobs
+    FOR EACH ROW
+    WHEN (NEW.run_id IS NOT NULL
+          AND NEW.state IN ('succeeded', 'failed', 'cancelled')
+          AND OLD.state IS DISTINCT FROM NEW.state)
     EXECUTE FUNCTION maintenance_jobs_cycle_advance();

@@ -1,7 +1,152 @@
 import ArgumentParser
+import Backup
+import Foundation
 
-/// `closebell backup` (placeholder until it lands).
+/// `closebell backup`: make, list, verify and restore pg_dump backups.
 struct BackupCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "backup", abstract: "Not built yet.")
-    func run() async throws { throw CommandFailure("closebell backup is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Make, list, verify and restore gzip-compressed pg_dump backups.",
+        discussion: """
+            Files are {dbname}_{YYYYMMDD_HHMMSS}.sql.gz (UTC), mode 0600, in --dir
+            (default: $CLOSEBELL_BACKUP_DIR, else ./backups).
+            """,
+        subcommands: [BackupRunCommand.self, BackupListCommand.self, BackupVerifyCommand.self, BackupRestoreCommand.self]
+    )
+}
+
+/// The backup folder option shared by the subcommands.
+struct BackupDirectoryOptions: ParsableArguments {
+    @Option(name: .customLong("dir"), help: "Backup folder (default: $CLOSEBELL_BACKUP_DIR, else ./backups).")
+    var directory: String?
+
+    /// Settings with the folder (and documented defaults for everything else).
+    var settings: BackupSettings {
+        BackupSettings(directory: directory.map { URL(fileURLWithPath: $0) } ?? BackupSettings.defaultDirectory)
+    }
+}
+
+/// Prints an encodable value as indented JSON with sorted keys.
+private func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Turns a backup error into a command failure with the full explanation on stderr.
+private func failure(_ error: Error) -> Error {
+    if let error = error as? BackupError { return CommandFailure(error.description) }
+    return error
+}
+
+/// `closebell backup run`.
+struct BackupRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Back up the database now (pg_dump | pigz/gzip, verified, then rotation); exits non-zero on failure.")
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var folder: BackupDirectoryOptions
+
+    @Option(help: "Keep this many newest backups of the database (default 7).")
+    var keep: Int?
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func run() async throws {
+        var settings = folder.settings
+        if let keep { settings.keep = keep }
+        do {
+            let result = try await BackupRunner(settings: settings).run(conninfo: database.conninfo)
+            if json {
+                try printJSON(result)
+            } else {
+                print(String(format: "backup %@ (%.1f MB, %.1f s, %@)", result.path, Double(result.bytes) / 1_000_000, result.seconds, result.compressor))
+                for path in result.rotated { print("rotated away \(path)") }
+                for problem in result.rotationErrors { print("could not remove \(problem)") }
+            }
+        } catch {
+            throw failure(error)
+        }
+    }
+}
+
+/// `closebell backup list`.
+struct BackupListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the backups in the folder, newest first.")
+
+    @OptionGroup var folder: BackupDirectoryOptions
+
+    @Flag(help: "Print the list as JSON.")
+    var json = false
+
+    func run() async throws {
+        do {
+            let files = try BackupCatalog(settings: folder.settings).list()
+            if json {
+                try printJSON(files)
+                return
+            }
+            if files.isEmpty { print("no backups in \(folder.settings.directory.path)") }
+            let formatter = ISO8601DateFormatter()
+            for file in files {
+                print("\(formatter.string(from: file.created))  \(String(format: "%10.1f MB", Double(file.bytes) / 1_000_000))  \(file.path)")
+            }
+        } catch {
+            throw failure(error)
+        }
+    }
+}
+
+/// `closebell backup verify FILE`.
+struct BackupVerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Check that a backup decompresses completely and ends with pg_dump's completion line.")
+
+    @Argument(help: "The .sql.gz file.")
+    var file: String
+
+    func run() async throws {
+        do {
+            let result = try await BackupCatalog(settings: BackupSettings(directory: BackupSettings.defaultDirectory)).verify(path: file)
+            print(String(format: "ok %@ (%.1f MB, %.1f MB of SQL)", result.path, Double(result.bytes) / 1_000_000, Double(result.dumpBytes) / 1_000_000))
+        } catch {
+            throw failure(error)
+        }
+    }
+}
+
+/// `closebell backup restore FILE --dbname NAME [--force]`.
+struct BackupRestoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a backup into a database (created when missing) in one transaction.",
+        discussion: """
+            A database that already has tables is refused unless --force, which drops it
+            (disconnecting its sessions) and recreates it before restoring.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Argument(help: "The .sql.gz file.")
+    var file: String
+
+    @Option(help: "The database to restore into.")
+    var dbname: String
+
+    @Flag(help: "Drop and recreate the database when it already has tables.")
+    var force = false
+
+    func run() async throws {
+        do {
+            let result = try await BackupCatalog(settings: BackupSettings(directory: BackupSettings.defaultDirectory))
+                .restore(path: file, into: dbname, conninfo: database.conninfo, force: force)
+            let how = result.created ? "created" : result.replaced ? "dropped and recreated" : "existing, empty"
+            print(String(format: "restored %@ into %@ (%@) in %.1f s", result.path, result.database, how, result.seconds))
+        } catch {
+            throw failure(error)
+        }
+    }
 }

@@ -31,6 +31,8 @@ public struct NoopTask: JobTask {
     public var name: String { "noop" }
 
     public func run(_ context: JobContext) async throws -> JobResult {
+        // The common case (health checks, benchmarks) needs no decoding.
+        if context.args.text == "{}" { return .empty }
         let args = try context.decodeArgs(Arguments.self, allowedKeys: ["sleep_ms", "fail_times"])
         var remaining = max(0, args.sleep_ms ?? 0)
         // Sleep in slices so cancellation is noticed within 50 ms.

@@ -27,6 +27,8 @@ public final class Worker: @unchecked Sendable {
     private let lock = NSLock()
     private var running: [Int64: RunningJob] = [:]
     private var pendingOutcomes: [(job: ClaimedJob, outcome: JobOutcome)] = []
+    /// The batch the ack loop is writing now (still leased, so heartbeats keep covering it).
+    private var writingOutcomes: [(job: ClaimedJob, outcome: JobOutcome)] = []
     private var draining = false
     private var stopped = false
     private var lastActivity = Date()
@@ -121,7 +123,7 @@ public final class Worker: @unchecked Sendable {
                 continue
             }
             if jobs.isEmpty {
-                if let idle = config.exitWhenIdleSeconds, lock.withLock({ running.isEmpty && pendingOutcomes.isEmpty }),
+                if let idle = config.exitWhenIdleSeconds, lock.withLock({ running.isEmpty && pendingOutcomes.isEmpty && writingOutcomes.isEmpty }),
                    Date().timeIntervalSince(lock.withLock { lastActivity }) >= idle {
                     logger.info("worker_idle_exit", metadata: ["idle_s": "\(idle)"])
                     lock.withLock { draining = true }
@@ -194,8 +196,15 @@ public final class Worker: @unchecked Sendable {
         case .cancelled:
             jobLogger.warning("task_cancelled", metadata: ["duration_s": "\(String(format: "%.3f", seconds))"])
         }
-        lock.withLock { pendingOutcomes.append((job, outcome)) }
+        // The slot frees as soon as the task is done; the outcome is written by the ack loop,
+        // batched with others (the job keeps its lease until then).
+        lock.withLock {
+            running[job.id] = nil
+            pendingOutcomes.append((job, outcome))
+            lastActivity = Date()
+        }
         ackWake.signal()
+        claimWake.signal()
     }
 
     // MARK: - Recording outcomes
@@ -205,7 +214,10 @@ public final class Worker: @unchecked Sendable {
     private func ackLoop() async {
         while true {
             let batch = lock.withLock { () -> [(job: ClaimedJob, outcome: JobOutcome)] in
-                defer { pendingOutcomes.removeAll() }
+                defer {
+                    writingOutcomes = pendingOutcomes
+                    pendingOutcomes.removeAll()
+                }
                 return pendingOutcomes
             }
             if batch.isEmpty {
@@ -261,10 +273,9 @@ public final class Worker: @unchecked Sendable {
             }
         }
         lock.withLock {
-            for (job, _) in batch { running[job.id] = nil }
+            writingOutcomes.removeAll()
             lastActivity = Date()
         }
-        claimWake.signal()
     }
 
     // MARK: - Heartbeats and cancellation
@@ -274,7 +285,10 @@ public final class Worker: @unchecked Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(nanoseconds: UInt64(interval * 1_000_000_000))
             if Task.isCancelled { return }
-            let held = lock.withLock { running.values.map { (id: $0.job.id, attempt: $0.job.attempt) } }
+            let held = lock.withLock {
+                running.values.map { (id: $0.job.id, attempt: $0.job.attempt) }
+                    + (pendingOutcomes + writingOutcomes).map { (id: $0.job.id, attempt: $0.job.attempt) }
+            }
             guard !held.isEmpty else { continue }
             let worker = configuration.workerID, lease = configuration.leaseSeconds
             do {
@@ -283,7 +297,7 @@ public final class Worker: @unchecked Sendable {
                 let lost = held.filter { !alive.contains($0.id) }.map(\.id)
                 guard !lost.isEmpty else { continue }
                 // A job that finished meanwhile is not lost: only those still running here.
-                let victims = lock.withLock { lost.compactMap { running[$0] }.filter { !pendingOutcomes.map(\.job.id).contains($0.job.id) } }
+                let victims = lock.withLock { lost.compactMap { running[$0] } }
                 for victim in victims {
                     logger.warning("task_cancel_requested", metadata: [
                         "job_id": "\(victim.job.id)", "task": "\(victim.job.task)",
@@ -357,7 +371,7 @@ public final class Worker: @unchecked Sendable {
         while Date() < deadline, lock.withLock({ !running.isEmpty }) {
             try? await Task.sleep(nanoseconds: 50_000_000)
         }
-        let leftovers = lock.withLock { running.values.filter { job in !pendingOutcomes.contains { $0.job.id == job.job.id } } }
+        let leftovers = lock.withLock { Array(running.values) }
         if !leftovers.isEmpty {
             for job in leftovers {
                 job.flag.set()
@@ -374,7 +388,7 @@ public final class Worker: @unchecked Sendable {
             lock.withLock { for job in leftovers { running[job.job.id] = nil } }
         }
         // Let the ack loop write what finished.
-        while lock.withLock({ !pendingOutcomes.isEmpty || !running.isEmpty }) {
+        while lock.withLock({ !pendingOutcomes.isEmpty || !writingOutcomes.isEmpty }) {
             try? await Task.sleep(nanoseconds: 20_000_000)
         }
     }

@@ -1,0 +1,227 @@
+import Foundation
+import JobQueue
+import Logging
+import PostgresClient
+
+/// A failed unit (symbol or date) and why, without secrets.
+public struct UnitFailure: Codable, Sendable, Equatable {
+    /// The symbol or date.
+    public var unit: String
+    /// The error's one-line description.
+    public var reason: String
+}
+
+/// Counts of one kind of unit in a result.
+public struct UnitCounts: Codable, Sendable, Equatable {
+    /// Units finished in this job (this attempt and earlier ones).
+    public var ok: Int = 0
+    /// Units that failed.
+    public var failed: Int = 0
+    /// Units skipped by this attempt because an earlier attempt finished them.
+    public var skipped: Int = 0
+    /// The failures, at most `MarketDataSettings.maxNamedFailures` of them.
+    public var failures: [UnitFailure] = []
+}
+
+/// The checkpoint of a batch task, saved after each unit in `maintenance_jobs.progress`.
+/// Units are processed in sorted order; `doneThrough` is the largest unit such that it and all
+/// smaller ones are finished, `doneAfter` the finished units beyond it (at most the number in
+/// flight), so the checkpoint stays small however many symbols a job has.
+struct BatchProgress: Codable, Equatable {
+    var task: String
+    var from: CivilDate?
+    var to: CivilDate?
+    var doneThrough: String?
+    var doneAfter: [String] = []
+    var counts = UnitCounts()
+    var rowsWritten = 0
+    var requests = 0
+    var unitsWithoutData = 0
+
+    enum CodingKeys: String, CodingKey {
+        case task, from, to, counts, requests
+        case unitsWithoutData = "units_without_data"
+        case doneThrough = "done_through"
+        case doneAfter = "done_after"
+        case rowsWritten = "rows_written"
+    }
+
+    /// The date range the first attempt chose (a retry keeps it, even past midnight).
+    var range: DateRange? {
+        guard let from, let to else { return nil }
+        return DateRange(from: from, to: to)
+    }
+
+    func isDone(_ unit: String) -> Bool {
+        if let doneThrough, unit <= doneThrough { return true }
+        return doneAfter.contains(unit)
+    }
+
+    /// Marks `unit` finished and advances `doneThrough` over the sorted `units`.
+    mutating func markDone(_ unit: String, sortedUnits: [String]) {
+        doneAfter.append(unit)
+        var index = doneThrough.flatMap { cursor in sortedUnits.lastIndex { $0 <= cursor } }.map { $0 + 1 } ?? 0
+        while index < sortedUnits.count, doneAfter.contains(sortedUnits[index]) {
+            doneThrough = sortedUnits[index]
+            doneAfter.removeAll { $0 == sortedUnits[index] }
+            index += 1
+        }
+        // Drop units already covered (they may be absent from sortedUnits).
+        if let doneThrough { doneAfter.removeAll { $0 <= doneThrough } }
+    }
+
+    /// The progress a retried attempt resumes from, when it belongs to the same task.
+    static func resume(_ json: PostgresJSON?, task: String, logger: Logger) -> BatchProgress? {
+        guard let json, json.text != "null", json.text != "{}" else { return nil }
+        do {
+            let progress = try json.decode(BatchProgress.self)
+            return progress.task == task ? progress : nil
+        } catch {
+            logger.warning("ignoring unreadable checkpoint: \(error)")
+            return nil
+        }
+    }
+}
+
+/// What one unit of a batch produced.
+struct UnitOutcome: Sendable {
+    var rows: Int
+    var requests: Int
+    /// True when the API had nothing for the unit (unknown symbol, no trading in the range).
+    var empty = false
+}
+
+/// The batch has failed as a whole. Thrown so that the job is retried, and finally failed,
+/// visibly. The rule: while no unit has succeeded, the batch stops at once on an error that hits
+/// every unit (401/403: bad or unentitled API key), or after `abortAfterFailures` failures that
+/// say the API as a whole is failing (429/5xx after the client's retries, transport errors);
+/// and a batch whose units ALL failed (none succeeded) throws at the end. Otherwise failed units
+/// are only counted and named in the result.
+public struct MarketDataBatchFailed: Error, CustomStringConvertible {
+    /// The task.
+    public let task: String
+    /// Units that failed before the batch stopped.
+    public let failed: Int
+    /// The last error's description (no secrets).
+    public let lastError: String
+    public var description: String {
+        "\(task): all \(failed) unit(s) tried failed; last error: \(lastError)"
+    }
+}
+
+/// The database write of a unit failed with a lost connection: retrying the job is the cure.
+struct DatabaseUnavailable: Error, CustomStringConvertible {
+    let underlying: PostgresError
+    var description: String { "database connection lost: \(underlying)" }
+}
+
+/// Runs the units of a batch task with bounded concurrency: skips units an earlier attempt
+/// finished, isolates per-unit failures, checkpoints after each unit, honours cancellation,
+/// and applies the all-failed rule (see `MarketDataBatchFailed`).
+struct BatchRunner {
+    let context: JobContext
+    let settings: MarketDataSettings
+    let source: any MarketDataSource
+    var progress: BatchProgress
+
+    /// Runs `work` for every unit of `units` not finished yet.
+    mutating func run(units: [String], concurrency: Int,
+                      work: @escaping @Sendable (String) async throws -> UnitOutcome) async throws {
+        let sorted = Array(Set(units)).sorted()
+        let pending = sorted.filter { !progress.isDone($0) }
+        progress.counts.skipped = sorted.count - pending.count
+        var next = 0
+        var cancelled = false
+        var systemicFailures = 0
+        try await withThrowingTaskGroup(of: (String, Result<UnitOutcome, Error>).self) { group in
+            func startNext() -> Bool {
+                guard next < pending.count else { return false }
+                if context.isCancelled {
+                    cancelled = true
+                    return false
+                }
+                let unit = pending[next]
+                next += 1
+                group.addTask {
+                    do { return (unit, .success(try await work(unit))) } catch { return (unit, .failure(error)) }
+                }
+                return true
+            }
+            for _ in 0..<max(1, concurrency) where !startNext() { break }
+            while let (unit, result) = try await group.next() {
+                switch result {
+                case .success(let outcome):
+                    progress.counts.ok += 1
+                    progress.rowsWritten += outcome.rows
+                    progress.requests += outcome.requests
+                    if outcome.empty { progress.unitsWithoutData += 1 }
+                case .failure(let error):
+                    if let pg = error as? PostgresError, pg.isConnectionLost {
+                        group.cancelAll()
+                        throw DatabaseUnavailable(underlying: pg)
+                    }
+                    if error is JobCancelled {
+                        cancelled = true
+                        continue
+                    }
+                    let reason = source.describe(error)
+                    progress.requests += 1
+                    progress.counts.failed += 1
+                    if progress.counts.failures.count < settings.maxNamedFailures {
+                        progress.counts.failures.append(UnitFailure(unit: unit, reason: reason))
+                    }
+                    context.logger.warning("\(context.task): \(unit) failed: \(reason)")
+                    if !source.isUnitSpecific(error) { systemicFailures += 1 }
+                    if progress.counts.ok == 0
+                        && (source.failsEverySymbol(error) || systemicFailures >= settings.abortAfterFailures) {
+                        group.cancelAll()
+                        try await giveUp(lastError: reason)
+                    }
+                }
+                progress.markDone(unit, sortedUnits: sorted)
+                try await context.checkpoint(progress)
+                _ = startNext()
+            }
+        }
+        if cancelled || context.isCancelled { throw JobCancelled() }
+        if progress.counts.ok == 0, progress.counts.failed > 0 {
+            try await giveUp(lastError: progress.counts.failures.last?.reason ?? "unknown error")
+        }
+    }
+
+    /// Forgets the failed units in the checkpoint (so the retry tries them again) and throws.
+    private func giveUp(lastError: String) async throws -> Never {
+        var reset = BatchProgress(task: progress.task, from: progress.from, to: progress.to)
+        reset.requests = progress.requests
+        try? await context.checkpoint(reset)
+        throw MarketDataBatchFailed(task: context.task, failed: progress.counts.failed, lastError: lastError)
+    }
+}
+
+/// The result of a batch task, stored in `maintenance_jobs.result`.
+struct BatchResult: Encodable {
+    var task: String
+    var mode: String?
+    var from: CivilDate?
+    var to: CivilDate?
+    var symbols: UnitCounts?
+    var dates: UnitCounts?
+    var symbolsWithoutBars: Int?
+    var rowsWritten: Int
+    var requests: Int
+    var seconds: Double
+    var attempt: Int
+
+    enum CodingKeys: String, CodingKey {
+        case task, mode, from, to, symbols, dates, requests, seconds, attempt
+        case symbolsWithoutBars = "symbols_without_bars"
+        case rowsWritten = "rows_written"
+    }
+}
+
+/// Seconds since `start`, to the millisecond.
+func elapsedSeconds(since start: ContinuousClock.Instant) -> Double {
+    let duration = ContinuousClock.now - start
+    let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    return (seconds * 1000).rounded() / 1000
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+/// Settings of the market-data tasks (the YAML config's `market_data:` section maps onto them).
+public struct MarketDataSettings: Sendable, Equatable {
+    /// Days loaded by `ohlc_daily` when the job gives no range. Default 30.
+    public var ohlcDays: Int
+    /// Days loaded by `volume_slots` when the job gives no range. Default 10.
+    public var slotsDays: Int
+    /// Symbols `metadata_enrich` fetches per run at most. Default 500.
+    public var metadataLimit: Int
+    /// Metadata older than this many days is refreshed. Default 7.
+    public var staleDays: Int
+    /// Symbols whose fetch just returned no market cap or sector are retried only after this
+    /// many hours, so they do not crowd out stale symbols on every run. Default 24.
+    public var missingRetryHours: Int
+    /// Requests in flight per task (the client's own limits still apply). Default 4.
+    public var concurrency: Int
+    /// A run stops (and throws, so the job is retried) when this many units failed with
+    /// API-wide errors (429/5xx after retries, transport failures) before any succeeded. Default 10.
+    public var abortAfterFailures: Int
+    /// Failures named in a result (the count is always complete). Default 100.
+    public var maxNamedFailures: Int
+
+    /// Creates settings; every value has the documented default.
+    public init(ohlcDays: Int = 30, slotsDays: Int = 10, metadataLimit: Int = 500, staleDays: Int = 7,
+                missingRetryHours: Int = 24, concurrency: Int = 4, abortAfterFailures: Int = 10,
+                maxNamedFailures: Int = 100) {
+        self.ohlcDays = ohlcDays
+        self.slotsDays = slotsDays
+        self.metadataLimit = metadataLimit
+        self.staleDays = staleDays
+        self.missingRetryHours = missingRetryHours
+        self.concurrency = concurrency
+        self.abortAfterFailures = abortAfterFailures
+        self.maxNamedFailures = maxNamedFailures
+    }
+
+    /// Checks every value, naming the first bad one.
+    public func validate() throws {
+        let checks: [(String, Int, ClosedRange<Int>)] = [
+            ("ohlc_days", ohlcDays, 1...3650), ("slots_days", slotsDays, 1...3650),
+            ("metadata_limit", metadataLimit, 1...1_000_000), ("stale_days", staleDays, 0...3650),
+            ("missing_retry_hours", missingRetryHours, 0...100_000), ("concurrency", concurrency, 1...64),
+            ("abort_after_failures", abortAfterFailures, 1...1_000_000), ("max_named_failures", maxNamedFailures, 0...100_000),
+        ]
+        for (key, value, range) in checks where !range.contains(value) {
+            throw InvalidMarketDataSetting(key: key, value: value, allowed: range)
+        }
+    }
+}
+
+/// A market-data setting outside its allowed range.
+public struct InvalidMarketDataSetting: Error, CustomStringConvertible {
+    /// The config key.
+    public let key: String
+    /// The value given.
+    public let value: Int
+    /// The allowed values.
+    public let allowed: ClosedRange<Int>
+    public var description: String {
+        "market_data.\(key) = \(value) is out of range (allowed \(allowed.lowerBound)...\(allowed.upperBound))"
+    }
+}

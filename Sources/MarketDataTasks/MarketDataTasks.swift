@@ -1,0 +1,286 @@
+import Foundation
+import JobQueue
+import Logging
+import PostgresClient
+
+/// The five market-data tasks, built around one shared data source (one `PolygonClient` per
+/// worker process, so its rate limit covers them all).
+public enum MarketDataTaskSet {
+    /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats` and `universe_sync`.
+    public static func all(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) -> [any JobTask] {
+        [
+            OHLCDailyTask(source: source, settings: settings),
+            VolumeSlotsTask(source: source, settings: settings),
+            MetadataEnrichTask(source: source, settings: settings),
+            VolumeStatsTask(),
+            UniverseSyncTask(source: source, settings: settings),
+        ]
+    }
+}
+
+/// Runs `body` with a new connection of the job's database and closes it afterwards.
+func withJobConnection<T>(_ context: JobContext, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+    let connection = try await context.connect()
+    do {
+        let value = try await body(connection)
+        await connection.close()
+        return value
+    } catch {
+        await connection.close()
+        throw error
+    }
+}
+
+/// Symbols to maintain: the given ones, else the active rows of `ticker_universe`, sorted.
+func universeSymbols(_ connection: PostgresConnection, explicit: [String]?) async throws -> [String] {
+    if let explicit { return Array(Set(explicit)).sorted() }
+    let rows = try await connection.query("SELECT symbol FROM ticker_universe WHERE active ORDER BY symbol")
+    return try rows.map { try $0.decode("symbol", as: String.self) }
+}
+
+/// `ohlc_daily`: daily bars for a date range, for the active universe (or `symbols`).
+///
+/// Default mode: one grouped-daily request per weekday of the range (the whole market for that
+/// date; holidays return nothing), filtered to the universe; units are dates. `mode:
+/// "per_symbol"`: one daily-aggregates request per symbol over the range; units are symbols.
+/// Every write is COPY into a staging table and one upsert, so a rerun changes nothing.
+public struct OHLCDailyTask: JobTask {
+    public let name = "ohlc_daily"
+    let source: any MarketDataSource
+    let settings: MarketDataSettings
+
+    /// Creates the task around a shared data source.
+    public init(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) {
+        self.source = source
+        self.settings = settings
+    }
+
+    public func run(_ context: JobContext) async throws -> JobResult {
+        let start = ContinuousClock.now
+        let args = try MarketDataArguments.decode(context, allowedKeys: ["days", "from", "to", "symbols", "mode", "concurrency"])
+        let perSymbol: Bool
+        switch args.mode ?? "grouped" {
+        case "grouped": perSymbol = false
+        case "per_symbol": perSymbol = true
+        case let other: throw InvalidJobArguments(task: name, reason: "\"mode\" must be \"grouped\" or \"per_symbol\", got \"\(other)\"")
+        }
+        let previous = BatchProgress.resume(context.previousProgress, task: name, logger: context.logger)
+        let range = try previous?.range ?? args.range(defaultDays: settings.ohlcDays, today: NewYorkTime.today(), task: name)
+        return try await withJobConnection(context) { connection in
+            let symbols = try await universeSymbols(connection, explicit: args.symbols)
+            let wanted = Set(symbols)
+            var runner = BatchRunner(context: context, settings: settings, source: source,
+                                     progress: previous ?? BatchProgress(task: name, from: range.from, to: range.to))
+            let source = self.source
+            let concurrency = args.concurrency ?? settings.concurrency
+            if perSymbol {
+                try await runner.run(units: symbols, concurrency: concurrency) { symbol in
+                    let fetched = try await source.aggregates(symbol: symbol, timespan: .day, from: range.from, to: range.to)
+                    let bars = fetched.value.map { bar -> MarketBar in
+                        var bar = bar
+                        bar.symbol = symbol
+                        return bar
+                    }
+                    let outcome = try await connection.withSession { try MarketDataWriter.writeDailyBars(bars, session: $0) }
+                    return UnitOutcome(rows: outcome.written, requests: fetched.requests)
+                }
+            } else if !wanted.isEmpty {
+                try await runner.run(units: range.weekdays.map(\.description), concurrency: concurrency) { day in
+                    let fetched = try await source.groupedDaily(date: CivilDate(day)!)
+                    let bars = fetched.value.filter { wanted.contains($0.symbol) }
+                    let outcome = try await connection.withSession { try MarketDataWriter.writeDailyBars(bars, session: $0) }
+                    return UnitOutcome(rows: outcome.written, requests: fetched.requests)
+                }
+            }
+            let loaded = try await connection.query("""
+                SELECT count(DISTINCT symbol) AS n FROM market_data_daily
+                 WHERE date BETWEEN $1::date AND $2::date AND symbol = ANY ($3::text[])
+                """, [range.from.description, range.to.description, symbols]).first?.decode("n", as: Int.self) ?? 0
+            let progress = runner.progress
+            var result = BatchResult(task: name, mode: perSymbol ? "per_symbol" : "grouped", from: range.from, to: range.to,
+                                     rowsWritten: progress.rowsWritten, requests: progress.requests,
+                                     seconds: elapsedSeconds(since: start), attempt: context.attempt)
+            if perSymbol {
+                result.symbols = progress.counts
+                result.symbolsWithoutBars = symbols.count - loaded
+            } else {
+                result.dates = progress.counts
+                result.symbols = UnitCounts(ok: loaded)
+                result.symbolsWithoutBars = symbols.count - loaded
+            }
+            return try JobResult(result)
+        }
+    }
+}
+
+/// `volume_slots`: per symbol, ONE 1-minute aggregates request over the whole range (pages
+/// followed), rolled into 5-minute slots of the New York extended session (slot 0 = 04:00,
+/// slot 191 = 19:55; bars before 04:00 or from 20:00 are ignored; a slot without bars has no
+/// row), written with COPY and one upsert per symbol.
+public struct VolumeSlotsTask: JobTask {
+    public let name = "volume_slots"
+    let source: any MarketDataSource
+    let settings: MarketDataSettings
+
+    /// Creates the task around a shared data source.
+    public init(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) {
+        self.source = source
+        self.settings = settings
+    }
+
+    public func run(_ context: JobContext) async throws -> JobResult {
+        let start = ContinuousClock.now
+        let args = try MarketDataArguments.decode(context, allowedKeys: ["days", "from", "to", "symbols", "concurrency"])
+        let previous = BatchProgress.resume(context.previousProgress, task: name, logger: context.logger)
+        let range = try previous?.range ?? args.range(defaultDays: settings.slotsDays, today: NewYorkTime.today(), task: name)
+        return try await withJobConnection(context) { connection in
+            let symbols = try await universeSymbols(connection, explicit: args.symbols)
+            var runner = BatchRunner(context: context, settings: settings, source: source,
+                                     progress: previous ?? BatchProgress(task: name, from: range.from, to: range.to))
+            let source = self.source
+            try await runner.run(units: symbols, concurrency: args.concurrency ?? settings.concurrency) { symbol in
+                let fetched = try await source.aggregates(symbol: symbol, timespan: .minute, from: range.from, to: range.to)
+                // Only days of the requested range: the API's range is inclusive, but a bar's New
+                // York date can differ from the date the request named.
+                let slots = VolumeSlot.rollUp(fetched.value.map { bar -> MarketBar in
+                    var bar = bar
+                    bar.symbol = symbol
+                    return bar
+                }).filter { $0.date >= range.from && $0.date <= range.to }
+                let outcome = try await connection.withSession { try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
+                return UnitOutcome(rows: outcome.written, requests: fetched.requests, empty: slots.isEmpty)
+            }
+            let progress = runner.progress
+            return try JobResult(BatchResult(task: name, from: range.from, to: range.to, symbols: progress.counts,
+                                             symbolsWithoutBars: progress.unitsWithoutData, rowsWritten: progress.rowsWritten, requests: progress.requests,
+                                             seconds: elapsedSeconds(since: start), attempt: context.attempt))
+        }
+    }
+}
+
+/// `metadata_enrich`: ticker details for up to `limit` active symbols — first those without
+/// metadata or market cap, then without sector, then those not updated for `stale_days`.
+/// (A symbol whose last fetch left market cap or sector empty waits
+/// `MarketDataSettings.missingRetryHours` before it counts as missing again.)
+public struct MetadataEnrichTask: JobTask {
+    public let name = "metadata_enrich"
+    let source: any MarketDataSource
+    let settings: MarketDataSettings
+
+    /// Creates the task around a shared data source.
+    public init(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) {
+        self.source = source
+        self.settings = settings
+    }
+
+    public func run(_ context: JobContext) async throws -> JobResult {
+        let start = ContinuousClock.now
+        let args = try MarketDataArguments.decode(context, allowedKeys: ["limit", "symbols", "stale_days", "concurrency"])
+        let limit = args.limit ?? settings.metadataLimit
+        let staleDays = args.staleDays ?? settings.staleDays
+        let previous = BatchProgress.resume(context.previousProgress, task: name, logger: context.logger)
+        return try await withJobConnection(context) { connection in
+            let symbols: [String]
+            if let explicit = args.symbols {
+                symbols = Array(Array(Set(explicit)).sorted().prefix(limit))
+            } else {
+                symbols = try await Self.candidates(connection, limit: limit, staleDays: staleDays, missingRetryHours: settings.missingRetryHours)
+            }
+            var runner = BatchRunner(context: context, settings: settings, source: source,
+                                     progress: previous ?? BatchProgress(task: name))
+            let source = self.source
+            try await runner.run(units: symbols, concurrency: args.concurrency ?? settings.concurrency) { symbol in
+                let fetched = try await source.tickerDetails(symbol: symbol)
+                var details = fetched.value
+                details.symbol = symbol
+                let stored = details
+                try await connection.withSession { try MarketDataWriter.writeMetadata(stored, session: $0) }
+                return UnitOutcome(rows: 1, requests: fetched.requests)
+            }
+            let progress = runner.progress
+            return try JobResult(BatchResult(task: name, symbols: progress.counts, rowsWritten: progress.rowsWritten,
+                                             requests: progress.requests, seconds: elapsedSeconds(since: start), attempt: context.attempt))
+        }
+    }
+
+    /// The symbols to enrich, in priority order: no metadata or no market cap, then no sector,
+    /// then stale; ties by oldest update, then symbol.
+    static func candidates(_ connection: PostgresConnection, limit: Int, staleDays: Int, missingRetryHours: Int) async throws -> [String] {
+        let rows = try await connection.query("""
+            SELECT u.symbol
+              FROM ticker_universe u
+              LEFT JOIN ticker_metadata m ON m.symbol = u.symbol
+             WHERE u.active
+               AND (m.symbol IS NULL
+                    OR ((m.market_cap IS NULL OR m.sector IS NULL) AND m.updated_at < now() - make_interval(hours => $3))
+                    OR m.updated_at < now() - make_interval(days => $2))
+             ORDER BY CASE WHEN m.symbol IS NULL OR m.market_cap IS NULL THEN 0
+                           WHEN m.sector IS NULL THEN 1 ELSE 2 END,
+                      m.updated_at NULLS FIRST, u.symbol
+             LIMIT $1
+            """, [limit, staleDays, missingRetryHours])
+        return try rows.map { try $0.decode("symbol", as: String.self) }
+    }
+}
+
+/// `volume_stats`: recomputes `ticker_volume_stats` from `market_data_daily` in one statement
+/// (see `MarketDataWriter.refreshVolumeStats`). Needs no data source.
+public struct VolumeStatsTask: JobTask {
+    public let name = "volume_stats"
+
+    /// Creates the task.
+    public init() {}
+
+    public func run(_ context: JobContext) async throws -> JobResult {
+        struct Args: Decodable { var symbols: [String]? }
+        struct Result: Encodable {
+            var symbolsWritten: Int
+            var seconds: Double
+            enum CodingKeys: String, CodingKey {
+                case seconds
+                case symbolsWritten = "symbols_written"
+            }
+        }
+        let start = ContinuousClock.now
+        let args = try context.decodeArgs(Args.self, allowedKeys: ["symbols"])
+        return try await withJobConnection(context) { connection in
+            let written = try await connection.withSession { try MarketDataWriter.refreshVolumeStats(symbols: args.symbols, session: $0) }
+            return try JobResult(Result(symbolsWritten: written, seconds: elapsedSeconds(since: start)))
+        }
+    }
+}
+
+/// `universe_sync`: adds the API's active common stocks missing from `ticker_universe`, with
+/// source 'polygon'. Never deletes or deactivates a row (a user's choices stand).
+public struct UniverseSyncTask: JobTask {
+    public let name = "universe_sync"
+    let source: any MarketDataSource
+    let settings: MarketDataSettings
+
+    /// Creates the task around a shared data source.
+    public init(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) {
+        self.source = source
+        self.settings = settings
+    }
+
+    public func run(_ context: JobContext) async throws -> JobResult {
+        struct Args: Decodable { var limit: Int? }
+        struct Result: Encodable {
+            var fetched: Int
+            var added: Int
+            var requests: Int
+            var seconds: Double
+        }
+        let start = ContinuousClock.now
+        let args = try context.decodeArgs(Args.self, allowedKeys: ["limit"])
+        try context.checkCancellation()
+        let fetched = try await source.activeCommonStocks(limit: args.limit)
+        return try await withJobConnection(context) { connection in
+            let added = try await connection.withSession { session in
+                try SampleUniverse.insertMissing(fetched.value, source: "polygon", session: session)
+            }
+            return try JobResult(Result(fetched: fetched.value.count, added: added, requests: fetched.requests,
+                                        seconds: elapsedSeconds(since: start)))
+        }
+    }
+}

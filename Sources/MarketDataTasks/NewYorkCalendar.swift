@@ -1,0 +1,210 @@
+import Foundation
+
+/// A calendar date without a time zone (a New York trading date), stored as days since
+/// 1970-01-01. Formats and parses as `YYYY-MM-DD`.
+public struct CivilDate: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+    /// Days since 1970-01-01 (negative before).
+    public let dayNumber: Int
+
+    /// Creates a date from its day number.
+    public init(dayNumber: Int) { self.dayNumber = dayNumber }
+
+    /// Creates a date from year, month (1-12) and day (1-31); nil when the date does not exist.
+    public init?(year: Int, month: Int, day: Int) {
+        guard (1...12).contains(month), day >= 1, day <= CivilDate.daysInMonth(year: year, month: month) else { return nil }
+        // Howard Hinnant's days_from_civil.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        dayNumber = era * 146_097 + doe - 719_468
+    }
+
+    /// Parses `YYYY-MM-DD`; nil for anything else or a date that does not exist.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+              parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]) else { return nil }
+        self.init(year: y, month: m, day: d)
+    }
+
+    /// Year, month and day (Howard Hinnant's civil_from_days).
+    public var components: (year: Int, month: Int, day: Int) {
+        let z = dayNumber + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    /// 0 = Sunday … 6 = Saturday.
+    public var weekday: Int { ((dayNumber % 7) + 7 + 4) % 7 }
+
+    /// True on Saturday and Sunday.
+    public var isWeekend: Bool { weekday == 0 || weekday == 6 }
+
+    /// The date `days` later (earlier when negative).
+    public func adding(days: Int) -> CivilDate { CivilDate(dayNumber: dayNumber + days) }
+
+    /// `YYYY-MM-DD`.
+    public var description: String {
+        let c = components
+        func pad(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+        return pad(c.year, 4) + "-" + pad(c.month, 2) + "-" + pad(c.day, 2)
+    }
+
+    public static func < (lhs: CivilDate, rhs: CivilDate) -> Bool { lhs.dayNumber < rhs.dayNumber }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let date = CivilDate(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\"\(text)\" is not a date YYYY-MM-DD"))
+        }
+        self = date
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
+    static func daysInMonth(year: Int, month: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+}
+
+/// New York local time, from the time-zone database (`America/New_York`), never a fixed
+/// offset: every conversion asks the zone for the offset in force at that instant, so bars on
+/// either side of a daylight-saving switch land on the right date and slot.
+public enum NewYorkTime {
+    /// The `America/New_York` zone.
+    public static let zone: TimeZone = TimeZone(identifier: "America/New_York")!
+
+    /// The first slot starts at 04:00 local time; the last (191) ends at 20:00.
+    public static let slotCount = 192
+    /// Minutes per slot.
+    public static let slotMinutes = 5
+    /// 04:00 in minutes after midnight.
+    static let sessionStartMinute = 4 * 60
+    /// 20:00 in minutes after midnight.
+    static let sessionEndMinute = 20 * 60
+
+    /// The local wall-clock position of an instant given in milliseconds since the Unix epoch:
+    /// the New York date and the minute of that day (0...1439).
+    public static func local(epochMilliseconds: Int64) -> (date: CivilDate, minuteOfDay: Int) {
+        let seconds = floorDiv(epochMilliseconds, 1000)
+        let offset = Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(seconds))))
+        let local = seconds + offset
+        let day = floorDiv(local, 86_400)
+        let secondOfDay = local - day * 86_400
+        return (CivilDate(dayNumber: Int(day)), Int(secondOfDay / 60))
+    }
+
+    /// Remembers the zone's UTC offset per UTC hour. New York's offset only changes on an hour
+    /// boundary, so within one UTC hour it is constant; a batch of bars asks the time-zone
+    /// database once per hour it touches instead of once per bar.
+    public struct OffsetCache {
+        private var hour: Int64 = .min
+        private var offset: Int64 = 0
+
+        /// Creates an empty cache.
+        public init() {}
+
+        /// Local date and minute of day of an instant in milliseconds since the epoch.
+        public mutating func local(epochMilliseconds: Int64) -> (date: CivilDate, minuteOfDay: Int) {
+            let seconds = NewYorkTime.floorDiv(epochMilliseconds, 1000)
+            let bucket = NewYorkTime.floorDiv(seconds, 3600)
+            if bucket != hour {
+                hour = bucket
+                offset = Int64(NewYorkTime.zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(bucket * 3600))))
+            }
+            let local = seconds + offset
+            let day = NewYorkTime.floorDiv(local, 86_400)
+            return (CivilDate(dayNumber: Int(day)), Int((local - day * 86_400) / 60))
+        }
+
+        /// The date and slot of a minute bar, nil outside 04:00-20:00 (see `NewYorkTime.slot`).
+        public mutating func slot(epochMilliseconds: Int64) -> (date: CivilDate, slot: Int)? {
+            let position = local(epochMilliseconds: epochMilliseconds)
+            guard position.minuteOfDay >= sessionStartMinute, position.minuteOfDay < sessionEndMinute else { return nil }
+            return (position.date, (position.minuteOfDay - sessionStartMinute) / slotMinutes)
+        }
+    }
+
+    /// The New York trading date of a bar timestamp (`t`, milliseconds since the epoch).
+    public static func tradingDate(epochMilliseconds: Int64) -> CivilDate {
+        local(epochMilliseconds: epochMilliseconds).date
+    }
+
+    /// The date and 5-minute slot (0...191) of a minute bar starting at `epochMilliseconds`, or
+    /// nil when the bar starts before 04:00 or at/after 20:00 New York time.
+    public static func slot(epochMilliseconds: Int64) -> (date: CivilDate, slot: Int)? {
+        let position = local(epochMilliseconds: epochMilliseconds)
+        guard position.minuteOfDay >= sessionStartMinute, position.minuteOfDay < sessionEndMinute else { return nil }
+        return (position.date, (position.minuteOfDay - sessionStartMinute) / slotMinutes)
+    }
+
+    /// Today's date in New York.
+    public static func today(now: Date = Date()) -> CivilDate {
+        tradingDate(epochMilliseconds: Int64((now.timeIntervalSince1970 * 1000).rounded(.down)))
+    }
+
+    /// The instant (milliseconds since the epoch) of a New York local date and minute of day.
+    /// Used by tests and benchmarks to build bars; ambiguous times take the earlier instant.
+    public static func epochMilliseconds(date: CivilDate, minuteOfDay: Int) -> Int64 {
+        let localSeconds = Int64(date.dayNumber) * 86_400 + Int64(minuteOfDay) * 60
+        // The offset at the guess is right except within an hour of a switch; one more
+        // step settles it.
+        var guess = localSeconds - Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(localSeconds))))
+        guess = localSeconds - Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(guess))))
+        return guess * 1000
+    }
+
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+        let q = a / b
+        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+    }
+}
+
+/// The date range of one run: either `{"days": N}` (the last N calendar days up to today in
+/// New York, today included) or `{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}`.
+public struct DateRange: Sendable, Equatable, Codable {
+    /// First date, inclusive.
+    public let from: CivilDate
+    /// Last date, inclusive.
+    public let to: CivilDate
+
+    /// Creates a range; `from` must not be after `to`.
+    public init(from: CivilDate, to: CivilDate) {
+        self.from = from
+        self.to = to
+    }
+
+    /// The last `days` calendar days ending today (New York).
+    public static func last(_ days: Int, today: CivilDate) -> DateRange {
+        DateRange(from: today.adding(days: -(max(days, 1) - 1)), to: today)
+    }
+
+    /// Every date of the range, in order.
+    public var dates: [CivilDate] {
+        guard from <= to else { return [] }
+        return (from.dayNumber...to.dayNumber).map(CivilDate.init(dayNumber:))
+    }
+
+    /// Monday to Friday dates of the range (holidays included: the API returns no bars for them).
+    public var weekdays: [CivilDate] { dates.filter { !$0.isWeekend } }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import JobQueue
+import Polygon
+
+/// The production `MarketDataSource`: a shared `PolygonClient` (one per worker process, so
+/// its rate limiter, concurrency cap and retries cover every task).
+public struct PolygonMarketDataSource: MarketDataSource {
+    /// The client.
+    public let client: PolygonClient
+
+    /// Wraps a client.
+    public init(client: PolygonClient) { self.client = client }
+
+    public func groupedDaily(date: CivilDate) async throws -> Fetched<[MarketBar]> {
+        let grouped = try await client.groupedDaily(date: TradingDate(daysSinceEpoch: date.dayNumber))
+        return Fetched(grouped.map { Self.bar($0.bar, symbol: $0.ticker) }, requests: 1)
+    }
+
+    public func aggregates(symbol: String, timespan: BarTimespan, from: CivilDate, to: CivilDate) async throws -> Fetched<[MarketBar]> {
+        let bars = try await client.aggregates(symbol: symbol, timespan: timespan == .day ? .day : .minute,
+                                               from: TradingDate(daysSinceEpoch: from.dayNumber), to: TradingDate(daysSinceEpoch: to.dayNumber))
+        return Fetched(bars.map { Self.bar($0, symbol: symbol) }, requests: Self.pages(bars.count, limit: client.configuration.aggregatesLimit))
+    }
+
+    public func tickerDetails(symbol: String) async throws -> Fetched<TickerDetails> {
+        let d = try await client.tickerDetails(symbol: symbol)
+        return Fetched(TickerDetails(
+            symbol: symbol, name: d.name, marketCap: d.marketCap.map(Self.decimal),
+            shareClassSharesOutstanding: d.shareClassSharesOutstanding.map(Self.decimal),
+            weightedSharesOutstanding: d.weightedSharesOutstanding.map(Self.decimal),
+            sicCode: d.sicCode, sicDescription: d.sicDescription, primaryExchange: d.primaryExchange), requests: 1)
+    }
+
+    public func activeCommonStocks(limit: Int?) async throws -> Fetched<[String]> {
+        let tickers = try await client.tickers(market: "stocks", type: "CS", active: true)
+        var symbols = tickers.map(\.ticker)
+        if let limit { symbols = Array(symbols.prefix(limit)) }
+        return Fetched(symbols, requests: Self.pages(tickers.count, limit: client.configuration.tickerListLimit))
+    }
+
+    public func describe(_ error: Error) -> String {
+        // PolygonError descriptions carry no key, header or query string; anything else is
+        // scrubbed of the key all the same.
+        let text = String(describing: error)
+        guard let key = client.configuration.apiKey, !key.isEmpty else { return text }
+        return text.replacingOccurrences(of: key, with: "[redacted]")
+    }
+
+    public func failsEverySymbol(_ error: Error) -> Bool {
+        if case .notAuthorized = error as? PolygonError { return true }
+        return false
+    }
+
+    public func isUnitSpecific(_ error: Error) -> Bool {
+        guard let error = error as? PolygonError else { return false }
+        switch error {
+        case .notFound, .apiError, .malformedResponse, .invalidArgument: return true
+        case .httpStatus(_, let status, _, _): return status != 429 && status < 500
+        case .notAuthorized, .transport: return false
+        }
+    }
+
+    /// Pages a paginated answer of `count` items took (at least one request).
+    static func pages(_ count: Int, limit: Int) -> Int { max(1, (count + max(limit, 1) - 1) / max(limit, 1)) }
+
+    /// The exact decimal of the JSON number the client decoded: Swift prints a `Double` with
+    /// the fewest digits that read back to it, which is the API's own text for every price and
+    /// volume it sends (at most 15 significant digits).
+    static func decimal(_ value: Double) -> Decimal {
+        if value == value.rounded(), abs(value) < 1e15 { return Decimal(Int64(value)) }
+        return Decimal(string: "\(value)", locale: Locale(identifier: "en_US_POSIX")) ?? Decimal(value)
+    }
+
+    /// A market bar from a Polygon bar.
+    static func bar(_ bar: PolygonBar, symbol: String) -> MarketBar {
+        MarketBar(symbol: symbol, timestamp: bar.timestamp, open: decimal(bar.open), high: decimal(bar.high), low: decimal(bar.low),
+                  close: decimal(bar.close), volume: decimal(bar.volume), vwap: bar.vwap.map(decimal),
+                  tradesCount: bar.transactions.map { Int64($0) })
+    }
+}
+
+extension MarketDataTaskSet {
+    /// The five tasks around one shared Polygon client.
+    public static func all(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) -> [any JobTask] {
+        all(source: PolygonMarketDataSource(client: client), settings: settings)
+    }
+}
+
+extension OHLCDailyTask {
+    /// Creates the task around the worker's shared Polygon client.
+    public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {
+        self.init(source: PolygonMarketDataSource(client: client), settings: settings)
+    }
+}
+
+extension VolumeSlotsTask {
+    /// Creates the task around the worker's shared Polygon client.
+    public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {
+        self.init(source: PolygonMarketDataSource(client: client), settings: settings)
+    }
+}
+
+extension MetadataEnrichTask {
+    /// Creates the task around the worker's shared Polygon client.
+    public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {
+        self.init(source: PolygonMarketDataSource(client: client), settings: settings)
+    }
+}
+
+extension UniverseSyncTask {
+    /// Creates the task around the worker's shared Polygon client.
+    public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {
+        self.init(source: PolygonMarketDataSource(client: client), settings: settings)
+    }
+}

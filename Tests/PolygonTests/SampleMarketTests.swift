@@ -1,0 +1,261 @@
+import Foundation
+import HTTPClient
+import Polygon
+import SampleMarket
+import XCTest
+
+final class SampleMarketTests: XCTestCase {
+    let from = TradingDate("2024-03-04")!
+    let through = TradingDate("2024-03-15")!
+
+    func testUniverseAndTradingDays() {
+        let data = SampleMarketData(symbols: 40, seed: 1, from: from, through: through)
+        XCTAssertEqual(data.symbols.count, 40)
+        XCTAssertEqual(Array(data.symbols.prefix(3)), ["AAPL", "MSFT", "AMZN"])
+        XCTAssertEqual(data.symbols[12], "ZAAA")
+        XCTAssertEqual(data.symbols[13], "ZAAB")
+        XCTAssertEqual(Set(data.symbols).count, 40)
+        XCTAssertEqual(data.tradingDays.count, 10)
+        XCTAssertFalse(data.isTradingDay(TradingDate("2024-03-09")!))
+        XCTAssertFalse(data.isTradingDay(TradingDate("2024-03-18")!), "after the range")
+        XCTAssertNil(data.dailyBar(symbol: "AAPL", date: TradingDate("2024-03-09")!))
+        XCTAssertNil(data.dailyBar(symbol: "NOPE", date: from))
+        let custom = SampleMarketData(symbols: ["X", "Y", "X"], seed: 1, from: from, through: through)
+        XCTAssertEqual(custom.symbols, ["X", "Y"])
+    }
+
+    func testDeterministicPerSeed() {
+        let a = SampleMarketData(symbols: 20, seed: 5, from: from, through: through)
+        let b = SampleMarketData(symbols: 20, seed: 5, from: from, through: through)
+        let c = SampleMarketData(symbols: 20, seed: 6, from: from, through: through)
+        XCTAssertEqual(a.dailyBar(symbol: "ZAAC", date: from), b.dailyBar(symbol: "ZAAC", date: from))
+        XCTAssertEqual(a.minuteBars(symbol: "MSFT", date: from), b.minuteBars(symbol: "MSFT", date: from))
+        XCTAssertEqual(a.details(symbol: "ZAAD"), b.details(symbol: "ZAAD"))
+        XCTAssertNotEqual(a.dailyBar(symbol: "ZAAC", date: from), c.dailyBar(symbol: "ZAAC", date: from))
+        // A bar does not depend on the range asked for.
+        let wider = SampleMarketData(symbols: 20, seed: 5, from: TradingDate("2024-01-01")!, through: TradingDate("2024-06-28")!)
+        XCTAssertEqual(wider.dailyBar(symbol: "ZAAC", date: from), a.dailyBar(symbol: "ZAAC", date: from))
+    }
+
+    func testDailyBarsAreConsistentAndSometimesOmitVWAndN() throws {
+        let data = SampleMarketData(symbols: 60, seed: 3, from: TradingDate("2024-01-02")!, through: TradingDate("2024-03-29")!)
+        var missingVW = 0, missingN = 0, total = 0
+        for symbol in data.symbols {
+            for day in data.tradingDays {
+                let bar = try XCTUnwrap(data.dailyBar(symbol: symbol, date: day))
+                total += 1
+                XCTAssertTrue(bar.low <= min(bar.open, bar.close) && bar.high >= max(bar.open, bar.close), "\(symbol) \(day)")
+                XCTAssertGreaterThan(bar.low, 0)
+                XCTAssertGreaterThan(bar.volume, 0)
+                XCTAssertEqual(bar.newYorkDate, day)
+                XCTAssertEqual(bar.startDate, day.newYorkMidnight)
+                if bar.vwap == nil { missingVW += 1 }
+                if bar.transactions == nil { missingN += 1 }
+            }
+        }
+        XCTAssertTrue(missingVW > 0 && missingVW < total / 4, "\(missingVW)/\(total)")
+        XCTAssertTrue(missingN > 0 && missingN < total / 4, "\(missingN)/\(total)")
+        // Grouped-daily bars: same values, stamped 16:00 New York.
+        let day = TradingDate("2024-03-11")!
+        let grouped = data.groupedDaily(date: day)
+        XCTAssertEqual(grouped.count, 60)
+        for entry in grouped {
+            var expected = try XCTUnwrap(data.dailyBar(symbol: entry.ticker, date: day))
+            expected.timestamp = entry.bar.timestamp
+            XCTAssertEqual(entry.bar, expected)
+            XCTAssertEqual(entry.bar.startDate, day.newYorkTime(hour: 16))
+            XCTAssertEqual(entry.bar.newYorkDate, day)
+        }
+        XCTAssertEqual(data.groupedDaily(date: TradingDate("2024-03-10")!), [])
+    }
+
+    func testMinuteBarsSpanExtendedHoursWithGapsAndUShapedVolume() throws {
+        let data = SampleMarketData(symbols: 5, seed: 11, from: from, through: through)
+        for day in [TradingDate("2024-03-08")!, TradingDate("2024-03-11")!] {  // either side of the DST switch
+            let bars = data.minuteBars(symbol: "AAPL", date: day)
+            let open = day.newYorkTime(hour: 4).timeIntervalSince1970 * 1000
+            let close = day.newYorkTime(hour: 20).timeIntervalSince1970 * 1000
+            XCTAssertTrue(bars.allSatisfy { Double($0.timestamp) >= open && Double($0.timestamp) < close })
+            XCTAssertTrue(bars.allSatisfy { $0.timestamp % 60_000 == 0 && $0.newYorkDate == day })
+            XCTAssertEqual(bars.map(\.timestamp), bars.map(\.timestamp).sorted())
+            XCTAssertLessThan(bars.count, 960, "some minutes have no bar")
+            let minuteOf: (PolygonBar) -> Int = { Int((Double($0.timestamp) - open) / 60_000) }
+            let regular = bars.filter { (330..<720).contains(minuteOf($0)) }
+            let extended = bars.filter { !(330..<720).contains(minuteOf($0)) }
+            XCTAssertGreaterThan(regular.count, 350)
+            XCTAssertGreaterThan(extended.count, 50)
+            XCTAssertLessThan(extended.count, 300)
+            func average(_ range: Range<Int>) -> Double {
+                let chosen = bars.filter { range.contains(minuteOf($0)) }
+                return chosen.map(\.volume).reduce(0, +) / Double(chosen.count)
+            }
+            let first30 = average(330..<360), midday = average(480..<570), last30 = average(690..<720)
+            XCTAssertGreaterThan(first30, 2 * midday)
+            XCTAssertGreaterThan(last30, 2 * midday)
+            XCTAssertGreaterThan(midday, average(0..<330), "pre-market is thin")
+        }
+        XCTAssertEqual(data.minuteBars(symbol: "AAPL", date: TradingDate("2024-03-09")!), [])
+    }
+
+    func testDetailsShapes() throws {
+        let data = SampleMarketData(symbols: 300, seed: 2, from: from, through: through)
+        let apple = try XCTUnwrap(data.details(symbol: "AAPL"))
+        XCTAssertEqual(apple.name, "Apple Inc.")
+        XCTAssertEqual(apple.sicCode, "3571")
+        XCTAssertEqual(apple.sicDescription, "ELECTRONIC COMPUTERS")
+        XCTAssertEqual(apple.primaryExchange, "XNAS")
+        XCTAssertNotNil(apple.marketCap)
+        let all = data.symbols.compactMap { data.details(symbol: $0) }
+        XCTAssertEqual(all.count, 300)
+        XCTAssertTrue(all.contains { $0.sicCode == nil }, "some symbols lack a sector")
+        XCTAssertTrue(all.contains { $0.shareClassSharesOutstanding == nil && $0.weightedSharesOutstanding != nil })
+        XCTAssertTrue(all.contains { $0.shareClassSharesOutstanding != nil && $0.weightedSharesOutstanding == nil })
+        XCTAssertTrue(all.contains { $0.marketCap == nil })
+        XCTAssertTrue(all.allSatisfy { $0.sharesOutstanding != nil })
+        for details in all {
+            if let code = details.sicCode { XCTAssertEqual(details.sicDescription, SampleMarketData.sicTable[code]) }
+            XCTAssertTrue(["XNAS", "XNYS"].contains(details.primaryExchange ?? ""))
+        }
+        XCTAssertNil(data.details(symbol: "NOPE"))
+    }
+
+    func testServedJSONHasPolygonShapes() async throws {
+        let data = SampleMarketData(symbols: 60, seed: 3, from: TradingDate("2024-01-02")!, through: TradingDate("2024-03-29")!)
+        let server = try SamplePolygonServer.start(data: data)
+        defer { server.stop() }
+        let http = HTTPClient()
+        // Find a bar without vw and check the served JSON leaves the field out.
+        let (symbol, day) = try XCTUnwrap(data.symbols.lazy.flatMap { s in data.tradingDays.map { (s, $0) } }
+            .first { data.dailyBar(symbol: $0.0, date: $0.1)?.vwap == nil })
+        let url = URL(string: "\(server.baseURL)/v2/aggs/ticker/\(symbol)/range/1/day/\(day)/\(day)?adjusted=true")!
+        let response = try await http.send(HTTPRequest(url: url))
+        XCTAssertEqual(response.status, 200)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: response.body) as? [String: Any])
+        XCTAssertEqual(object["status"] as? String, "OK")
+        XCTAssertEqual(object["ticker"] as? String, symbol)
+        let results = try XCTUnwrap(object["results"] as? [[String: Any]])
+        XCTAssertEqual(results.count, 1)
+        XCTAssertNil(results[0]["vw"])
+        XCTAssertEqual(Set(results[0].keys).isSuperset(of: ["o", "h", "l", "c", "v", "t"]), true)
+        // A weekend grouped-daily answer has no results key at all.
+        let weekend = try await http.send(HTTPRequest(url: URL(string: "\(server.baseURL)/v2/aggs/grouped/locale/us/market/stocks/2024-03-09?adjusted=true")!))
+        let weekendObject = try XCTUnwrap(JSONSerialization.jsonObject(with: weekend.body) as? [String: Any])
+        XCTAssertNil(weekendObject["results"])
+        XCTAssertEqual(weekendObject["resultsCount"] as? Int, 0)
+        // Unknown routes and bad dates are JSON errors, not crashes.
+        let unknown = try await http.send(HTTPRequest(url: URL(string: "\(server.baseURL)/v9/nothing")!))
+        XCTAssertEqual(unknown.status, 404)
+        let badDate = try await http.send(HTTPRequest(url: URL(string: "\(server.baseURL)/v2/aggs/grouped/locale/us/market/stocks/yesterday")!))
+        XCTAssertEqual(badDate.status, 400)
+    }
+
+    func testClientAgainstSampleServerEndToEnd() async throws {
+        let data = SampleMarketData(symbols: 25, seed: 9, from: from, through: through)
+        let server = try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: "k"))
+        defer { server.stop() }
+        let configuration = server.clientConfiguration()
+        XCTAssertEqual(configuration.apiKey, "k")
+        let client = PolygonClient(configuration: configuration)
+        let day = TradingDate("2024-03-12")!
+        let grouped = try await client.groupedDaily(date: day)
+        XCTAssertEqual(grouped, data.groupedDaily(date: day))
+        let daily = try await client.dailyBars(symbol: "NVDA", from: from, to: through)
+        XCTAssertEqual(daily, data.dailyBars(symbol: "NVDA", from: from, through: through))
+        XCTAssertEqual(daily.count, 10)
+        let fiveMinute = try await client.aggregates(symbol: "NVDA", multiplier: 5, timespan: .minute, from: day, to: day)
+        let minutes = data.minuteBars(symbol: "NVDA", date: day)
+        XCTAssertEqual(fiveMinute.map(\.volume).reduce(0, +), minutes.map(\.volume).reduce(0, +))
+        XCTAssertTrue(fiveMinute.allSatisfy { $0.timestamp % 300_000 == 0 })
+        let details = try await client.tickerDetails(symbol: "ZAAB")
+        XCTAssertEqual(details, data.details(symbol: "ZAAB"))
+        let holidays = try await client.upcomingMarketStatus()
+        XCTAssertEqual(holidays, data.upcomingHolidays)
+        XCTAssertTrue(holidays.allSatisfy { $0.date > through })
+        XCTAssertEqual(server.requestCount, client.requestCount)
+    }
+
+    func testFaultRulesCountAndMatchPaths() async throws {
+        let data = SampleMarketData(symbols: 5, seed: 9, from: from, through: through)
+        let server = try SamplePolygonServer.start(data: data)
+        defer { server.stop() }
+        server.inject(.serverError(status: 503), pathContains: "/grouped/", times: 1)
+        let http = HTTPClient()
+        let url = URL(string: "\(server.baseURL)/v2/aggs/grouped/locale/us/market/stocks/2024-03-12")!
+        let first = try await http.send(HTTPRequest(url: url))
+        let second = try await http.send(HTTPRequest(url: url))
+        XCTAssertEqual([first.status, second.status], [503, 200])
+        XCTAssertEqual(server.requests.map(\.status), [503, 200])
+        server.resetRecords()
+        XCTAssertEqual(server.requestCount, 0)
+    }
+}
+
+final class TradingDateAndConfigurationTests: XCTestCase {
+    func testTradingDateParsingAndArithmetic() {
+        XCTAssertNil(TradingDate("2024-02-30"))
+        XCTAssertNil(TradingDate("2024-2-3"))
+        XCTAssertNil(TradingDate("yesterday"))
+        let leap = TradingDate("2024-02-29")!
+        XCTAssertEqual(leap.adding(days: 1), TradingDate("2024-03-01"))
+        XCTAssertEqual(leap.adding(days: -366), TradingDate("2023-02-28"))
+        XCTAssertEqual(TradingDate(daysSinceEpoch: 0).description, "1970-01-01")
+        XCTAssertEqual(TradingDate("2000-03-01")!.daysSinceEpoch, 11017)
+        XCTAssertEqual(TradingDate("2024-03-11")!.isoWeekday, 1)
+        XCTAssertEqual(TradingDate("2024-03-10")!.isoWeekday, 7)
+        XCTAssertFalse(TradingDate("2024-03-09")!.isWeekday)
+        XCTAssertEqual(TradingDate.range(from: leap, through: TradingDate("2024-03-02")!).count, 3)
+        XCTAssertEqual(TradingDate("2024-01-31")!.days(to: TradingDate("2024-03-01")!), 30)
+        for days in stride(from: -800_000, through: 800_000, by: 9_973) {
+            XCTAssertEqual(TradingDate(daysSinceEpoch: days).daysSinceEpoch, days)
+        }
+    }
+
+    func testNewYorkDatesFollowDaylightSaving() {
+        // 2024-03-10 02:00 EST → 03:00 EDT; 2024-11-03 02:00 EDT → 01:00 EST.
+        XCTAssertEqual(TradingDate("2024-03-08")!.newYorkTime(hour: 4).timeIntervalSince1970, 1_709_888_400)  // 09:00Z
+        XCTAssertEqual(TradingDate("2024-03-11")!.newYorkTime(hour: 4).timeIntervalSince1970, 1_710_144_000)  // 08:00Z
+        XCTAssertEqual(TradingDate("2024-11-04")!.newYorkMidnight.timeIntervalSince1970, 1_730_696_400)  // 05:00Z
+        XCTAssertEqual(TradingDate(newYorkDateOfMilliseconds: 1_730_696_399_000), TradingDate("2024-11-03"))
+        XCTAssertEqual(TradingDate(newYorkDateOfMilliseconds: 1_730_696_400_000), TradingDate("2024-11-04"))
+        let decoded = try? JSONDecoder().decode([TradingDate].self, from: Data(#"["2024-07-04"]"#.utf8))
+        XCTAssertEqual(decoded, [TradingDate("2024-07-04")!])
+        XCTAssertThrowsError(try JSONDecoder().decode([TradingDate].self, from: Data(#"["07/04/2024"]"#.utf8)))
+    }
+
+    func testConfigurationFromEnvironment() throws {
+        let defaults = try PolygonConfiguration.fromEnvironment([:])
+        XCTAssertNil(defaults.apiKey)
+        XCTAssertEqual(defaults.baseURL, URL(string: "https://api.polygon.io")!)
+        XCTAssertEqual(defaults.requestsPerSecond, 20)
+        XCTAssertEqual(defaults.maxConcurrentRequests, 8)
+        XCTAssertEqual(defaults.retry, PolygonRetryPolicy(maxAttempts: 5, baseDelay: 0.5, maxDelay: 30, maxRetryAfter: 60))
+        XCTAssertEqual(try PolygonConfiguration.fromEnvironment(["POLYGON_API_KEY": "p", "MASSIVE_API_KEY": "m"]).apiKey, "p")
+        XCTAssertEqual(try PolygonConfiguration.fromEnvironment(["MASSIVE_API_KEY": "m"]).apiKey, "m")
+        XCTAssertEqual(try PolygonConfiguration.fromEnvironment(["POLYGON_API_KEY": " ", "MASSIVE_API_KEY": "m"]).apiKey, "m")
+        let custom = try PolygonConfiguration.fromEnvironment(["POLYGON_BASE_URL": "http://127.0.0.1:8089/proxy/"])
+        XCTAssertEqual(custom.baseURL.absoluteString, "http://127.0.0.1:8089/proxy/")
+        XCTAssertThrowsError(try PolygonConfiguration.fromEnvironment(["POLYGON_BASE_URL": "api.polygon.io"])) { error in
+            XCTAssertEqual(error as? PolygonConfigurationError, .invalidBaseURL(variable: "POLYGON_BASE_URL", value: "api.polygon.io"))
+        }
+        XCTAssertThrowsError(try PolygonConfiguration.fromEnvironment(["POLYGON_BASE_URL": "https://x.io/?apiKey=SECRET"])) { error in
+            XCTAssertFalse("\(error)".contains("SECRET"))
+        }
+        let policy = PolygonRetryPolicy(maxAttempts: 10, baseDelay: 1, maxDelay: 5)
+        XCTAssertEqual((1...5).map(policy.backoff(retry:)), [1, 2, 4, 5, 5])
+    }
+
+    func testBaseURLPathPrefixIsKept() async throws {
+        let data = SampleMarketData(symbols: 3, seed: 1, from: TradingDate("2024-03-04")!, through: TradingDate("2024-03-08")!)
+        let server = try SamplePolygonServer.start(data: data)
+        defer { server.stop() }
+        // The sample server does not know the prefix, so the request must fail with 404 at /proxy/...
+        let client = PolygonClient(configuration: PolygonConfiguration(baseURL: URL(string: "\(server.baseURL)/proxy/")!, requestsPerSecond: 0))
+        do {
+            _ = try await client.tickerDetails(symbol: "AAPL")
+            XCTFail("expected notFound")
+        } catch let error as PolygonError {
+            guard case .notFound = error else { return XCTFail("got \(error)") }
+        }
+        XCTAssertEqual(server.requests.map(\.path), ["/proxy/v3/reference/tickers/AAPL"])
+    }
+}
