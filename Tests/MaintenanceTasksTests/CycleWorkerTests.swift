@@ -14,8 +14,8 @@ final class CycleWorkerTests: XCTestCase {
         try await createMarketTables(conn)
         try await conn.execute(
             """
-            INSERT INTO market_data_daily (symbol, date)
-            SELECT 'S' || s, (now() AT TIME ZONE 'America/New_York')::date - d
+            INSERT INTO market_data_daily (symbol, date, open, high, low, close, volume)
+            SELECT 'S' || s, (now() AT TIME ZONE 'America/New_York')::date - d, 1, 1, 1, 1, 1
               FROM generate_series(1, 5) s, generate_series(0, 299) d;
             INSERT INTO maintenance_cycles (cycle, period) VALUES ('e2e', 'day');
             INSERT INTO maintenance_cycle_tasks (cycle, stage, task, args) VALUES
