@@ -142,8 +142,7 @@ struct ClosebellConfig {
         } catch {
             throw ConfigError(file: "environment", key: "POLYGON_BASE_URL", reason: "\(error)")
         }
-        let backupDirectory = environment["CLOSEBELL_BACKUP_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "backups"
-        backup = BackupSettings(directory: URL(fileURLWithPath: backupDirectory))
+        backup = BackupSettings(directory: BackupSettings.defaultDirectory)
         guard let root else { return }
         let file = root.file
 
@@ -220,6 +219,13 @@ struct ClosebellConfig {
                 backup.compressionLevel = v
             }
             if let v = try section.string("pg_dump") { backup.pgDumpPath = v }
+            if let v = try section.string("psql") { backup.psqlPath = v }
+            if let v = try section.string("gzip") { backup.gzipPath = v }
+            if let v = try section.double("dump_timeout_seconds", min: 1) { backup.dumpTimeout = v }
+            if let v = try section.double("verify_timeout_seconds", min: 1) { backup.verifyTimeout = v }
+            if let v = try section.int("connect_timeout_seconds", min: 1) { backup.connectTimeout = v }
+            if let v = try section.double("lock_wait_timeout_seconds", min: 0) { backup.lockWaitTimeout = v }
+            if let v = try section.double("kill_grace_seconds", min: 0) { backup.killGrace = v }
             try section.finish()
         }
 

@@ -92,8 +92,9 @@ struct DemoCommand: AsyncParsableCommand {
             if state != "running" { break }
             try await Task.sleep(nanoseconds: 300_000_000)
         }
-        if stopCluster { try? cluster.stop() }
         try await printSummary(connection, runID: runID, state: state, seconds: Date().timeIntervalSince(started), url: url)
+        await connection.close()
+        if stopCluster { try? cluster.stop() }
         guard state == "succeeded" else {
             throw CommandFailure("the daily cycle ended \(state); see `closebell jobs list --run \(runID)` and \(logs.path)")
         }
@@ -101,6 +102,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     private func step(_ text: String) {
         print("• \(text)")
+        fflush(nil)
     }
 
     private func printSummary(_ connection: PostgresConnection, runID: Int64, state: String, seconds: Double, url: String) async throws {
@@ -127,6 +129,7 @@ struct DemoCommand: AsyncParsableCommand {
             [runID]).first, let path = backup["path"] {
             print("\nBackup: \(path) (\(ByteCountFormatter.string(fromByteCount: Int64(backup["bytes"] ?? "0") ?? 0, countStyle: .file)))")
         }
+        defer { fflush(nil) }
         print("\nExplore: psql '\(url)'   ·   closebell status --database-url '\(url)'")
     }
 
@@ -139,6 +142,7 @@ struct DemoCommand: AsyncParsableCommand {
             return nil
         }
         if let rows = number("rows_written") { parts.append("\(rows) rows written") }
+        if let written = number("symbols_written") { parts.append("\(written) symbols updated") }
         if let units = object["units"] as? [String: Any] ?? object["symbols"] as? [String: Any] {
             let ok = (units["ok"] as? NSNumber)?.intValue ?? 0, failed = (units["failed"] as? NSNumber)?.intValue ?? 0
             parts.append("\(ok) ok, \(failed) failed")
