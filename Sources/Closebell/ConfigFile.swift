@@ -68,6 +68,14 @@ final class ConfigSection {
         return text
     }
 
+    func stringList(_ name: String) throws -> [String]? {
+        guard let value = raw(name) else { return nil }
+        guard let list = value as? [Any], let strings = list as? [String] else {
+            throw fail(name, "expected a list of names, got \(value)")
+        }
+        return strings
+    }
+
     func bool(_ name: String) throws -> Bool? {
         guard let value = raw(name) else { return nil }
         guard let flag = value as? Bool else { throw fail(name, "expected true or false, got \(value)") }
@@ -262,11 +270,19 @@ struct ClosebellConfig {
 
         if let section = try root.section("vacuum") {
             if let v = try section.double("reindex_bloat_threshold", min: 0) { vacuum.reindexBloatThreshold = v }
+            if let v = try section.int("reindex_minimum_bytes", min: 0) { vacuum.reindexMinimumBytes = Int64(v) }
+            if let v = try section.stringList("tables") { vacuum.tables = v }
+            do {
+                try vacuum.validate()
+            } catch {
+                throw ConfigError(file: file, key: "vacuum", reason: "\(error)")
+            }
             try section.finish()
         }
 
         if let section = try root.section("compress") {
             if let v = try section.int("older_than_days", min: 0) { compress.olderThanDays = v }
+            if let v = try section.string("segment_by") { compress.segmentBy = v }
             try section.finish()
         }
 

@@ -70,10 +70,6 @@ struct DemoCommand: AsyncParsableCommand {
                                       environment: environment, output: logs.appendingPathComponent("worker-\(i).log").path))
         }
         step("\(children.count) workers started (logs in \(logs.path))")
-        defer {
-            for child in children { kill(child, SIGTERM) }
-            for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
-        }
 
         var reportedStage = 0
         let deadline = Date().addingTimeInterval(900)
@@ -92,6 +88,9 @@ struct DemoCommand: AsyncParsableCommand {
             if state != "running" { break }
             try await Task.sleep(nanoseconds: 300_000_000)
         }
+        // The workers drain (SIGTERM) before the summary, and long before the cluster stops.
+        for child in children { kill(child, SIGTERM) }
+        for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
         try await printSummary(connection, runID: runID, state: state, seconds: Date().timeIntervalSince(started), url: url)
         await connection.close()
         if stopCluster { try? cluster.stop() }

@@ -247,7 +247,7 @@ public final class Worker: @unchecked Sendable {
                 let (done, failed) = try await ackLink.run { session in
                     // One statement needs no BEGIN/COMMIT round trips of its own.
                     if failedAttempts.isEmpty {
-                        return (try QueueStore.completeSucceeded(session, worker: worker, jobs: succeeded), [:])
+                        return (try QueueStore.completeSucceeded(session, worker: worker, jobs: succeeded), [Int64: String]())
                     }
                     return try session.transaction { tx in
                         (try QueueStore.completeSucceeded(tx, worker: worker, jobs: succeeded),

@@ -19,10 +19,13 @@ final class DemoTests: XCTestCase {
         XCTAssertEqual(backups.filter { $0.hasPrefix("closebell_demo_") && $0.hasSuffix(".sql.gz") }.count, 1, "\(backups)")
         // The demo's API key never reaches the workers' logs.
         let logs = dir.appendingPathComponent("logs")
+        var completions = 0
         for file in try FileManager.default.contentsOfDirectory(atPath: logs.path) {
             let text = try String(contentsOfFile: logs.appendingPathComponent(file).path, encoding: .utf8)
             XCTAssertFalse(text.contains("demo-key-"), file)
-            XCTAssertTrue(text.contains(#""event":"task_completed""#), file)
+            XCTAssertFalse(text.contains("server closed the connection"), file)
+            completions += text.components(separatedBy: #""event":"task_completed""#).count - 1
         }
+        XCTAssertEqual(completions, 6, "one task_completed line per task of the cycle")
     }
 }
