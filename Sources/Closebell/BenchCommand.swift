@@ -71,7 +71,7 @@ struct QueueBench: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Worker processes.") var workers = 4
-    @Option(help: "Concurrency of each worker.") var concurrency = 32
+    @Option(help: "Concurrency of each worker.") var concurrency = 64
     @Option(help: "Jobs drained for the throughput figure.") var jobs = 20_000
     @Option(help: "Jobs enqueued one by one for the latency figure.") var latencyJobs = 3_000
     @Option(help: "Enqueue rate (jobs/s) for the latency figure.") var rate = 1_000
@@ -87,6 +87,7 @@ struct QueueBench: AsyncParsableCommand {
         // 1. Throughput: a backlog of N jobs drained by the worker processes.
         try await connection.execute("TRUNCATE maintenance_jobs")
         try await connection.query("INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, $1)", [jobs])
+        try await connection.execute("ANALYZE maintenance_jobs")
         let children = try startWorkers(bench.url)
         try await waitFor(connection, succeeded: jobs, timeout: 600)
         let drain = try await connection.query("""
@@ -123,12 +124,18 @@ struct QueueBench: AsyncParsableCommand {
         for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
 
         // 3. Ceiling: pgbench running the claim and completion statements with no worker.
-        try await connection.execute("TRUNCATE maintenance_jobs")
-        try await connection.query("INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, $1)", [jobs])
+        // The best of three runs: the ceiling is what the database can do at its best.
+        var runs: [Double] = []
+        for _ in 0..<3 {
+            try await connection.execute("TRUNCATE maintenance_jobs")
+            try await connection.query("INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, $1)", [jobs])
+            try await connection.execute("ANALYZE maintenance_jobs")
+            runs.append(try runPgbench(bench))
+        }
         await connection.close()
-        let ceiling = try runPgbench(bench)
-        print(String(format: "ceiling: pgbench, %d clients, claim %d + complete per transaction pair: %.0f jobs/s",
-                     workers, pgbenchBatch, ceiling))
+        let ceiling = runs.max() ?? 0
+        print(String(format: "ceiling: pgbench, %d clients, claim %d + complete per transaction pair: %.0f jobs/s (best of %@)",
+                     workers, pgbenchBatch, ceiling, runs.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
         print(String(format: "closebell reaches %.0f%% of the ceiling", 100 * jobsPerSecond / ceiling))
     }
 

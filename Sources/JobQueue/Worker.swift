@@ -107,9 +107,13 @@ public final class Worker: @unchecked Sendable {
 
     private func claimLoop() async {
         let config = configuration
+        // Claim in batches: while jobs are running, wait until at least half a batch of slots
+        // is free, so a busy worker claims many rows per statement instead of one at a time.
+        let batchThreshold = max(1, min(config.claimBatchSize, config.concurrency) / 2)
         while !lock.withLock({ draining }) {
-            let free = config.concurrency - lock.withLock { running.count }
-            if free <= 0 {
+            let busy = lock.withLock { running.count }
+            let free = config.concurrency - busy
+            if free <= 0 || (busy > 0 && free < batchThreshold) {
                 await claimWake.wait(timeout: config.pollSeconds)
                 continue
             }
