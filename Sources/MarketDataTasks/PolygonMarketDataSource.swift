@@ -68,7 +68,21 @@ public struct PolygonMarketDataSource: MarketDataSource {
     /// the fewest digits that read back to it, which is the API's own text for every price and
     /// volume it sends (at most 15 significant digits).
     static func decimal(_ value: Double) -> Decimal {
-        if value == value.rounded(), abs(value) < 1e15 { return Decimal(Int64(value)) }
+        // Fast path: the fewest fraction digits k (up to 8) whose decimal m / 10^k reads back
+        // to the same Double is the number's shortest text, as the API wrote it. (m / 10^k is
+        // correctly rounded: both are exact in a Double.)
+        if value.isFinite, abs(value) < 1e9 {
+            var scale = 1.0
+            for k in 0...8 {
+                let m = (value * scale).rounded()
+                if m / scale == value {
+                    return Decimal(sign: m < 0 ? .minus : .plus, exponent: -k, significand: Decimal(UInt64(abs(m))))
+                }
+                scale *= 10
+            }
+        } else if value == value.rounded(), abs(value) < 9e15 {
+            return Decimal(Int64(value))
+        }
         return Decimal(string: "\(value)", locale: Locale(identifier: "en_US_POSIX")) ?? Decimal(value)
     }
 
