@@ -39,6 +39,7 @@ final class FullBenchmark: XCTestCase {
         if let v = env["CLOSEBELL_BENCH_RPS"].flatMap(Double.init) { api.requestsPerSecond = v }
         if let v = env["CLOSEBELL_BENCH_LATENCY"].flatMap(Double.init) { api.latency = v }
         if let v = env["CLOSEBELL_BENCH_CONCURRENCY"].flatMap(Int.init) { api.concurrency = v }
+        if let v = env["CLOSEBELL_BENCH_DAYS"].flatMap(Int.init) { api.days = v }
         let report = try await IngestBenchmark.run(conninfo: db.url, api: api)
         print(report.text)
     }
