@@ -70,6 +70,9 @@ public struct HTTPServerResponse: Sendable {
     public var body: Data
     /// When true the server closes the connection after this response.
     public var closeConnection: Bool
+    /// When true the server sends nothing and closes the connection (to simulate a dropped
+    /// connection in tests).
+    public var dropWithoutAnswer = false
 
     /// Creates a response.
     public init(status: Int, headers: [(name: String, value: String)] = [], body: Data = Data(), closeConnection: Bool = false) {
@@ -77,6 +80,13 @@ public struct HTTPServerResponse: Sendable {
         self.headers = headers
         self.body = body
         self.closeConnection = closeConnection
+    }
+
+    /// No answer at all: the connection is closed (the client sees an empty reply).
+    public static var dropConnection: HTTPServerResponse {
+        var response = HTTPServerResponse(status: 0, closeConnection: true)
+        response.dropWithoutAnswer = true
+        return response
     }
 
     /// A response with a UTF-8 text body.

@@ -36,6 +36,7 @@ final class ServerConnection {
             case .request(let request, let keepAlive):
                 core.stats.withLock { $0.requests += 1 }
                 let response = core.handler(request)
+                if response.dropWithoutAnswer { return }
                 let keep = keepAlive && !response.closeConnection
                 if !write(response, keepAlive: keep, isHead: request.method == "HEAD") || !keep { return }
             }

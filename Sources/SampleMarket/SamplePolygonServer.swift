@@ -48,6 +48,8 @@ public enum SampleFault: Sendable, Equatable {
     case notFound
     /// 403 with Polygon's NOT_AUTHORIZED JSON (as for a plan without access).
     case notAuthorized
+    /// No answer: the connection is closed (the client sees an empty reply, a transport failure).
+    case dropConnection
 }
 
 /// One request the sample server received.
@@ -62,7 +64,7 @@ public struct SampleRecordedRequest: Sendable, Equatable {
     public var target: String
     /// True when an `Authorization` header was present.
     public var hasAuthorization: Bool
-    /// The status answered.
+    /// The status answered (0 when the connection was dropped without an answer).
     public var status: Int
 }
 

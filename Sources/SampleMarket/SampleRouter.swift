@@ -81,6 +81,8 @@ struct SampleRouter: Sendable {
             return json(["status": "NOT_AUTHORIZED", "request_id": id,
                          "message": "You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing"],
                         status: 403)
+        case .dropConnection:
+            return .dropConnection
         case .truncatedJSON, .delay:
             return nil
         }

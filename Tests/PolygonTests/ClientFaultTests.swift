@@ -98,6 +98,25 @@ final class ClientFaultTests: XCTestCase {
         XCTAssertEqual(client.statistics.serverErrorResponses, 2)
     }
 
+    func testDroppedConnectionIsRetriedThenSucceeds() async throws {
+        let server = try start()
+        defer { server.stop() }
+        server.inject(.dropConnection, symbol: "GOOGL", times: 1)
+        let log = RetryLog()
+        let client = client(server, log: log)
+        let details = try await client.tickerDetails(symbol: "GOOGL")
+        XCTAssertEqual(details.sicCode, "7370")
+        XCTAssertEqual(server.requests.map(\.status), [0, 200])
+        XCTAssertEqual(log.all.count, 1)
+        XCTAssertNil(log.all.first?.status, "a transport failure has no status")
+        XCTAssertEqual(client.statistics.transportFailures, 1)
+        server.inject(.dropConnection, symbol: "META")
+        let error = await expectError { _ = try await client.tickerDetails(symbol: "META") }
+        guard case .transport(let context, let underlying, 4)? = error else { return XCTFail("got \(String(describing: error))") }
+        XCTAssertEqual(context.symbol, "META")
+        XCTAssertEqual(underlying.curlCode, 52, "empty reply from server")
+    }
+
     func testExhaustedRetriesGiveTypedErrorWithStatus() async throws {
         let server = try start()
         defer { server.stop() }
