@@ -388,6 +388,28 @@ final class TaskTests: XCTestCase {
         await fixture.stop()
     }
 
+    func testCancellationStopsBetweenSymbolsAndKeepsTheCheckpoint() async throws {
+        let fixture = try await MarketFixture(symbols: universe)
+        try await fixture.seed(universe)
+        let flag = CancellationFlag()
+        let recorder = CheckpointRecorder()
+        let context = JobContext(jobID: 7, task: "volume_slots", args: PostgresJSON(text: #"{"from": "2025-03-10", "to": "2025-03-11", "concurrency": 1}"#),
+                                 attempt: 1, runID: nil, previousProgress: nil, logger: Logger(label: "test"), conninfo: fixture.db.url,
+                                 cancellation: flag, progressWriter: { json in
+                                     recorder.record(json)
+                                     if recorder.all.count == 2 { flag.set() }   // the job is cancelled after two symbols
+                                 })
+        do {
+            _ = try await VolumeSlotsTask(client: fixture.client).run(context)
+            XCTFail("a cancelled job finished")
+        } catch is JobCancelled {}
+        XCTAssertEqual(fixture.server.requestCount, 2)
+        XCTAssertEqual(try recorder.all.last?.decode(BatchProgress.self).doneThrough, "AMZN")
+        let loaded = try await fixture.connection.query("SELECT DISTINCT symbol FROM volume_slots ORDER BY 1")
+        XCTAssertEqual(loaded.map { $0["symbol"]! }, ["AAPL", "AMZN"])
+        await fixture.stop()
+    }
+
     func testUniverseSyncAddsMissingAndKeepsUserRows() async throws {
         let fixture = try await MarketFixture(symbols: universe + ["JPM"])
         try await fixture.connection.execute("INSERT INTO ticker_universe (symbol, active, source) VALUES ('AAPL', false, 'user'), ('CUSTOM', true, 'user')")
