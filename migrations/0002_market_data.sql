@@ -78,6 +78,8 @@ BEGIN
     END IF;
 END $$;
 
--- The one argument key 0001 does not list: requests in flight per task.
+-- Argument keys 0001 does not yet list for the market-data tasks.
 UPDATE maintenance_task_types SET arg_types = arg_types || '{"concurrency": "integer"}'
  WHERE task IN ('ohlc_daily', 'volume_slots', 'metadata_enrich');
+UPDATE maintenance_task_types SET arg_types = arg_types || '{"stale_days": "integer"}'
+ WHERE task = 'metadata_enrich';
