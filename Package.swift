@@ -36,6 +36,12 @@ let package = Package(
             dependencies: ["PostgresClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // pg_dump | pigz backups (verified, rotated), listing, verification and restore.
+        // pipe2/mkostemp with O_CLOEXEC for Backup (Swift's Glibc module does not expose them).
+        .target(name: "CBackupSupport"),
+        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "CBackupSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
+        .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Market-data tasks: daily bars, volume slots, metadata, volume stats, universe sync.
         .target(name: "MarketDataTasks", dependencies: ["CLibPQ", "PostgresClient", "JobQueue", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // The command-line interface.
@@ -43,6 +49,7 @@ let package = Package(
             name: "Closebell",
             dependencies: [
                 "PostgresClient", "LocalCluster", "SchemaMigrations", "JobQueue",
+                "Backup", "MaintenanceTasks", "MarketDataTasks", "Polygon", "SampleMarket",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -62,8 +69,15 @@ let package = Package(
         // Shared by the test targets: the private cluster every test database lives in.
         .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "JobQueueTests",
+            dependencies: ["JobQueue", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "JobQueue", "TestSupport", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient"], swiftSettings: strict),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport"], swiftSettings: strict),
     ]
 )

@@ -1,7 +1,109 @@
 import ArgumentParser
+import Foundation
+import JobQueue
+import Logging
 
-/// `closebell worker` (placeholder until it lands).
+/// `closebell worker`: drains the queue until SIGTERM/SIGINT.
 struct WorkerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Not built yet.")
-    func run() async throws { throw CommandFailure("closebell worker is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Claim and run jobs from maintenance_jobs until SIGTERM/SIGINT.",
+        discussion: "Logs one JSON object per line on stderr (text on a terminal). Exit code 0 after a clean drain.")
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var settings: WorkerOptions
+
+    func run() async throws {
+        LogSetup.bootstrap(format: settings.logFormat, level: settings.logLevel)
+        let logger = Logger(label: "closebell.worker")
+        let environment = try RuntimeEnvironment.load(configPath: settings.config)
+        let worker = Worker(
+            conninfo: database.conninfo, registry: environment.registry(),
+            configuration: try settings.workerConfiguration(base: environment.config.worker),
+            logger: logger, periodic: environment.periodicWork(conninfo: database.conninfo, schedule: settings.schedule))
+        let signals = SignalTrap { signal in
+            logger.info("signal_received", metadata: ["signal": "\(signal)"])
+            worker.requestStop()
+        }
+        defer { signals.cancel() }
+        try await worker.run()
+    }
+}
+
+/// Worker flags; each overrides the config file's `worker:` section, which overrides defaults.
+struct WorkerOptions: ParsableArguments {
+    @Option(help: "YAML config file (default: $CLOSEBELL_CONFIG).")
+    var config: String?
+    @Option(help: "Queue to drain (default: default).")
+    var queue: String?
+    @Option(help: "Jobs run at once (default: 4).")
+    var concurrency: Int?
+    @Option(help: "Lease of a claimed job in seconds; a dead worker's jobs return after it (default: 60).")
+    var lease: Double?
+    @Option(help: "Heartbeat interval in seconds (default: a quarter of the lease).")
+    var heartbeat: Double?
+    @Option(help: "Fallback polling interval in seconds when no NOTIFY arrives (default: 5).")
+    var poll: Double?
+    @Option(name: .customLong("rescue-interval"), help: "Seconds between rescues of lapsed leases (default: 10).")
+    var rescueInterval: Double?
+    @Option(help: "Seconds running jobs get to finish after SIGTERM before they are released (default: 30).")
+    var grace: Double?
+    @Option(name: .customLong("retry-base"), help: "First retry delay in seconds, doubling per attempt with jitter (default: 5).")
+    var retryBase: Double?
+    @Option(name: .customLong("retry-max"), help: "Longest retry delay in seconds (default: 3600).")
+    var retryMax: Double?
+    @Option(name: .customLong("prune-after"), help: "Age in days after which finished jobs are deleted (default: 30).")
+    var pruneAfter: Double?
+    @Option(name: .customLong("claim-batch"), help: "Most jobs claimed per statement (default: 64).")
+    var claimBatch: Int?
+    @Option(name: .customLong("exit-when-idle"), help: "Exit after the queue has had nothing due for this many seconds.")
+    var exitWhenIdle: Double?
+    @Flag(help: "Also enqueue due daily/weekly/monthly cycles (safe with many workers).")
+    var schedule = false
+    @Option(name: .customLong("log-format"), help: "json or text (default: text on a terminal, json otherwise).")
+    var logFormat: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (default: info).")
+    var logLevel: String?
+
+    /// The configuration: defaults, then the file's values (`base`), then these flags.
+    func workerConfiguration(base: WorkerConfiguration) throws -> WorkerConfiguration {
+        var c = base
+        if let queue { c.queue = queue }
+        if let concurrency { c.concurrency = concurrency }
+        if let lease { c.leaseSeconds = lease }
+        if let heartbeat { c.heartbeatSeconds = heartbeat }
+        if let poll { c.pollSeconds = poll }
+        if let rescueInterval { c.rescueSeconds = rescueInterval }
+        if let grace { c.graceSeconds = grace }
+        if let retryBase { c.retryBaseSeconds = retryBase }
+        if let retryMax { c.retryMaxSeconds = retryMax }
+        if let pruneAfter { c.pruneAfterSeconds = pruneAfter * 86_400 }
+        if let claimBatch { c.claimBatchSize = claimBatch }
+        if let exitWhenIdle { c.exitWhenIdleSeconds = exitWhenIdle }
+        do {
+            try c.validate()
+        } catch let error as WorkerConfigurationError {
+            throw ValidationError(error.description)
+        }
+        return c
+    }
+}
+
+/// Calls a handler on SIGTERM and SIGINT (the default actions are disabled meanwhile).
+final class SignalTrap: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ handler: @escaping @Sendable (String) -> Void) {
+        var sources: [any DispatchSourceSignal] = []
+        for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { handler(name) }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+
+    func cancel() { sources.forEach { $0.cancel() } }
 }

@@ -1,0 +1,324 @@
+import CBackupSupport
+import Foundation
+import PostgresClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a successful backup produced.
+public struct BackupResult: Sendable, Codable, Equatable {
+    /// The backup file.
+    public let path: String
+    /// Its size.
+    public let bytes: Int64
+    /// The size of the SQL inside (decompressed), counted by the verification.
+    public let dumpBytes: Int64
+    /// Seconds from start to the verified, renamed file (rotation excluded).
+    public let seconds: Double
+    /// Of which pg_dump piped into the compressor ran.
+    public let dumpSeconds: Double
+    /// Of which the verification (decompressing the whole file) ran.
+    public let verifySeconds: Double
+    /// The database dumped.
+    public let database: String
+    /// Backups removed by rotation.
+    public let rotated: [String]
+    /// Backups rotation could not remove, with the reason (the backup itself succeeded).
+    public let rotationErrors: [String]
+    /// The compressor that ran (path or name).
+    public let compressor: String
+    /// The pg_dump that ran (path or name).
+    public let pgDump: String
+    /// When the backup started, ISO 8601 in UTC (the file name has the same time).
+    public let startedAt: String
+    /// The job's label (`monthly`, ...), when a task gave one.
+    public let label: String?
+}
+
+/// Makes a backup: `pg_dump` piped by the kernel into `pigz`/`gzip`, written to a hidden
+/// temporary file (mode 0600), checked, renamed to `{database}_{YYYYMMDD_HHMMSS}.sql.gz`
+/// (UTC time of the start), then older backups rotated.
+///
+/// The password never reaches a command line: host, port, user, database and the other
+/// connection keywords go to pg_dump as `PG*` variables, the password through a temporary
+/// 0600 `PGPASSFILE` deleted afterwards.
+public struct BackupRunner: Sendable {
+    /// The settings used.
+    public let settings: BackupSettings
+
+    /// Creates a runner.
+    public init(settings: BackupSettings) { self.settings = settings }
+
+    /// Backs up the database `conninfo` names (URL, key=value, or empty for libpq defaults).
+    /// `label` is recorded in the result. `isCancelled` is polled while the programs run; when
+    /// it turns true (or the task is cancelled) they are killed and `.cancelled` is thrown.
+    public func run(conninfo: String?, label: String? = nil, isCancelled: @escaping @Sendable () -> Bool = { false }) async throws -> BackupResult {
+        let started = Date()
+        try settings.validate()
+        let info: ConnectionInfo
+        do {
+            info = try ConnectionInfo(parsing: conninfo)
+        } catch let error as ConnectionInfoError {
+            throw BackupError(stage: .configuration, message: error.description)
+        }
+        let secrets = Scrubber.secrets(forPassword: info.password)
+
+        // Preflight: the real database name (libpq defaults included) and the server version.
+        let server: (name: String, version: Int)
+        do {
+            let connection = try await PostgresConnection.connect(conninfo, applicationName: "closebell backup")
+            server = (connection.databaseName, connection.serverVersion)
+            await connection.close()
+        } catch {
+            if Task.isCancelled || isCancelled() {
+                throw BackupError(stage: .cancelled, message: "backup cancelled before pg_dump started", database: info.databaseName)
+            }
+            throw BackupError(
+                stage: .connect, message: "cannot connect: \(error)", database: info.databaseName, secrets: secrets)
+        }
+        if Task.isCancelled || isCancelled() {
+            throw BackupError(stage: .cancelled, message: "backup cancelled before pg_dump started", database: server.name)
+        }
+        let database = server.name
+        let directory = settings.directory
+        try prepareDirectory(directory, database: database)
+
+        let lock = try DirectoryLock(directory: directory, database: database)
+        defer { lock.release() }
+        removeStalePartials(directory: directory, database: database)
+
+        let pgDump = settings.pgDumpPath ?? PostgresPrograms.path(of: "pg_dump", serverVersion: server.version)
+        let compressor = settings.resolvedCompressor
+        let temporary = directory.appendingPathComponent(BackupNaming.temporaryName(database: database, date: started)).path
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else {
+            let code = errno
+            throw BackupError(
+                stage: .prepare, message: "cannot create \(temporary): \(String(cString: strerror(code)))",
+                path: temporary, database: database, errno: code)
+        }
+        var finished = false
+        defer {
+            close(fd)
+            if !finished { unlink(temporary) }
+        }
+        fchmod(fd, 0o600)
+
+        let passfile = try PasswordFile(password: info.password, database: database)
+        defer { passfile?.remove() }
+        let environment = Self.childEnvironment(
+            info: info, database: database, passfile: passfile?.path, connectTimeout: settings.connectTimeout)
+        let dump = ChildCommand(
+            executable: pgDump, arguments: Self.pgDumpArguments(lockWaitTimeout: settings.lockWaitTimeout),
+            environment: environment)
+        let compress = ChildCommand(
+            executable: compressor, arguments: ["-c", "-\(settings.compressionLevel)"],
+            environment: ProcessInfo.processInfo.environment)
+
+        let outcome: PipelineOutcome
+        let dumpStarted = Date()
+        do {
+            outcome = try await Pipeline.run(
+                [dump, compress], stdout: fd, timeout: settings.dumpTimeout, killGrace: settings.killGrace,
+                isCancelled: isCancelled)
+        } catch let failure as SpawnFailure {
+            throw BackupError(stage: .prepare, message: failure.message, path: temporary, database: database, program: failure.program, errno: failure.errno)
+        }
+        try Self.check(outcome, path: temporary, database: database, secrets: secrets)
+        let dumpSeconds = Date().timeIntervalSince(dumpStarted)
+
+        guard fsync(fd) == 0 else {
+            let code = errno
+            throw BackupError(
+                stage: .finalize, message: "fsync failed: \(String(cString: strerror(code)))", path: temporary,
+                database: database, errno: code)
+        }
+        let verifyStarted = Date()
+        let verified = try await BackupVerifier(settings: settings).verify(path: temporary, isCancelled: isCancelled)
+        let verifySeconds = Date().timeIntervalSince(verifyStarted)
+
+        let final = try publish(temporary: temporary, directory: directory, database: database, started: started)
+        finished = true
+        let seconds = Date().timeIntervalSince(started)
+
+        let (rotated, rotationErrors) = rotate(directory: directory, database: database, keepPath: final)
+        return BackupResult(
+            path: final, bytes: verified.bytes, dumpBytes: verified.dumpBytes, seconds: seconds, dumpSeconds: dumpSeconds,
+            verifySeconds: verifySeconds, database: database, rotated: rotated, rotationErrors: rotationErrors, compressor: compressor, pgDump: pgDump,
+            startedAt: ISO8601DateFormatter().string(from: started), label: label)
+    }
+
+    // MARK: - Pieces (internal so tests can inspect them)
+
+    /// pg_dump's arguments: plain SQL to stdout, never prompting. Nothing secret is in them.
+    static func pgDumpArguments(lockWaitTimeout: Double?) -> [String] {
+        var arguments = ["--format=plain", "--no-password"]
+        if let lockWaitTimeout { arguments.append("--lock-wait-timeout=\(Int((lockWaitTimeout * 1000).rounded()))") }
+        return arguments
+    }
+
+    /// The environment of pg_dump/psql: this process's, with the connection string's keywords
+    /// as `PG*` variables, `PGDATABASE` set to `database`, and the password only by `PGPASSFILE`.
+    static func childEnvironment(info: ConnectionInfo, database: String, passfile: String?, connectTimeout: Int) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in info.environment(includingPassword: false) { environment[key] = value }
+        environment["PGDATABASE"] = database
+        if let passfile {
+            // PGPASSWORD would win over the file; the string's password must be the one used.
+            environment["PGPASSWORD"] = nil
+            environment["PGPASSFILE"] = passfile
+        }
+        if environment["PGCONNECT_TIMEOUT"] == nil { environment["PGCONNECT_TIMEOUT"] = String(connectTimeout) }
+        if environment["PGAPPNAME"] == nil { environment["PGAPPNAME"] = "closebell backup" }
+        return environment
+    }
+
+    /// Turns a failed pipeline into the error that names the real cause.
+    static func check(_ outcome: PipelineOutcome, path: String, database: String, secrets: [String]) throws {
+        let dump = outcome.children[0]
+        let compress = outcome.children[outcome.children.count - 1]
+        if outcome.cancelled {
+            throw BackupError(stage: .cancelled, message: "backup cancelled; pg_dump was stopped", path: path, database: database, secrets: secrets)
+        }
+        if outcome.timedOut {
+            throw BackupError(
+                stage: .timeout, message: "pg_dump did not finish in time and was stopped", path: path, database: database,
+                program: dump.name, exitStatus: dump.status, stderrTail: dump.stderrTail, secrets: secrets)
+        }
+        // A compressor that failed (a full disk) makes pg_dump fail too, by SIGPIPE: report the cause.
+        if !compress.status.succeeded {
+            throw BackupError(
+                stage: .compress, message: "\(compress.name) failed (\(compress.status))", path: path, database: database,
+                program: compress.name, exitStatus: compress.status, stderrTail: compress.stderrTail, secrets: secrets)
+        }
+        if !dump.status.succeeded {
+            throw BackupError(
+                stage: .dump, message: "pg_dump failed (\(dump.status))", path: path, database: database,
+                program: dump.name, exitStatus: dump.status, stderrTail: dump.stderrTail, secrets: secrets)
+        }
+    }
+
+    private func prepareDirectory(_ directory: URL, database: String) throws {
+        do {
+            try FileManager.default.createDirectory(
+                at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw BackupError(stage: .prepare, message: "cannot create the backup folder: \(error.localizedDescription)", path: directory.path, database: database)
+        }
+    }
+
+    /// Removes temporary files of this database left by a backup process that was killed
+    /// (safe: the directory lock proves no other backup of it is running).
+    private func removeStalePartials(directory: URL, database: String) {
+        let prefix = ".\(BackupNaming.fileComponent(database))_"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        where name.hasPrefix(prefix) && name.hasSuffix(".sql.gz.partial") {
+            unlink(directory.appendingPathComponent(name).path)
+        }
+    }
+
+    /// Gives the verified file its final name without ever replacing a file (a second backup
+    /// within the same second takes the next free second), then syncs the folder.
+    private func publish(temporary: String, directory: URL, database: String, started: Date) throws -> String {
+        for offset in 0..<120 {
+            let final = directory.appendingPathComponent(
+                BackupNaming.fileName(database: database, date: started.addingTimeInterval(Double(offset)))).path
+            if link(temporary, final) == 0 {
+                unlink(temporary)
+                syncDirectory(directory)
+                return final
+            }
+            let code = errno
+            if code == EEXIST { continue }
+            // Filesystems without hard links: rename, after checking the name is free.
+            if (code == EPERM || code == ENOTSUP || code == EXDEV), access(final, F_OK) != 0, rename(temporary, final) == 0 {
+                syncDirectory(directory)
+                return final
+            }
+            throw BackupError(
+                stage: .finalize, message: "cannot name the backup \(final): \(String(cString: strerror(code)))",
+                path: temporary, database: database, errno: code)
+        }
+        throw BackupError(stage: .finalize, message: "no free backup name", path: temporary, database: database)
+    }
+
+    private func syncDirectory(_ directory: URL) {
+        let fd = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        close(fd)
+    }
+
+    private func rotate(directory: URL, database: String, keepPath: String) -> (removed: [String], errors: [String]) {
+        guard let files = try? BackupNaming.list(directory: directory, database: database) else {
+            return ([], ["cannot list \(directory.path)"])
+        }
+        let plan = BackupRotation.plan(
+            files, keep: settings.keep, keepDaily: settings.keepDaily, keepWeekly: settings.keepWeekly,
+            keepMonthly: settings.keepMonthly)
+        var removed: [String] = []
+        var errors: [String] = []
+        for file in plan.removed where file.path != keepPath {
+            if unlink(file.path) == 0 {
+                removed.append(file.path)
+            } else {
+                errors.append("\(file.path): \(String(cString: strerror(errno)))")
+            }
+        }
+        if !removed.isEmpty { syncDirectory(directory) }
+        return (removed, errors)
+    }
+}
+
+/// An exclusive `flock` on `{dir}/.{database}.lock` for the length of one backup.
+final class DirectoryLock {
+    private let fd: Int32
+
+    init(directory: URL, database: String) throws {
+        let path = directory.appendingPathComponent(".\(BackupNaming.fileComponent(database)).lock").path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else {
+            let code = errno
+            throw BackupError(stage: .prepare, message: "cannot open \(path): \(String(cString: strerror(code)))", path: path, database: database, errno: code)
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw BackupError(stage: .locked, message: "another backup of \(database) into this folder is running", path: path, database: database)
+        }
+    }
+
+    func release() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
+
+/// A temporary 0600 password file (`*:*:*:*:password`) for `PGPASSFILE`.
+final class PasswordFile: Sendable {
+    let path: String
+
+    /// nil when there is no password.
+    init?(password: String?, database: String) throws {
+        guard let password, !password.isEmpty else { return nil }
+        var template = Array((NSTemporaryDirectory() + "/closebell-pgpass-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { cbackup_mkstemp_cloexec($0.baseAddress!) }
+        guard fd >= 0 else {
+            let code = errno
+            throw BackupError(stage: .prepare, message: "cannot create a password file: \(String(cString: strerror(code)))", database: database, errno: code)
+        }
+        path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        fchmod(fd, 0o600)
+        // In .pgpass, `:` and `\` are escaped with a backslash.
+        let escaped = Scrubber.pgpassEscaped(password)
+        let line = Array("*:*:*:*:\(escaped)\n".utf8)
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == line.count else {
+            unlink(path)
+            throw BackupError(stage: .prepare, message: "cannot write the password file", database: database)
+        }
+    }
+
+    func remove() { unlink(path) }
+}

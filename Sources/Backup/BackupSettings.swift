@@ -1,0 +1,119 @@
+import Foundation
+
+/// Where backups go, how many are kept and which programs make them.
+///
+/// Defaults: `keep` 7 newest, no daily/weekly/monthly keeps, pigz when it is on the PATH
+/// else gzip at level 6, the `pg_dump`/`psql` of the server's major version when installed
+/// under `/usr/lib/postgresql/N/bin` (else the newest newer one, else the PATH), a 6 hour
+/// dump timeout, a 6 hour verify/restore timeout, a 10 second connect timeout, no lock wait
+/// limit, and 5 seconds between SIGTERM and SIGKILL when a timeout or cancellation stops
+/// the programs.
+public struct BackupSettings: Sendable {
+    /// The folder of the backup files (created with mode 0700 when missing).
+    public var directory: URL
+    /// How many newest backups rotation always keeps (at least 1). Default 7.
+    public var keep: Int
+    /// Also keep the newest backup of each of the last `keepDaily` days that have a backup
+    /// (UTC days). 0 (default) turns it off.
+    public var keepDaily: Int
+    /// Also keep the newest backup of each of the last `keepWeekly` ISO weeks that have one. 0: off.
+    public var keepWeekly: Int
+    /// Also keep the newest backup of each of the last `keepMonthly` months that have one. 0: off.
+    public var keepMonthly: Int
+    /// The gzip-compatible compressor (path or name on the PATH); nil: `pigz` if found, else `gzip`.
+    public var compressor: String?
+    /// The compression level, 1 (fast) to 9 (small). Default 6, gzip's own default.
+    public var compressionLevel: Int
+    /// `pg_dump` to run; nil: the one matching the server's major version (see type docs).
+    public var pgDumpPath: String?
+    /// `psql` used by restore; nil: found like `pg_dump`.
+    public var psqlPath: String?
+    /// `gzip` used to verify and decompress (its `-dc` checks CRC and length). Default "gzip".
+    public var gzipPath: String
+    /// Seconds the dump (pg_dump and the compressor together) may take. Default 21600 (6 h).
+    public var dumpTimeout: Double
+    /// Seconds a verification or a restore may take. Default 21600 (6 h).
+    public var verifyTimeout: Double
+    /// Seconds to wait when connecting (preflight, and `PGCONNECT_TIMEOUT` of the children
+    /// unless the environment sets it). Default 10.
+    public var connectTimeout: Int
+    /// `pg_dump --lock-wait-timeout` in seconds: fail instead of waiting for a table locked by
+    /// someone else. nil (default): wait.
+    public var lockWaitTimeout: Double?
+    /// Seconds between SIGTERM and SIGKILL when a timeout or cancellation stops the programs.
+    public var killGrace: Double
+
+    /// Creates settings; every argument but the directory has the documented default.
+    public init(
+        directory: URL, keep: Int = 7, keepDaily: Int = 0, keepWeekly: Int = 0, keepMonthly: Int = 0,
+        compressor: String? = nil, compressionLevel: Int = 6, pgDumpPath: String? = nil, psqlPath: String? = nil,
+        gzipPath: String = "gzip", dumpTimeout: Double = 21_600, verifyTimeout: Double = 21_600,
+        connectTimeout: Int = 10, lockWaitTimeout: Double? = nil, killGrace: Double = 5
+    ) {
+        self.directory = directory
+        self.keep = keep
+        self.keepDaily = keepDaily
+        self.keepWeekly = keepWeekly
+        self.keepMonthly = keepMonthly
+        self.compressor = compressor
+        self.compressionLevel = compressionLevel
+        self.pgDumpPath = pgDumpPath
+        self.psqlPath = psqlPath
+        self.gzipPath = gzipPath
+        self.dumpTimeout = dumpTimeout
+        self.verifyTimeout = verifyTimeout
+        self.connectTimeout = connectTimeout
+        self.lockWaitTimeout = lockWaitTimeout
+        self.killGrace = killGrace
+    }
+
+    /// The default folder: `$CLOSEBELL_BACKUP_DIR`, else `./backups`.
+    public static var defaultDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["CLOSEBELL_BACKUP_DIR"], !dir.isEmpty {
+            return URL(fileURLWithPath: dir)
+        }
+        return URL(fileURLWithPath: "backups")
+    }
+
+    /// Throws a `.configuration` error naming the first value out of range.
+    public func validate() throws {
+        func fail(_ message: String) -> BackupError { BackupError(stage: .configuration, message: message) }
+        if keep < 1 { throw fail("keep must be at least 1 (got \(keep))") }
+        if keepDaily < 0 || keepWeekly < 0 || keepMonthly < 0 {
+            throw fail("keepDaily, keepWeekly and keepMonthly must be 0 or more")
+        }
+        if !(1...9).contains(compressionLevel) { throw fail("compressionLevel must be 1...9 (got \(compressionLevel))") }
+        if dumpTimeout <= 0 || verifyTimeout <= 0 { throw fail("timeouts must be positive") }
+        if connectTimeout < 1 { throw fail("connectTimeout must be at least 1 second") }
+        if let lockWaitTimeout, lockWaitTimeout <= 0 { throw fail("lockWaitTimeout must be positive") }
+        if killGrace < 0 { throw fail("killGrace must be 0 or more") }
+    }
+
+    /// The compressor to run: the setting, else pigz when on the PATH, else gzip.
+    public var resolvedCompressor: String {
+        if let compressor, !compressor.isEmpty { return compressor }
+        return findOnPath("pigz") ?? findOnPath("gzip") ?? "gzip"
+    }
+}
+
+/// Finds the PostgreSQL client programs that fit a server.
+public enum PostgresPrograms {
+    /// The path of `program` (`pg_dump`, `psql`) for a server of `serverVersion` (150018):
+    /// `$CLOSEBELL_PG_BINDIR/program`, else `/usr/lib/postgresql/<major>/bin/program`, else the
+    /// newest installed newer major (a newer pg_dump reads older servers), else the bare name
+    /// (looked up on the PATH).
+    public static func path(of program: String, serverVersion: Int) -> String {
+        let fm = FileManager.default
+        if let dir = ProcessInfo.processInfo.environment["CLOSEBELL_PG_BINDIR"], !dir.isEmpty,
+           fm.isExecutableFile(atPath: "\(dir)/\(program)") {
+            return "\(dir)/\(program)"
+        }
+        let major = serverVersion / 10_000
+        let root = "/usr/lib/postgresql"
+        let installed = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init)
+            .filter { fm.isExecutableFile(atPath: "\(root)/\($0)/bin/\(program)") }
+        if installed.contains(major) { return "\(root)/\(major)/bin/\(program)" }
+        if let newer = installed.filter({ $0 > major }).max() { return "\(root)/\(newer)/bin/\(program)" }
+        return program
+    }
+}

@@ -1,0 +1,261 @@
+import Foundation
+import PostgresClient
+
+/// A job a worker has claimed: one attempt of one `maintenance_jobs` row.
+public struct ClaimedJob: Sendable {
+    /// `maintenance_jobs.id`.
+    public let id: Int64
+    /// The task name.
+    public let task: String
+    /// The arguments.
+    public let args: PostgresJSON
+    /// This attempt's number (1 for the first).
+    public let attempt: Int
+    /// The row's `max_attempts`.
+    public let maxAttempts: Int
+    /// The cycle run, if any.
+    public let runID: Int64?
+    /// The checkpoint left by an earlier attempt.
+    public let progress: PostgresJSON?
+    /// When the job became due (`run_at`), for enqueue-to-start latency.
+    public let runAt: Date
+    /// When the job was inserted.
+    public let createdAt: Date
+}
+
+/// How one attempt ended, as the worker reports it to the database.
+public enum JobOutcome: Sendable {
+    /// The task returned this result.
+    case succeeded(result: PostgresJSON)
+    /// The task threw; `retryable` false fails the job at once (bad arguments, unknown task).
+    case failed(error: JobErrorRecord, retryable: Bool, retryDelay: Double)
+    /// The job was cancelled while it ran; its state is left as the canceller set it.
+    case cancelled
+}
+
+/// One entry of `maintenance_jobs.errors`: what failed, in which attempt, on which worker.
+public struct JobErrorRecord: Sendable, Codable, Equatable {
+    /// The attempt number.
+    public var attempt: Int
+    /// The error's description (never includes secrets).
+    public var error: String
+    /// The Swift type of the error (for example `PostgresError`, `PolygonError`).
+    public var type: String
+    /// The SQLSTATE, when the error came from PostgreSQL.
+    public var sqlstate: String?
+    /// The worker that ran the attempt.
+    public var worker: String
+    /// When it failed (ISO 8601).
+    public var at: String
+
+    /// Builds a record from any error.
+    public init(attempt: Int, error: Error, worker: String, at: Date = Date()) {
+        self.attempt = attempt
+        self.error = String(describing: error)
+        self.type = String(describing: Swift.type(of: error))
+        self.sqlstate = (error as? PostgresError)?.sqlState
+        self.worker = worker
+        self.at = ISO8601DateFormatter().string(from: at)
+    }
+}
+
+/// The SQL of the queue: enqueue, claim, heartbeat, complete, rescue, release and prune.
+///
+/// Every method is one short statement (one implicit transaction); none keeps a transaction
+/// open. Completion and heartbeat statements only touch rows the worker still holds for the
+/// attempt it claimed, so a worker that lost its lease can never overwrite a job's new state.
+public enum QueueStore {
+    /// Inserts a job; returns its id, or nil when a waiting or running job already has the
+    /// same `unique_key`.
+    public static func enqueue(
+        _ session: PostgresSession, task: String, args: PostgresJSON = PostgresJSON(text: "{}"),
+        priority: Int = 0, runAt: Date? = nil, maxAttempts: Int? = nil, uniqueKey: String? = nil,
+        queue: String = "default", runID: Int64? = nil
+    ) throws -> Int64? {
+        let rows = try session.query("""
+            INSERT INTO maintenance_jobs (task, args, priority, run_at, max_attempts, unique_key, queue, run_id)
+            VALUES ($1, $2::jsonb, $3, coalesce($4::timestamptz, now()), coalesce($5::int, 5), $6, $7, $8)
+            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'running')
+            DO NOTHING
+            RETURNING id
+            """, [task, args, priority, runAt, maxAttempts, uniqueKey, queue, runID])
+        return try rows.first?.decode("id", as: Int64.self)
+    }
+
+    /// Inserts many jobs of one task in one statement (used by benchmarks and bulk enqueues).
+    @discardableResult
+    public static func enqueueMany(_ session: PostgresSession, task: String, args: [PostgresJSON], queue: String = "default") throws -> Int {
+        let rows = try session.query("""
+            INSERT INTO maintenance_jobs (task, args, queue)
+            SELECT $1, a, $3 FROM unnest($2::jsonb[]) AS a
+            """, [task, args.map(\.text), queue])
+        return rows.affectedRows ?? 0
+    }
+
+    /// Claims up to `limit` due jobs of `queue`, highest priority first, and marks them running
+    /// with a lease of `leaseSeconds`.
+    public static func claim(_ session: PostgresSession, worker: String, queue: String, limit: Int, leaseSeconds: Double) throws -> [ClaimedJob] {
+        let rows = try session.query("""
+            WITH picked AS (
+                SELECT id FROM maintenance_jobs
+                WHERE state = 'available' AND queue = $1 AND run_at <= now()
+                ORDER BY priority DESC, run_at, id
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE maintenance_jobs AS j
+               SET state = 'running', attempts = j.attempts + 1, locked_by = $3,
+                   lease_expires_at = now() + make_interval(secs => $4), heartbeat_at = now(),
+                   started_at = now()
+              FROM picked
+             WHERE j.id = picked.id
+            RETURNING j.id, j.task, j.args, j.attempts, j.max_attempts, j.run_id, j.progress, j.run_at, j.created_at
+            """, [queue, limit, worker, leaseSeconds])
+        return try rows.map { row in
+            ClaimedJob(
+                id: try row.decode("id"), task: try row.decode("task"), args: try row.decode("args"),
+                attempt: try row.decode("attempts"), maxAttempts: try row.decode("max_attempts"),
+                runID: try row.decodeIfPresent("run_id"), progress: try row.decodeIfPresent("progress"),
+                runAt: try row.decode("run_at"), createdAt: try row.decode("created_at"))
+        }
+        .sorted { $0.id < $1.id }
+    }
+
+    /// Extends the lease of the jobs this worker holds; returns the ids it still holds. An id
+    /// missing from the answer was cancelled, rescued or finished by someone else.
+    public static func heartbeat(_ session: PostgresSession, worker: String, jobs: [(id: Int64, attempt: Int)], leaseSeconds: Double) throws -> Set<Int64> {
+        guard !jobs.isEmpty else { return [] }
+        let rows = try session.query("""
+            UPDATE maintenance_jobs AS j
+               SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => $4)
+              FROM unnest($1::bigint[], $2::int[]) AS h(id, attempt)
+             WHERE j.id = h.id AND j.attempts = h.attempt AND j.locked_by = $3 AND j.state = 'running'
+            RETURNING j.id
+            """, [jobs.map(\.id), jobs.map(\.attempt), worker, leaseSeconds])
+        return Set(try rows.map { try $0.decode("id", as: Int64.self) })
+    }
+
+    /// Records successes in one statement; returns the ids actually updated (a job whose lease
+    /// was lost is not).
+    public static func completeSucceeded(_ session: PostgresSession, worker: String, jobs: [(id: Int64, attempt: Int, result: PostgresJSON)]) throws -> Set<Int64> {
+        guard !jobs.isEmpty else { return [] }
+        let rows = try session.query("""
+            UPDATE maintenance_jobs AS j
+               SET state = 'succeeded', finished_at = now(), result = c.result,
+                   locked_by = NULL, lease_expires_at = NULL
+              FROM unnest($1::bigint[], $2::int[], $3::jsonb[]) AS c(id, attempt, result)
+             WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = $4 AND j.state = 'running'
+            RETURNING j.id
+            """, [jobs.map(\.id), jobs.map(\.attempt), jobs.map(\.result.text), worker])
+        return Set(try rows.map { try $0.decode("id", as: Int64.self) })
+    }
+
+    /// Records failed attempts in one statement: each goes back to `available` after its retry
+    /// delay, or to `failed` when it was its last attempt or is not retryable. The error is
+    /// appended to `errors`. Returns the ids updated, with their new state.
+    public static func completeFailed(
+        _ session: PostgresSession, worker: String,
+        jobs: [(id: Int64, attempt: Int, error: JobErrorRecord, retryable: Bool, retryDelay: Double)]
+    ) throws -> [Int64: String] {
+        guard !jobs.isEmpty else { return [:] }
+        let errors = try jobs.map { try PostgresJSON(encoding: $0.error).text }
+        let rows = try session.query("""
+            UPDATE maintenance_jobs AS j
+               SET state = CASE WHEN f.retryable AND j.attempts < j.max_attempts THEN 'available' ELSE 'failed' END,
+                   run_at = CASE WHEN f.retryable AND j.attempts < j.max_attempts
+                                 THEN now() + make_interval(secs => f.delay) ELSE j.run_at END,
+                   finished_at = CASE WHEN f.retryable AND j.attempts < j.max_attempts THEN NULL ELSE now() END,
+                   errors = j.errors || jsonb_build_array(f.error),
+                   locked_by = NULL, lease_expires_at = NULL
+              FROM unnest($1::bigint[], $2::int[], $3::jsonb[], $4::bool[], $5::float8[])
+                   AS f(id, attempt, error, retryable, delay)
+             WHERE j.id = f.id AND j.attempts = f.attempt AND j.locked_by = $6 AND j.state = 'running'
+            RETURNING j.id, j.state
+            """, [jobs.map(\.id), jobs.map(\.attempt), errors, jobs.map(\.retryable), jobs.map(\.retryDelay), worker])
+        var states: [Int64: String] = [:]
+        for row in rows { states[try row.decode("id")] = try row.decode("state") }
+        return states
+    }
+
+    /// Saves a task's checkpoint, if the worker still holds the attempt.
+    public static func saveProgress(_ session: PostgresSession, worker: String, id: Int64, attempt: Int, progress: PostgresJSON) throws {
+        try session.query("""
+            UPDATE maintenance_jobs SET progress = $4::jsonb
+             WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND state = 'running'
+            """, [id, attempt, worker, progress])
+    }
+
+    /// Puts jobs this worker still holds back to `available` without counting the attempt
+    /// (used at shutdown, for jobs that did not finish within the grace period).
+    @discardableResult
+    public static func release(_ session: PostgresSession, worker: String, jobs: [(id: Int64, attempt: Int)]) throws -> Int {
+        guard !jobs.isEmpty else { return 0 }
+        let rows = try session.query("""
+            UPDATE maintenance_jobs AS j
+               SET state = 'available', attempts = j.attempts - 1, locked_by = NULL,
+                   lease_expires_at = NULL, run_at = now()
+              FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
+             WHERE j.id = r.id AND j.attempts = r.attempt AND j.locked_by = $3 AND j.state = 'running'
+            """, [jobs.map(\.id), jobs.map(\.attempt), worker])
+        if (rows.affectedRows ?? 0) > 0 { try session.query("SELECT pg_notify('maintenance_jobs', '')") }
+        return rows.affectedRows ?? 0
+    }
+
+    /// Returns running jobs whose lease lapsed (their worker died or hung) to the queue, or
+    /// fails them when that was their last attempt, recording the lapse as the attempt's error.
+    /// Returns how many were rescued and how many failed.
+    public static func rescueExpired(_ session: PostgresSession, rescuer: String, limit: Int = 500) throws -> (requeued: Int, failed: Int) {
+        let rows = try session.query("""
+            WITH expired AS (
+                SELECT id FROM maintenance_jobs
+                WHERE state = 'running' AND lease_expires_at < now()
+                ORDER BY lease_expires_at
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE maintenance_jobs AS j
+               SET state = CASE WHEN j.attempts < j.max_attempts THEN 'available' ELSE 'failed' END,
+                   finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE now() END,
+                   run_at = now(),
+                   errors = j.errors || jsonb_build_array(jsonb_build_object(
+                       'attempt', j.attempts,
+                       'error', 'lease expired: worker ' || coalesce(j.locked_by, '?') || ' stopped sending heartbeats',
+                       'type', 'LeaseExpired', 'worker', $2::text,
+                       'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))),
+                   locked_by = NULL, lease_expires_at = NULL
+              FROM expired
+             WHERE j.id = expired.id AND j.state = 'running' AND j.lease_expires_at < now()
+            RETURNING j.state
+            """, [limit, rescuer])
+        let failed = rows.filter { $0["state"] == "failed" }.count
+        let requeued = rows.count - failed
+        if requeued > 0 { try session.query("SELECT pg_notify('maintenance_jobs', '')") }
+        return (requeued, failed)
+    }
+
+    /// Deletes finished jobs older than `olderThanSeconds`, in batches; returns rows deleted.
+    @discardableResult
+    public static func pruneFinished(_ session: PostgresSession, olderThanSeconds: Double, batchSize: Int = 5_000) throws -> Int {
+        var total = 0
+        while true {
+            let rows = try session.query("""
+                DELETE FROM maintenance_jobs WHERE id IN (
+                    SELECT id FROM maintenance_jobs
+                    WHERE state IN ('succeeded', 'failed', 'cancelled')
+                      AND finished_at < now() - make_interval(secs => $1)
+                    LIMIT $2)
+                """, [olderThanSeconds, batchSize])
+            let deleted = rows.affectedRows ?? 0
+            total += deleted
+            if deleted < batchSize { return total }
+        }
+    }
+
+    /// Jobs in the given ids whose state is `cancelled` (checked by heartbeats).
+    public static func cancelledAmong(_ session: PostgresSession, ids: [Int64]) throws -> Set<Int64> {
+        guard !ids.isEmpty else { return [] }
+        let rows = try session.query(
+            "SELECT id FROM maintenance_jobs WHERE id = ANY($1::bigint[]) AND state = 'cancelled'", [ids])
+        return Set(try rows.map { try $0.decode("id", as: Int64.self) })
+    }
+}

@@ -1,0 +1,372 @@
+import Foundation
+import JobQueue
+import PostgresClient
+
+/// One table's retention window: rows whose `column` (a New York date) is before today in
+/// New York minus `days` are deleted.
+public struct RetentionRule: Sendable, Equatable, Codable {
+    /// The table, `name` or `schema.name` (plain identifiers only).
+    public var table: String
+    /// The `date`, `timestamp` or `timestamptz` column the window applies to.
+    public var column: String
+    /// The window in days (0 keeps only today).
+    public var days: Int
+    /// Optional: only rows whose `filterColumn` (compared as text) is one of `filterValues`.
+    public var filterColumn: String?
+    /// The values `filterColumn` must have for a row to be deleted.
+    public var filterValues: [String]
+
+    /// Creates a rule.
+    public init(table: String, column: String, days: Int, filterColumn: String? = nil, filterValues: [String] = []) {
+        self.table = table
+        self.column = column
+        self.days = days
+        self.filterColumn = filterColumn
+        self.filterValues = filterValues
+    }
+}
+
+/// Settings of the `retention` task.
+public struct RetentionSettings: Sendable, Equatable {
+    /// The windows, one per table. Defaults: `market_data_daily` 200 days on `date`,
+    /// `volume_slots` 30 days on `date`, finished `maintenance_jobs` 30 days on `finished_at`.
+    public var rules: [RetentionRule]
+    /// Rows per DELETE statement (default 10,000).
+    public var batchSize: Int
+    /// Pause between two batches, to leave I/O to the rest of the server (default none).
+    public var pauseBetweenBatches: Duration
+
+    /// The default windows.
+    public static let defaultRules: [RetentionRule] = [
+        RetentionRule(table: "market_data_daily", column: "date", days: 200),
+        RetentionRule(table: "volume_slots", column: "date", days: 30),
+        RetentionRule(table: "maintenance_jobs", column: "finished_at", days: 30,
+                      filterColumn: "state", filterValues: ["succeeded", "failed", "cancelled"]),
+    ]
+
+    /// Creates settings; every argument has the documented default.
+    public init(rules: [RetentionRule] = RetentionSettings.defaultRules, batchSize: Int = 10_000, pauseBetweenBatches: Duration = .zero) {
+        self.rules = rules
+        self.batchSize = batchSize
+        self.pauseBetweenBatches = pauseBetweenBatches
+    }
+
+    /// Adds a rule, replacing the one for the same table.
+    public mutating func setRule(_ rule: RetentionRule) {
+        rules.removeAll { $0.table == rule.table }
+        rules.append(rule)
+    }
+
+    /// Checks ranges and names; throws `MaintenanceError.invalidSetting` / `invalidTableName`.
+    public func validate() throws {
+        guard (1...1_000_000).contains(batchSize) else {
+            throw MaintenanceError.invalidSetting(key: "retention.batch_size", reason: "must be 1...1000000, got \(batchSize)")
+        }
+        guard pauseBetweenBatches >= .zero else {
+            throw MaintenanceError.invalidSetting(key: "retention.pause_between_batches", reason: "must not be negative")
+        }
+        var seen = Set<String>()
+        for rule in rules {
+            guard Catalog.isPlainName(rule.table) else { throw MaintenanceError.invalidTableName(rule.table) }
+            guard Catalog.isPlainName(rule.column, allowSchema: false) else {
+                throw MaintenanceError.invalidColumnName(table: rule.table, column: rule.column)
+            }
+            if let filter = rule.filterColumn, !Catalog.isPlainName(filter, allowSchema: false) {
+                throw MaintenanceError.invalidColumnName(table: rule.table, column: filter)
+            }
+            guard (0...100_000).contains(rule.days) else {
+                throw MaintenanceError.invalidSetting(key: "retention.tables.\(rule.table).days", reason: "must be 0...100000, got \(rule.days)")
+            }
+            guard seen.insert(rule.table).inserted else {
+                throw MaintenanceError.invalidSetting(key: "retention.tables.\(rule.table)", reason: "configured twice")
+            }
+        }
+    }
+}
+
+/// What `retention` did to one table.
+public struct RetentionTableReport: Sendable, Codable, Equatable {
+    /// `schema.table`.
+    public var table: String
+    /// The time column.
+    public var column: String
+    /// The window in days.
+    public var days: Int
+    /// Rows dated before this New York date were removed (`YYYY-MM-DD`).
+    public var cutoff: String
+    /// `batched_delete`, `drop_chunks`, or `count` (dry run).
+    public var method: String
+    /// Rows deleted (batched delete), or rows that would be (dry run).
+    public var rows: Int
+    /// Chunks dropped (or droppable, dry run) on a hypertable.
+    public var chunks: Int?
+    /// DELETE statements run.
+    public var batches: Int
+    /// Wall time.
+    public var seconds: Double
+    /// Anything the user should know (drop_chunks granularity).
+    public var note: String?
+
+    enum CodingKeys: String, CodingKey {
+        case table, column, days, cutoff, method, chunks, batches, seconds, note
+        case rows = "rows_removed"
+    }
+}
+
+/// A configured table that was not processed, and why.
+public struct SkippedTable: Sendable, Codable, Equatable {
+    /// The table as configured.
+    public var table: String
+    /// Why it was skipped.
+    public var reason: String
+}
+
+/// The `retention` task's result (stored in `maintenance_jobs.result`).
+public struct RetentionReport: Sendable, Codable, Equatable {
+    /// True when nothing was deleted, only counted.
+    public var dryRun: Bool
+    /// Rows per batch.
+    public var batchSize: Int
+    /// One entry per processed table.
+    public var tables: [RetentionTableReport]
+    /// Configured tables that do not exist.
+    public var skipped: [SkippedTable]
+    /// Sum of `rows_removed`.
+    public var totalRowsRemoved: Int
+
+    enum CodingKeys: String, CodingKey {
+        case tables, skipped
+        case dryRun = "dry_run"
+        case batchSize = "batch_size"
+        case totalRowsRemoved = "total_rows_removed"
+    }
+}
+
+/// The `retention` task: deletes rows past each table's window in short batches (plain
+/// PostgreSQL) or drops whole chunks (TimescaleDB hypertables).
+///
+/// Args: `tables` (a subset of the configured tables; an unconfigured one is an error naming
+/// it), `batch_size`, `dry_run` (count only).
+public struct RetentionTask: JobTask {
+    /// `retention`.
+    public let name = "retention"
+    /// The windows and batching.
+    public let settings: RetentionSettings
+
+    /// Creates the task.
+    public init(settings: RetentionSettings = RetentionSettings()) {
+        self.settings = settings
+    }
+
+    struct Args: Decodable {
+        var tables: [String]?
+        var batchSize: Int?
+        var dryRun: Bool?
+        enum CodingKeys: String, CodingKey {
+            case tables
+            case batchSize = "batch_size"
+            case dryRun = "dry_run"
+        }
+    }
+
+    /// The checkpoint: finished tables, and the rows removed so far from the current one.
+    struct Progress: Codable {
+        var done: [RetentionTableReport] = []
+        var currentTable: String?
+        var currentRows = 0
+        var currentBatches = 0
+    }
+
+    /// A rule checked against the catalog.
+    struct Target: Sendable {
+        let rule: RetentionRule
+        let table: ResolvedTable
+        let column: ResolvedColumn
+        let filterColumn: ResolvedColumn?
+        /// The hypertable's time column type when drop_chunks applies.
+        let hypertable: Bool
+    }
+
+    public func run(_ context: JobContext) async throws -> JobResult {
+        let args = try context.decodeArgs(Args.self, allowedKeys: ["tables", "batch_size", "dry_run"])
+        var effective = settings
+        if let batch = args.batchSize {
+            guard batch >= 1 else { throw InvalidJobArguments(task: name, reason: "batch_size must be at least 1") }
+            effective.batchSize = batch
+        }
+        try effective.validate()
+        let previous = try? context.previousProgress?.decode(Progress.self)
+        let connection = try await context.connect()
+        do {
+            let report = try await Self.execute(
+                settings: effective, tables: args.tables, dryRun: args.dryRun ?? false, connection: connection,
+                previous: previous ?? Progress(), checkCancellation: { try context.checkCancellation() },
+                checkpoint: { try await context.checkpoint($0) })
+            await connection.close()
+            context.logger.info("retention removed \(report.totalRowsRemoved) rows", metadata: ["tables": "\(report.tables.count)"])
+            return try JobResult(report)
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    /// Resolves the rules to run: all configured ones, or those named in `requested`.
+    static func targets(settings: RetentionSettings, requested: [String]?, session: PostgresSession) throws -> ([Target], [SkippedTable]) {
+        var rules = settings.rules
+        if let requested {
+            var chosen: [RetentionRule] = []
+            for name in requested {
+                guard Catalog.isPlainName(name) else { throw MaintenanceError.invalidTableName(name) }
+                let resolved = try Catalog.table(name, session: session)
+                let match = settings.rules.first { rule in
+                    if rule.table == name { return true }
+                    guard let resolved, let ruleTable = try? Catalog.table(rule.table, session: session) else { return false }
+                    return ruleTable.oid == resolved.oid
+                }
+                guard let match else {
+                    if resolved == nil { throw MaintenanceError.unknownTable(name) }
+                    throw MaintenanceError.tableNotConfigured(table: name, configured: settings.rules.map(\.table))
+                }
+                if !chosen.contains(match) { chosen.append(match) }
+            }
+            rules = chosen
+        }
+        let timescale = try Catalog.timescaleVersion(session: session) != nil
+        var targets: [Target] = []
+        var skipped: [SkippedTable] = []
+        for rule in rules {
+            guard let table = try Catalog.table(rule.table, session: session) else {
+                skipped.append(SkippedTable(table: rule.table, reason: "table does not exist"))
+                continue
+            }
+            guard let column = try Catalog.column(rule.column, of: table, session: session) else {
+                throw MaintenanceError.unknownColumn(table: table.qualified, column: rule.column)
+            }
+            guard ["date", "timestamp", "timestamptz"].contains(column.typeName) else {
+                throw MaintenanceError.unsupportedColumnType(table: table.qualified, column: rule.column, type: column.displayType)
+            }
+            var filter: ResolvedColumn?
+            if let name = rule.filterColumn {
+                guard let found = try Catalog.column(name, of: table, session: session) else {
+                    throw MaintenanceError.unknownColumn(table: table.qualified, column: name)
+                }
+                filter = found
+            }
+            var hypertable = false
+            if timescale, filter == nil {
+                // drop_chunks works on the time dimension only; another column gets batched deletes.
+                let dimension: String? = try session.query(TimescaleSQL.timeDimension, [table.schema, table.name])
+                    .first?.decodeIfPresent("column_name")
+                hypertable = dimension == rule.column
+            }
+            targets.append(Target(rule: rule, table: table, column: column, filterColumn: filter, hypertable: hypertable))
+        }
+        return (targets, skipped)
+    }
+
+    static func execute(
+        settings: RetentionSettings, tables: [String]?, dryRun: Bool, connection: PostgresConnection, previous: Progress,
+        checkCancellation: @escaping @Sendable () throws -> Void,
+        checkpoint: @escaping @Sendable (Progress) async throws -> Void
+    ) async throws -> RetentionReport {
+        let (targets, skipped) = try await connection.withSession { session in
+            try Self.targets(settings: settings, requested: tables, session: session)
+        }
+        var progress = previous
+        var reports: [RetentionTableReport] = []
+        for target in targets {
+            if let done = progress.done.first(where: { $0.table == target.table.qualified }), !dryRun {
+                reports.append(done)
+                continue
+            }
+            try checkCancellation()
+            let started = ContinuousClock.now
+            let cutoff: String = try await connection.query(
+                "SELECT ((now() AT TIME ZONE 'America/New_York')::date - $1::int)::text AS cutoff", [target.rule.days]
+            ).first!.decode("cutoff")
+            var report = RetentionTableReport(
+                table: target.table.qualified, column: target.rule.column, days: target.rule.days, cutoff: cutoff,
+                method: "batched_delete", rows: 0, chunks: nil, batches: 0, seconds: 0, note: nil)
+            let filterValues = target.rule.filterValues
+            if target.hypertable {
+                let sql = dryRun
+                    ? TimescaleSQL.countDroppableChunks(columnType: target.column.typeName)
+                    : TimescaleSQL.dropChunks(columnType: target.column.typeName)
+                report.method = dryRun ? "count" : "drop_chunks"
+                report.chunks = try await connection.query(sql, [target.table.quoted, cutoff]).first?.decode("chunks", as: Int.self) ?? 0
+                report.note = "drop_chunks removes only chunks whose whole time range is before the cutoff; rows in a chunk that straddles it stay until the chunk is entirely past it"
+            } else if dryRun {
+                report.method = "count"
+                let sql = RetentionSQL.count(
+                    table: target.table.quoted, column: target.column.quoted, columnType: target.column.typeName,
+                    filterColumn: target.filterColumn?.quoted)
+                let params: [any PostgresBindable] = target.filterColumn == nil ? [cutoff] : [cutoff, filterValues]
+                report.rows = try await connection.query(sql, params).first?.decode("n", as: Int.self) ?? 0
+            } else {
+                if progress.currentTable == target.table.qualified {
+                    report.rows = progress.currentRows
+                    report.batches = progress.currentBatches
+                }
+                progress.currentTable = target.table.qualified
+                let sql = RetentionSQL.batchDelete(
+                    table: target.table.quoted, column: target.column.quoted, columnType: target.column.typeName,
+                    filterColumn: target.filterColumn?.quoted)
+                let startRows = report.rows, startBatches = report.batches
+                let snapshot = progress
+                let (rows, batches) = try await deleteInBatches(
+                    connection: connection, sql: sql, cutoff: cutoff,
+                    filterValues: target.filterColumn == nil ? nil : filterValues,
+                    batchSize: settings.batchSize, pause: settings.pauseBetweenBatches,
+                    checkCancellation: checkCancellation,
+                    afterBatch: { rows, batches in
+                        var saved = snapshot
+                        saved.currentRows = startRows + rows
+                        saved.currentBatches = startBatches + batches
+                        try await checkpoint(saved)
+                    })
+                report.rows += rows
+                report.batches += batches
+            }
+            report.seconds = Self.seconds(since: started)
+            reports.append(report)
+            if !dryRun {
+                progress.done.append(report)
+                progress.currentTable = nil
+                progress.currentRows = 0
+                progress.currentBatches = 0
+                try await checkpoint(progress)
+            }
+        }
+        return RetentionReport(
+            dryRun: dryRun, batchSize: settings.batchSize, tables: reports, skipped: skipped,
+            totalRowsRemoved: dryRun ? 0 : reports.reduce(0) { $0 + $1.rows })
+    }
+
+    /// Runs `sql` (a batch delete: $1 cutoff, $2 limit, optional $3 filter values) until a
+    /// batch deletes fewer than `batchSize` rows. Each statement is its own transaction.
+    static func deleteInBatches(
+        connection: PostgresConnection, sql: String, cutoff: String, filterValues: [String]?, batchSize: Int, pause: Duration,
+        checkCancellation: @Sendable () throws -> Void,
+        afterBatch: @Sendable (_ rows: Int, _ batches: Int) async throws -> Void
+    ) async throws -> (rows: Int, batches: Int) {
+        var rows = 0, batches = 0
+        var params: [any PostgresBindable] = [cutoff, batchSize]
+        if let filterValues { params.append(filterValues) }
+        while true {
+            try checkCancellation()
+            let deleted = try await connection.query(sql, params).affectedRows ?? 0
+            rows += deleted
+            batches += 1
+            try await afterBatch(rows, batches)
+            if deleted < batchSize { break }
+            if pause > .zero { try await Task.sleep(for: pause) }
+        }
+        return (rows, batches)
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+}

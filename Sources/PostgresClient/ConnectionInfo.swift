@@ -1,0 +1,112 @@
+import CLibPQ
+import Foundation
+
+/// A connection string (`postgresql://` URL or `key=value` list) parsed by libpq itself
+/// (`PQconninfoParse`), so it is read exactly as a connection would read it.
+///
+/// Only the keywords the string sets explicitly are present; libpq's defaults (`PG*`
+/// variables, service file) are not resolved. Child programs such as `pg_dump` receive the
+/// values through `environment(includingPassword:)`, never on their command line.
+public struct ConnectionInfo: Sendable, Equatable {
+    /// One keyword the string sets.
+    public struct Option: Sendable, Equatable {
+        /// The libpq keyword (`host`, `port`, `user`, `dbname`, `password`, `sslmode`, ...).
+        public let keyword: String
+        /// The environment variable libpq reads for this keyword (`PGHOST`), when there is one.
+        public let environmentVariable: String?
+        /// The value, decoded (percent-escapes of URLs resolved).
+        public let value: String
+    }
+
+    /// The keywords the string sets, in libpq's order.
+    public let options: [Option]
+
+    /// Parses `conninfo`; nil or empty yields no options (libpq defaults apply).
+    public init(parsing conninfo: String?) throws {
+        guard let conninfo, !conninfo.trimmingCharacters(in: .whitespaces).isEmpty else {
+            options = []
+            return
+        }
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        guard let parsed = PQconninfoParse(conninfo, &errorMessage) else {
+            let message = errorMessage.map { String(cString: $0) } ?? "out of memory"
+            if let errorMessage { PQfreemem(errorMessage) }
+            throw ConnectionInfoError(libpqMessage: message)
+        }
+        defer { PQconninfoFree(parsed) }
+        var found: [Option] = []
+        var cursor = parsed
+        while let keyword = cursor.pointee.keyword {
+            if let value = cursor.pointee.val {
+                found.append(Option(
+                    keyword: String(cString: keyword),
+                    environmentVariable: cursor.pointee.envvar.map { String(cString: $0) },
+                    value: String(cString: value)))
+            }
+            cursor = cursor.advanced(by: 1)
+        }
+        options = found
+    }
+
+    /// The value of a keyword, if the string sets it.
+    public subscript(keyword: String) -> String? {
+        options.first { $0.keyword == keyword }?.value
+    }
+
+    /// `host`, if set.
+    public var host: String? { self["host"] }
+    /// `port`, if set.
+    public var port: String? { self["port"] }
+    /// `user`, if set.
+    public var user: String? { self["user"] }
+    /// `dbname`, if set.
+    public var databaseName: String? { self["dbname"] }
+    /// `password`, if set (and not empty).
+    public var password: String? { self["password"].flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// The `PG*` environment variables equivalent to this string (`PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGDATABASE`, `PGSSLMODE`, ...). The password is left out unless asked for; keywords
+    /// libpq has no variable for are left out (they are listed by `keywordsWithoutVariable`).
+    public func environment(includingPassword: Bool = false) -> [String: String] {
+        var result: [String: String] = [:]
+        for option in options {
+            guard let variable = option.environmentVariable else { continue }
+            if option.keyword == "password" && !includingPassword { continue }
+            result[variable] = option.value
+        }
+        return result
+    }
+
+    /// Keywords set by the string that cannot be passed through the environment.
+    public var keywordsWithoutVariable: [String] {
+        options.filter { $0.environmentVariable == nil }.map(\.keyword)
+    }
+
+    /// A `key=value` connection string with the same keywords, some replaced or added
+    /// (`overriding: ["dbname": "postgres"]`). It holds the password when there is one:
+    /// hand it to libpq only, never print it.
+    public func conninfoString(overriding overrides: [String: String] = [:]) -> String {
+        var pairs: [(String, String)] = options.filter { overrides[$0.keyword] == nil }.map { ($0.keyword, $0.value) }
+        pairs += overrides.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        return pairs.map { "\($0.0)=\(Self.quote($0.1))" }.joined(separator: " ")
+    }
+
+    /// Quotes a value for a `key=value` string: single quotes, with `\` and `'` escaped.
+    static func quote(_ value: String) -> String {
+        "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+    }
+}
+
+/// libpq refused a connection string.
+public struct ConnectionInfoError: Error, Sendable, CustomStringConvertible {
+    /// libpq's message with every quoted fragment of the input replaced by `"…"` (a malformed
+    /// string could otherwise echo a password).
+    public let message: String
+
+    init(libpqMessage: String) {
+        let trimmed = libpqMessage.trimmingCharacters(in: .whitespacesAndNewlines)
+        message = trimmed.replacingOccurrences(of: "\"[^\"]*\"", with: "\"…\"", options: .regularExpression)
+    }
+
+    public var description: String { "invalid connection string: \(message)" }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import JobQueue
+import PostgresClient
+import TestSupport
+import XCTest
+
+/// What the database itself guarantees, whoever inserts: validation, defaults, unique keys.
+final class QueueDatabaseTests: XCTestCase {
+    func testPsqlStyleInsertNeedsOnlyATaskName() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let row = try await conn.query("INSERT INTO maintenance_jobs (task) VALUES ('noop') RETURNING state, args::text AS args, attempts, max_attempts, queue, priority").first!
+        XCTAssertEqual(row["state"], "available")
+        XCTAssertEqual(row["args"], "{}")
+        XCTAssertEqual(row["attempts"], "0")
+        XCTAssertEqual(row["max_attempts"], "5")
+        XCTAssertEqual(row["queue"], "default")
+        XCTAssertEqual(row["priority"], "0")
+    }
+
+    func testUnknownTaskIsRefusedNamingKnownTasks() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        do {
+            try await conn.execute("INSERT INTO maintenance_jobs (task) VALUES ('vacum')")
+            XCTFail("misspelled task accepted")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.sqlState, "22023")
+            XCTAssertEqual(error.message, "unknown task \"vacum\"")
+            XCTAssertTrue(error.hint?.contains("vacuum") ?? false, "hint lists known tasks: \(error.hint ?? "nil")")
+            XCTAssertTrue(error.hint?.contains("ohlc_daily") ?? false)
+        }
+        let n = try await conn.count("SELECT count(*) AS n FROM maintenance_jobs")
+        XCTAssertEqual(n, 0)
+    }
+
+    func testArgsOfTheWrongShapeAreRefused() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let cases: [(String, String)] = [
+            (#"{"dayz": 30}"#, "does not take argument \"dayz\""),
+            (#"{"days": "30"}"#, "must be a non-negative whole number"),
+            (#"{"days": -1}"#, "must be a non-negative whole number"),
+            (#"{"days": 1.5}"#, "must be a non-negative whole number"),
+            (#"{"from": "2025-13-01", "to": "2025-12-31"}"#, "must be a date string"),
+            (#"{"from": "2025-01-01"}"#, "\"from\" and \"to\" go together"),
+            (#"{"days": 3, "from": "2025-01-01", "to": "2025-01-02"}"#, "either \"days\" or \"from\"/\"to\""),
+            (#"{"from": "2025-02-01", "to": "2025-01-01"}"#, "is after"),
+            (#"[1, 2]"#, "must be a JSON object"),
+            (#"{"symbols": ["AAPL", 3]}"#, "must be an array of strings"),
+        ]
+        for (args, expected) in cases {
+            do {
+                try await conn.query("INSERT INTO maintenance_jobs (task, args) VALUES ('ohlc_daily', $1::jsonb)", [args])
+                XCTFail("accepted \(args)")
+            } catch let error as PostgresError {
+                XCTAssertEqual(error.sqlState, "22023", args)
+                XCTAssertTrue(error.message.contains(expected), "\(args): \(error.message)")
+            }
+        }
+        try await conn.query("INSERT INTO maintenance_jobs (task, args) VALUES ('ohlc_daily', $1::jsonb)", [#"{"days": 30, "symbols": ["AAPL"]}"#])
+        try await conn.query("INSERT INTO maintenance_jobs (task, args) VALUES ('ohlc_daily', $1::jsonb)", [#"{"from": "2025-01-01", "to": "2025-01-31"}"#])
+    }
+
+    func testUniqueKeyAllowsOneWaitingOrRunningJob() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let first = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", uniqueKey: "k1") }
+        let second = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", uniqueKey: "k1") }
+        XCTAssertNotNil(first)
+        XCTAssertNil(second)
+        // A raw INSERT cannot bypass it either.
+        do {
+            try await conn.execute("INSERT INTO maintenance_jobs (task, unique_key) VALUES ('noop', 'k1')")
+            XCTFail("duplicate unique_key accepted")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.sqlState, "23505")
+        }
+        // Once finished, the key is free again.
+        try await conn.query("UPDATE maintenance_jobs SET state = 'succeeded' WHERE id = $1", [first!])
+        let third = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", uniqueKey: "k1") }
+        XCTAssertNotNil(third)
+    }
+
+    func testOneNotificationPerInsertStatement() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let listener = try await PostgresConnection.connect(db.url)
+        let conn = try await PostgresConnection.connect(db.url)
+        try await listener.withSession { try $0.listen("maintenance_jobs") }
+        try await conn.execute("INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, 20000)")
+        var received: [PostgresNotification] = []
+        for _ in 0..<3 { received += try await listener.withSession { try $0.waitForNotifications(timeout: 0.3) } }
+        XCTAssertEqual(received.count, 1)
+    }
+
+    func testClaimUsesThePartialIndexWithAMillionFinishedRows() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("""
+            INSERT INTO maintenance_jobs (task, state, finished_at, attempts)
+            SELECT 'noop', 'succeeded', now(), 1 FROM generate_series(1, 1000000);
+            INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, 100);
+            ANALYZE maintenance_jobs;
+            """)
+        let plan = try await conn.query("""
+            EXPLAIN SELECT id FROM maintenance_jobs
+            WHERE state = 'available' AND queue = 'default' AND run_at <= now()
+            ORDER BY priority DESC, run_at, id LIMIT 10 FOR UPDATE SKIP LOCKED
+            """).compactMap { $0["QUERY PLAN"] }.joined(separator: "\n")
+        XCTAssertTrue(plan.contains("maintenance_jobs_claim_idx"), plan)
+        let claimed = try await conn.withSession { try QueueStore.claim($0, worker: "w", queue: "default", limit: 10, leaseSeconds: 60) }
+        XCTAssertEqual(claimed.count, 10)
+    }
+
+    func testCompletionByAWorkerThatLostItsLeaseIsIgnored() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "noop")! }
+        let first = try await conn.withSession { try QueueStore.claim($0, worker: "A", queue: "default", limit: 1, leaseSeconds: 60) }
+        XCTAssertEqual(first.map(\.id), [id])
+        // A's lease lapses; the rescuer returns the job, and B claims it.
+        try await conn.query("UPDATE maintenance_jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [id])
+        let rescued = try await conn.withSession { try QueueStore.rescueExpired($0, rescuer: "R") }
+        XCTAssertEqual(rescued.requeued, 1)
+        let second = try await conn.withSession { try QueueStore.claim($0, worker: "B", queue: "default", limit: 1, leaseSeconds: 60) }
+        XCTAssertEqual(second.first?.attempt, 2)
+        // A wakes up and reports success: nothing changes.
+        let result = PostgresJSON(text: #"{"by": "A"}"#)
+        let aDone = try await conn.withSession { try QueueStore.completeSucceeded($0, worker: "A", jobs: [(id, 1, result)]) }
+        XCTAssertTrue(aDone.isEmpty)
+        let aHeld = try await conn.withSession { try QueueStore.heartbeat($0, worker: "A", jobs: [(id, 1)], leaseSeconds: 60) }
+        XCTAssertTrue(aHeld.isEmpty)
+        let bDone = try await conn.withSession { try QueueStore.completeSucceeded($0, worker: "B", jobs: [(id, 2, PostgresJSON(text: #"{"by": "B"}"#))]) }
+        XCTAssertEqual(bDone, [id])
+        let row = try await conn.query("SELECT state, result->>'by' AS by, jsonb_array_length(errors) AS errors FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertEqual(row["state"], "succeeded")
+        XCTAssertEqual(row["by"], "B")
+        XCTAssertEqual(row["errors"], "1", "the lapsed attempt is recorded")
+    }
+
+    func testRescueFailsAJobOnItsLastAttempt() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", maxAttempts: 1)! }
+        _ = try await conn.withSession { try QueueStore.claim($0, worker: "dead", queue: "default", limit: 1, leaseSeconds: 0.01) }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        let rescued = try await conn.withSession { try QueueStore.rescueExpired($0, rescuer: "R") }
+        XCTAssertEqual(rescued.failed, 1)
+        let row = try await conn.query("SELECT state, errors -> 0 ->> 'error' AS error, finished_at IS NOT NULL AS done FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertEqual(row["state"], "failed")
+        XCTAssertEqual(row["done"], "t")
+        XCTAssertTrue(row["error"]?.contains("worker dead stopped sending heartbeats") ?? false, row["error"] ?? "")
+    }
+
+    func testPruneDeletesOnlyOldFinishedJobs() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("""
+            INSERT INTO maintenance_jobs (task, state, finished_at) SELECT 'noop', 'succeeded', now() - interval '40 days' FROM generate_series(1, 12000);
+            INSERT INTO maintenance_jobs (task, state, finished_at) VALUES ('noop', 'failed', now() - interval '1 day');
+            INSERT INTO maintenance_jobs (task) VALUES ('noop');
+            """)
+        let pruned = try await conn.withSession { try QueueStore.pruneFinished($0, olderThanSeconds: 30 * 86_400) }
+        XCTAssertEqual(pruned, 12000)
+        let left = try await conn.count("SELECT count(*) AS n FROM maintenance_jobs")
+        XCTAssertEqual(left, 2)
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import JobQueue
+import PostgresClient
+import TestSupport
+import XCTest
+
+/// The worker in this process against the real cluster.
+final class WorkerTests: XCTestCase {
+    private func worker(_ url: String, _ configure: (inout WorkerConfiguration) -> Void = { _ in }, tasks: [any JobTask] = [NoopTask()]) -> Worker {
+        var config = testConfiguration()
+        configure(&config)
+        return Worker(conninfo: url, registry: TaskRegistry(tasks), configuration: config, logger: quietLogger)
+    }
+
+    func testDrainsJobsEachExactlyOnce() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, 500)")
+        try await runUntilIdle(worker(db.url))
+        let row = try await conn.query("""
+            SELECT count(*) FILTER (WHERE state = 'succeeded') AS ok, max(attempts) AS max_attempts,
+                   count(*) FILTER (WHERE started_at IS NULL OR finished_at IS NULL) AS incomplete
+            FROM maintenance_jobs
+            """).first!
+        XCTAssertEqual(row["ok"], "500")
+        XCTAssertEqual(row["max_attempts"], "1")
+        XCTAssertEqual(row["incomplete"], "0")
+    }
+
+    func testRetriesWithBackoffKeepEveryError() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("""
+            INSERT INTO maintenance_jobs (task, args, max_attempts) VALUES
+              ('noop', '{"fail_times": 2}', 5),
+              ('noop', '{"fail_times": 9}', 3)
+            """)
+        try await runUntilIdle(worker(db.url))
+        let rows = try await conn.query("""
+            SELECT state, attempts, jsonb_array_length(errors) AS errors, errors -> -1 ->> 'error' AS last,
+                   errors -> 0 ->> 'type' AS type
+            FROM maintenance_jobs ORDER BY id
+            """).map { $0 }
+        XCTAssertEqual(rows[0]["state"], "succeeded")
+        XCTAssertEqual(rows[0]["attempts"], "3")
+        XCTAssertEqual(rows[0]["errors"], "2")
+        XCTAssertEqual(rows[0]["type"], "DeliberateFailure")
+        XCTAssertEqual(rows[1]["state"], "failed")
+        XCTAssertEqual(rows[1]["attempts"], "3")
+        XCTAssertEqual(rows[1]["errors"], "3")
+        XCTAssertEqual(rows[1]["last"], "noop: deliberate failure of attempt 3 of 9")
+    }
+
+    func testTaskUnknownToThisWorkerFailsAtOnce() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("INSERT INTO maintenance_jobs (task) VALUES ('compress')")
+        try await runUntilIdle(worker(db.url))
+        let row = try await conn.query("SELECT state, attempts, errors -> 0 ->> 'error' AS error FROM maintenance_jobs").first!
+        XCTAssertEqual(row["state"], "failed")
+        XCTAssertEqual(row["attempts"], "1")
+        XCTAssertTrue(row["error"]?.contains("unknown task \"compress\"") ?? false)
+    }
+
+    func testHigherPriorityRunsFirst() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("""
+            INSERT INTO maintenance_jobs (task, priority) SELECT 'noop', 0 FROM generate_series(1, 20);
+            INSERT INTO maintenance_jobs (task, priority) VALUES ('noop', 10);
+            """)
+        try await runUntilIdle(worker(db.url) { $0.concurrency = 1; $0.claimBatchSize = 1 })
+        let first = try await conn.query("SELECT priority FROM maintenance_jobs ORDER BY started_at LIMIT 1").first?["priority"]
+        XCTAssertEqual(first, "10")
+    }
+
+    func testCancellingARunningJobStopsIt() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", args: PostgresJSON(text: #"{"sleep_ms": 60000}"#))! }
+        let w = worker(db.url) { $0.exitWhenIdleSeconds = nil }
+        let run = Task { try await w.run() }
+        let started = try await eventually { try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'running'") == 1 }
+        XCTAssertTrue(started)
+        try await conn.query("UPDATE maintenance_jobs SET state = 'cancelled' WHERE id = $1", [id])
+        // The heartbeat (every 0.5 s with a 2 s lease) notices, and the slot frees up.
+        let stopped = try await eventually(timeout: 10) { w.stats.snapshot().finished["noop"]?["cancelled"] == 1 }
+        XCTAssertTrue(stopped)
+        w.requestStop()
+        try await run.value
+        let row = try await conn.query("SELECT state, finished_at IS NOT NULL AS done FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertEqual(row["state"], "cancelled")
+        XCTAssertEqual(row["done"], "t")
+    }
+
+    func testStopLetsShortJobsFinishAndReleasesLongOnes() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let short = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", args: PostgresJSON(text: #"{"sleep_ms": 300}"#))! }
+        let long = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", args: PostgresJSON(text: #"{"sleep_ms": 60000}"#))! }
+        let w = worker(db.url) { $0.exitWhenIdleSeconds = nil; $0.graceSeconds = 1 }
+        let run = Task { try await w.run() }
+        let started = try await eventually { try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'running'") == 2 }
+        XCTAssertTrue(started)
+        w.requestStop()
+        try await run.value
+        let states = Dictionary(uniqueKeysWithValues: try await conn.query("SELECT id, state, attempts FROM maintenance_jobs").map {
+            (Int64($0["id"]!)!, "\($0["state"]!)/\($0["attempts"]!)")
+        })
+        XCTAssertEqual(states[short], "succeeded/1")
+        XCTAssertEqual(states[long], "available/0", "released without counting the attempt")
+    }
+
+    func testDeadWorkersJobIsRescuedAndRunAgain() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "noop")! }
+        // A worker claims it and dies without a heartbeat.
+        _ = try await conn.withSession { try QueueStore.claim($0, worker: "ghost", queue: "default", limit: 1, leaseSeconds: 0.3) }
+        try await runUntilIdle(worker(db.url) { $0.exitWhenIdleSeconds = 1.5 })
+        let row = try await conn.query("SELECT state, attempts, errors -> 0 ->> 'type' AS type FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertEqual(row["state"], "succeeded")
+        XCTAssertEqual(row["attempts"], "2")
+        XCTAssertEqual(row["type"], "LeaseExpired")
+    }
+
+    func testLiveLongJobIsNeverRescued() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        // Runs for three leases; heartbeats must keep it.
+        try await conn.execute(#"INSERT INTO maintenance_jobs (task, args) VALUES ('noop', '{"sleep_ms": 6000}')"#)
+        try await runUntilIdle(worker(db.url))
+        let row = try await conn.query("SELECT state, attempts, errors::text AS errors FROM maintenance_jobs").first!
+        XCTAssertEqual(row["state"], "succeeded")
+        XCTAssertEqual(row["attempts"], "1")
+        XCTAssertEqual(row["errors"], "[]")
+    }
+
+    func testNotifyWakesAnIdleWorkerBeforeThePollInterval() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let w = worker(db.url) { $0.exitWhenIdleSeconds = nil; $0.pollSeconds = 30 }
+        let run = Task { try await w.run() }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        try await conn.execute("INSERT INTO maintenance_jobs (task) VALUES ('noop')")
+        // With a 30 s poll, only the notification can get it done within 10 s.
+        let done = try await eventually(timeout: 10) { try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'succeeded'") == 1 }
+        XCTAssertTrue(done)
+        w.requestStop()
+        try await run.value
+    }
+
+    func testProgressCheckpointSurvivesARetry() async throws {
+        struct Resumable: JobTask {
+            var name: String { "noop" }
+            struct Progress: Codable { var done: [Int] }
+            func run(_ context: JobContext) async throws -> JobResult {
+                var progress = try context.previousProgress?.decode(Progress.self) ?? Progress(done: [])
+                let skipped = progress.done.count
+                for unit in 1...4 where !progress.done.contains(unit) {
+                    progress.done.append(unit)
+                    try await context.checkpoint(progress)
+                    if unit == 2 && context.attempt == 1 { throw NoopTask.DeliberateFailure(attempt: 1, failTimes: 1) }
+                }
+                return try JobResult(["skipped": skipped])
+            }
+        }
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("INSERT INTO maintenance_jobs (task) VALUES ('noop')")
+        try await runUntilIdle(worker(db.url, tasks: [Resumable()]))
+        let row = try await conn.query("SELECT state, attempts, result ->> 'skipped' AS skipped, progress::text AS progress FROM maintenance_jobs").first!
+        XCTAssertEqual(row["state"], "succeeded")
+        XCTAssertEqual(row["attempts"], "2")
+        XCTAssertEqual(row["skipped"], "2", "the second attempt skipped the units checkpointed by the first")
+        XCTAssertEqual(row["progress"], #"{"done": [1, 2, 3, 4]}"#)
+    }
+
+    func testWorkerSurvivesADatabaseRestart() async throws {
+        let cluster = try TestCluster.shared()
+        let db = try TestCluster.migratedDatabase()
+        let w = worker(db.url) { $0.exitWhenIdleSeconds = nil }
+        let run = Task { try await w.run() }
+        var conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, 50)")
+        let firstBatch = try await eventually { try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'succeeded'") == 50 }
+        XCTAssertTrue(firstBatch)
+        try cluster.restart()
+        conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, 50)")
+        let secondBatch = try await eventually(timeout: 30) { try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'succeeded'") == 100 }
+        XCTAssertTrue(secondBatch, "the worker reconnected and drained the jobs enqueued after the restart")
+        XCTAssertTrue(w.stats.loopsAlive)
+        w.requestStop()
+        try await run.value
+    }
+}

@@ -1,0 +1,322 @@
+import Foundation
+import MaintenanceTasks
+import PostgresClient
+import TestSupport
+import XCTest
+
+final class CycleTests: XCTestCase {
+    /// The run's jobs as "task:state" in id order.
+    private func jobs(_ conn: PostgresConnection, run: Int64) async throws -> [String] {
+        try await conn.query("SELECT task || ':' || state AS j FROM maintenance_jobs WHERE run_id = $1 ORDER BY id", [run])
+            .map { $0["j"] ?? "" }
+    }
+
+    /// Simulates a worker finishing every waiting job of the run with `state`.
+    private func finish(_ conn: PostgresConnection, run: Int64, task: String? = nil, state: String = "succeeded") async throws {
+        try await conn.query(
+            """
+            UPDATE maintenance_jobs SET state = $2, attempts = attempts + 1,
+                   errors = CASE WHEN $2 = 'failed' THEN errors || '[{"error": "boom"}]' ELSE errors END,
+                   result = CASE WHEN $2 = 'succeeded' THEN '{"ok": true}'::jsonb END
+             WHERE run_id = $1 AND state IN ('available', 'running') AND ($3::text IS NULL OR task = $3)
+            """, [run, state, task])
+    }
+
+    private func run(_ conn: PostgresConnection, _ id: Int64) async throws -> CycleRun {
+        let runs = try await CycleStore.recentRuns(connection: conn, limit: 100)
+        return try XCTUnwrap(runs.first { $0.id == id })
+    }
+
+    func testEnqueueIsIdempotentPerPeriod() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let first = try await CycleStore.enqueue(cycle: "daily", period: "2026-11-20", connection: conn)
+        let second = try await CycleStore.enqueue(cycle: "daily", period: "2026-11-20", connection: conn)
+        XCTAssertTrue(first.created)
+        XCTAssertFalse(second.created)
+        XCTAssertEqual(first.runID, second.runID)
+        let stageOne = try await jobs(conn, run: first.runID)
+        XCTAssertEqual(stageOne, ["backup:available"])
+        // Weekly: any day of one ISO week is the same period.
+        let monday = try await CycleStore.enqueue(cycle: "weekly", period: "2026-11-16", connection: conn)
+        let sunday = try await CycleStore.enqueue(cycle: "weekly", period: "2026-11-22", connection: conn)
+        XCTAssertEqual(monday.runID, sunday.runID)
+        XCTAssertFalse(sunday.created)
+        let count = try await conn.query("SELECT count(*) AS n FROM maintenance_cycle_runs").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 2)
+        // psql users get the same from SQL.
+        let sql = try await conn.query("SELECT run_id, created FROM maintenance_enqueue_cycle('daily', '2026-11-20')").first
+        XCTAssertEqual(try sql?.decode("run_id", as: Int64.self), first.runID)
+        XCTAssertEqual(try sql?.decode("created", as: Bool.self), false)
+    }
+
+    func testHolidaysUnknownAndDisabledCycles() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        do {
+            _ = try await CycleStore.enqueue(cycle: "daily", period: "2026-11-26", connection: conn)
+            XCTFail("Thanksgiving enqueued")
+        } catch let error as MaintenanceError {
+            guard case .cycleNotEnqueued(_, let period, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(period, "2026-11-26")
+            XCTAssertTrue(reason.contains("Thanksgiving"), reason)
+        }
+        let forced = try await CycleStore.enqueue(cycle: "daily", period: "2026-11-26", force: true, connection: conn)
+        XCTAssertTrue(forced.created)
+        do {
+            _ = try await CycleStore.enqueue(cycle: "hourly", connection: conn)
+            XCTFail("unknown cycle enqueued")
+        } catch let error as MaintenanceError {
+            XCTAssertEqual(error, .unknownCycle(name: "hourly", known: ["daily", "monthly", "weekly"]))
+        }
+        do {
+            try await conn.execute("INSERT INTO maintenance_cycles (cycle, period, time_zone) VALUES ('mars', 'day', 'Mars/Olympus')")
+            XCTFail("unknown time zone accepted")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.sqlState, "22023")
+            XCTAssertTrue(error.message.contains("Mars/Olympus"), error.message)
+        }
+        try await conn.execute("UPDATE maintenance_cycles SET enabled = false WHERE cycle = 'weekly'")
+        do {
+            _ = try await CycleStore.enqueue(cycle: "weekly", connection: conn)
+            XCTFail("disabled cycle enqueued")
+        } catch let error as MaintenanceError {
+            guard case .cycleNotEnqueued(let cycle, _, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(cycle, "weekly")
+            XCTAssertTrue(reason.contains("disabled"))
+        }
+    }
+
+    func testStagesAdvanceInOrderAndAFailedTaskLeavesTheRunPartial() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let (id, _) = try await CycleStore.enqueue(cycle: "daily", period: "2026-11-20", connection: conn)
+        var list = try await jobs(conn, run: id)
+        XCTAssertEqual(list, ["backup:available"])
+
+        // A failed attempt that will be retried goes back to available: nothing advances.
+        try await conn.query("UPDATE maintenance_jobs SET state = 'running' WHERE run_id = $1", [id])
+        try await conn.query("UPDATE maintenance_jobs SET state = 'available' WHERE run_id = $1", [id])
+        list = try await jobs(conn, run: id)
+        XCTAssertEqual(list, ["backup:available"])
+
+        try await finish(conn, run: id)
+        list = try await jobs(conn, run: id)
+        XCTAssertEqual(list, ["backup:succeeded", "ohlc_daily:available", "volume_slots:available", "metadata_enrich:available"])
+        let args = try await conn.query("SELECT args::text AS a FROM maintenance_jobs WHERE run_id = $1 AND task = 'ohlc_daily'", [id]).first?["a"]
+        XCTAssertEqual(args, #"{"days": 30}"#)
+
+        // Loads: one fails for good, the others succeed one by one; stage 3 waits for all.
+        try await finish(conn, run: id, task: "ohlc_daily", state: "failed")
+        try await finish(conn, run: id, task: "volume_slots")
+        list = try await jobs(conn, run: id)
+        XCTAssertFalse(list.contains { $0.hasPrefix("volume_stats") })
+        try await finish(conn, run: id, task: "metadata_enrich")
+        list = try await jobs(conn, run: id)
+        XCTAssertEqual(list.last, "volume_stats:available")
+        var current = try await run(conn, id)
+        XCTAssertEqual(current.state, "running")
+        XCTAssertEqual(current.currentStage, 3)
+
+        try await finish(conn, run: id)
+        list = try await jobs(conn, run: id)
+        XCTAssertEqual(list.last, "retention:available")
+        try await finish(conn, run: id)
+
+        current = try await run(conn, id)
+        XCTAssertEqual(current.state, "partial")
+        XCTAssertNotNil(current.finishedAt)
+        XCTAssertEqual(current.jobCounts, ["succeeded": 5, "failed": 1])
+        let outcome = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(current.outcomeJSON).utf8)) as? [String: Any])
+        XCTAssertEqual(outcome["succeeded"] as? Int, 5)
+        XCTAssertEqual(outcome["failed"] as? Int, 1)
+        let tasks = try XCTUnwrap(outcome["tasks"] as? [[String: Any]])
+        XCTAssertEqual(tasks.map { $0["task"] as? String ?? "" }, ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "volume_stats", "retention"])
+        XCTAssertEqual(tasks.map { $0["stage"] as? Int ?? 0 }, [1, 2, 2, 2, 3, 4])
+        let failed = try XCTUnwrap(tasks.first { $0["task"] as? String == "ohlc_daily" })
+        XCTAssertEqual(failed["state"] as? String, "failed")
+        XCTAssertEqual((failed["error"] as? [String: Any])?["error"] as? String, "boom")
+
+        // Retrying the failed job by hand and succeeding refreshes the run's outcome.
+        try await conn.query("UPDATE maintenance_jobs SET state = 'available' WHERE run_id = $1 AND task = 'ohlc_daily'", [id])
+        try await finish(conn, run: id)
+        current = try await run(conn, id)
+        XCTAssertEqual(current.state, "succeeded")
+        list = try await jobs(conn, run: id)
+        XCTAssertEqual(list.count, 6)
+    }
+
+    func testAllFailedRunIsFailedAndCancelStopsTheRun() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let weekly = try await CycleStore.enqueue(cycle: "weekly", period: "2026-11-16", connection: conn)
+        try await finish(conn, run: weekly.runID, state: "failed")
+        try await finish(conn, run: weekly.runID, state: "failed")
+        let failed = try await run(conn, weekly.runID)
+        XCTAssertEqual(failed.state, "failed")
+        XCTAssertEqual(failed.jobCounts, ["failed": 2])
+
+        let monthly = try await CycleStore.enqueue(cycle: "monthly", period: "2026-11-01", connection: conn)
+        let cancelled = try await CycleStore.cancel(runID: monthly.runID, connection: conn)
+        XCTAssertEqual(cancelled, 1)
+        let list = try await jobs(conn, run: monthly.runID)
+        XCTAssertEqual(list, ["backup:cancelled"])                 // no later stage started
+        let state = try await run(conn, monthly.runID).state
+        XCTAssertEqual(state, "cancelled")
+    }
+
+    func testUnknownTasksAndBadArgsInACycleAreSkippedAndRecorded() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(
+            """
+            INSERT INTO maintenance_cycles (cycle, period) VALUES ('custom', 'day');
+            INSERT INTO maintenance_cycle_tasks (cycle, stage, task, args) VALUES
+              ('custom', 1, 'no_such_task', '{}'),
+              ('custom', 2, 'noop', '{"bogus": 1}'),
+              ('custom', 2, 'noop', '{"sleep_ms": 1}'),
+              ('custom', 3, 'noop', '{}');
+            """)
+        let (id, created) = try await CycleStore.enqueue(cycle: "custom", period: "2026-11-22", connection: conn)
+        XCTAssertTrue(created)
+        // Stage 1 had nothing to enqueue: stage 2 started at once, with the valid task only.
+        var list = try await jobs(conn, run: id)
+        XCTAssertEqual(list, ["noop:available"])
+        try await finish(conn, run: id)
+        try await finish(conn, run: id)
+        list = try await jobs(conn, run: id)
+        XCTAssertEqual(list, ["noop:succeeded", "noop:succeeded"])
+        let current = try await run(conn, id)
+        XCTAssertEqual(current.state, "partial")
+        let outcome = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(current.outcomeJSON).utf8)) as? [String: Any])
+        let skipped = try XCTUnwrap(outcome["skipped"] as? [[String: Any]])
+        XCTAssertEqual(skipped.count, 2)
+        XCTAssertTrue((skipped[0]["reason"] as? String ?? "").contains("unknown task \"no_such_task\""))
+        XCTAssertTrue((skipped[1]["reason"] as? String ?? "").contains("bogus"))
+    }
+
+    func testConcurrentCompletionOfTheLastTwoJobsOfAStageStartsTheNextStageOnce() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let (id, _) = try await CycleStore.enqueue(cycle: "daily", period: "2026-11-20", connection: conn)
+        try await finish(conn, run: id)                                  // stage 1
+        try await finish(conn, run: id, task: "metadata_enrich")          // stage 2 has two jobs left
+        let ids: [Int64] = try await conn.query(
+            "SELECT id FROM maintenance_jobs WHERE run_id = $1 AND state = 'available' ORDER BY id", [id]).map { try $0.decode("id") }
+        XCTAssertEqual(ids.count, 2)
+
+        let a = try await PostgresConnection.connect(db.url)
+        let b = try await PostgresConnection.connect(db.url)
+        try await a.execute("BEGIN")
+        try await b.execute("BEGIN")
+        try await a.query("UPDATE maintenance_jobs SET state = 'succeeded' WHERE id = $1", [ids[0]])
+        // B's trigger waits on A's lock of the run row...
+        let bDone = Task { try await b.query("UPDATE maintenance_jobs SET state = 'succeeded' WHERE id = $1", [ids[1]]) }
+        var waiting = false
+        for _ in 0..<500 where !waiting {
+            waiting = try await conn.query(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", [Int(b.backendPID)]
+            ).first?.decode("n", as: Int.self) == 1
+            if !waiting { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        XCTAssertTrue(waiting, "session B never waited for the run lock")
+        // ...and sees A's commit once it has it.
+        try await a.execute("COMMIT")
+        _ = try await bDone.value
+        try await b.execute("COMMIT")
+        let list = try await jobs(conn, run: id)
+        XCTAssertEqual(list.filter { $0.hasPrefix("volume_stats") }, ["volume_stats:available"])
+
+        // Both commit orders, many times: the next stage is enqueued exactly once each time.
+        for round in 0..<10 {
+            let (run, _) = try await CycleStore.enqueue(cycle: "daily", period: "2026-10-\(String(format: "%02d", round + 5))", force: true, connection: conn)
+            try await finish(conn, run: run)
+            try await finish(conn, run: run, task: "metadata_enrich")
+            let pair: [Int64] = try await conn.query(
+                "SELECT id FROM maintenance_jobs WHERE run_id = $1 AND state = 'available' ORDER BY id", [run]).map { try $0.decode("id") }
+            async let one: Void = Self.complete(url: db.url, job: pair[0])
+            async let two: Void = Self.complete(url: db.url, job: pair[1])
+            _ = try await (one, two)
+            let stage3 = try await jobs(conn, run: run).filter { $0.hasPrefix("volume_stats") }
+            XCTAssertEqual(stage3, ["volume_stats:available"], "round \(round)")
+        }
+    }
+
+    func testOneStatementFinishingJobsOfSeveralRunsAdvancesEach() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let first = try await CycleStore.enqueue(cycle: "weekly", period: "2026-11-09", connection: conn)
+        let second = try await CycleStore.enqueue(cycle: "weekly", period: "2026-11-16", connection: conn)
+        // As a worker's batched completion does: one UPDATE over jobs of both runs.
+        try await conn.query(
+            "UPDATE maintenance_jobs SET state = 'succeeded' WHERE run_id = ANY($1::bigint[])", [[first.runID, second.runID]])
+        for id in [first.runID, second.runID] {
+            let list = try await jobs(conn, run: id)
+            XCTAssertEqual(list, ["vacuum:succeeded", "compress:available"])
+        }
+        // Other updates (heartbeats, progress) leave runs alone.
+        try await conn.query("UPDATE maintenance_jobs SET heartbeat_at = now(), progress = '{}' WHERE run_id IS NOT NULL")
+        let count = try await conn.query("SELECT count(*) AS n FROM maintenance_jobs").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 4)
+    }
+
+    private static func complete(url: String, job: Int64) async throws {
+        let c = try await PostgresConnection.connect(url)
+        try await c.query("UPDATE maintenance_jobs SET state = 'succeeded' WHERE id = $1", [job])
+        await c.close()
+    }
+
+    func testSchedulerEnqueuesDueCyclesOncePerPeriodWithoutBackfill() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let scheduler = CycleScheduler()
+        func at(_ text: String) -> Date { Date(postgresText: text)! }
+        func names(_ runs: [EnqueuedRun]) -> [String] { runs.map { "\($0.cycle) \($0.period)" } }
+
+        // Friday 2026-11-20, 16:30 New York (EST): the monthly run of November is overdue
+        // (caught up), the daily one is not due yet, the weekly one is due on Saturday.
+        var runs = try await scheduler.tick(connection: conn, now: at("2026-11-20 21:30:00+00"))
+        XCTAssertEqual(names(runs), ["monthly 2026-11-01"])
+        runs = try await scheduler.tick(connection: conn, now: at("2026-11-20 22:05:00+00"))
+        XCTAssertEqual(names(runs), ["daily 2026-11-20"])
+        XCTAssertTrue(runs.allSatisfy(\.created))
+        runs = try await scheduler.tick(connection: conn, now: at("2026-11-20 23:00:00+00"))
+        XCTAssertEqual(runs, [])
+        // Saturday morning: weekly; no daily on a weekend.
+        runs = try await scheduler.tick(connection: conn, now: at("2026-11-21 11:30:00+00"))
+        XCTAssertEqual(names(runs), ["weekly 2026-11-16"])
+        runs = try await scheduler.tick(connection: conn, now: at("2026-11-21 23:30:00+00"))
+        XCTAssertEqual(runs, [])
+        // Workers down Monday to Wednesday evening: only Wednesday's run, no backfill.
+        runs = try await scheduler.tick(connection: conn, now: at("2026-11-25 22:30:00+00"))
+        XCTAssertEqual(names(runs), ["daily 2026-11-25"])
+        // Thanksgiving: nothing.
+        runs = try await scheduler.tick(connection: conn, now: at("2026-11-26 22:30:00+00"))
+        XCTAssertEqual(runs, [])
+        // Summer time (EDT, UTC-4): 17:00 New York is 21:00 UTC.
+        runs = try await scheduler.tick(connection: conn, now: at("2026-07-01 20:59:00+00"))
+        XCTAssertEqual(names(runs), ["monthly 2026-07-01"])
+        runs = try await scheduler.tick(connection: conn, now: at("2026-07-01 21:00:00+00"))
+        XCTAssertEqual(names(runs), ["daily 2026-07-01"])
+
+        // Many schedulers ticking at once create each run once.
+        try await conn.execute("DELETE FROM maintenance_jobs; DELETE FROM maintenance_cycle_runs")
+        let url = db.url
+        let created = try await withThrowingTaskGroup(of: [EnqueuedRun].self) { group in
+            for _ in 0..<6 {
+                group.addTask {
+                    let c = try await PostgresConnection.connect(url)
+                    let runs = try await CycleScheduler().tick(connection: c, now: at("2026-11-20 22:05:00+00"))
+                    await c.close()
+                    return runs
+                }
+            }
+            var all: [EnqueuedRun] = []
+            for try await runs in group { all += runs }
+            return all
+        }
+        XCTAssertEqual(created.filter(\.created).map { "\($0.cycle) \($0.period)" }.sorted(), ["daily 2026-11-20", "monthly 2026-11-01"])
+        let count = try await conn.query("SELECT count(*) AS n FROM maintenance_cycle_runs").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 2)
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import JobQueue
+import MaintenanceTasks
+import PostgresClient
+import TestSupport
+import XCTest
+
+final class RetentionTests: XCTestCase {
+    /// Seeds 3 symbols × 16 days around the 200-day cutoff: 10 days before it (deleted), the
+    /// cutoff day itself and 5 after (kept); plus finished and unfinished jobs.
+    private func seed(_ conn: PostgresConnection) async throws -> String {
+        try await createMarketTables(conn)
+        let cutoff: String = try await conn.query(
+            "SELECT ((now() AT TIME ZONE 'America/New_York')::date - 200)::text AS c").first!.decode("c")
+        try await conn.query(
+            """
+            INSERT INTO market_data_daily (symbol, date, open, high, low, close, volume)
+            SELECT s, $1::date + d, 1, 1, 1, 1, 1 FROM unnest(ARRAY['AAPL','MSFT','IBM']) s, generate_series(-10, 5) d
+            """, [cutoff])
+        try await conn.execute(
+            """
+            INSERT INTO maintenance_jobs (task, state, finished_at) VALUES
+              ('noop', 'succeeded', now() - interval '40 days'),
+              ('noop', 'failed',    now() - interval '31 days 1 hour'),
+              ('noop', 'cancelled', now() - interval '45 days'),
+              ('noop', 'succeeded', now() - interval '20 days'),
+              ('noop', 'running',   now() - interval '40 days'),
+              ('noop', 'available', NULL);
+            """)
+        return cutoff
+    }
+
+    func testDeletesExactlyTheRowsPastTheWindowInBatches() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let cutoff = try await seed(conn)
+        // A configured table that does not exist is skipped and reported.
+        try await conn.execute("DROP TABLE IF EXISTS volume_slots")
+        let progress = ProgressLog()
+        let task = RetentionTask(settings: RetentionSettings(batchSize: 7))
+        let result = try object(try await task.run(makeContext(url: db.url, task: "retention", progress: progress)))
+
+        let remaining = try await conn.query("SELECT count(*) AS n, min(date)::text AS first FROM market_data_daily").first
+        XCTAssertEqual(try remaining?.decode("n", as: Int.self), 18)          // 3 × (cutoff day + 5 after)
+        XCTAssertEqual(remaining?["first"], cutoff)                              // the boundary day stays
+        let jobs = try await conn.query("SELECT string_agg(state, ',' ORDER BY id) AS s FROM maintenance_jobs").first?["s"]
+        XCTAssertEqual(jobs, "succeeded,running,available")                      // only old finished jobs went
+
+        let tables = try XCTUnwrap(result["tables"] as? [[String: Any]])
+        let daily = try XCTUnwrap(tables.first { $0["table"] as? String == "public.market_data_daily" })
+        XCTAssertEqual(daily["rows_removed"] as? Int, 30)
+        XCTAssertEqual(daily["batches"] as? Int, 5)                              // 7+7+7+7+2
+        XCTAssertEqual(daily["cutoff"] as? String, cutoff)
+        XCTAssertEqual(daily["method"] as? String, "batched_delete")
+        let jobsReport = try XCTUnwrap(tables.first { $0["table"] as? String == "public.maintenance_jobs" })
+        XCTAssertEqual(jobsReport["rows_removed"] as? Int, 3)
+        XCTAssertEqual(result["total_rows_removed"] as? Int, 33)
+        let skipped = try XCTUnwrap(result["skipped"] as? [[String: Any]])
+        XCTAssertEqual(skipped.first?["table"] as? String, "volume_slots")      // configured, not created here
+        XCTAssertEqual(skipped.first?["reason"] as? String, "table does not exist")
+        XCTAssertGreaterThanOrEqual(progress.entries.count, 5)
+        XCTAssertTrue(progress.entries.contains { $0.contains("\"currentRows\":14") })
+
+        // A second run finds nothing left.
+        let again = try object(try await task.run(makeContext(url: db.url, task: "retention")))
+        XCTAssertEqual(again["total_rows_removed"] as? Int, 0)
+    }
+
+    func testDryRunCountsAndTableSubset() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        _ = try await seed(conn)
+        let result = try object(try await RetentionTask().run(
+            makeContext(url: db.url, task: "retention", args: #"{"tables": ["market_data_daily"], "dry_run": true, "batch_size": 4}"#)))
+        XCTAssertEqual(result["dry_run"] as? Bool, true)
+        let tables = try XCTUnwrap(result["tables"] as? [[String: Any]])
+        XCTAssertEqual(tables.count, 1)
+        XCTAssertEqual(tables.first?["rows_removed"] as? Int, 30)
+        XCTAssertEqual(tables.first?["method"] as? String, "count")
+        let count = try await conn.query("SELECT count(*) AS n FROM market_data_daily").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 48)
+    }
+
+    func testUnknownOrUnconfiguredTableInArgsIsRefused() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        _ = try await seed(conn)
+        do {
+            _ = try await RetentionTask().run(makeContext(url: db.url, task: "retention", args: #"{"tables": ["no_such_table"]}"#))
+            XCTFail("unknown table accepted")
+        } catch let error as MaintenanceError {
+            XCTAssertEqual(error, .unknownTable("no_such_table"))
+            XCTAssertTrue(error.description.contains("no_such_table"))
+        }
+        do {
+            _ = try await RetentionTask().run(makeContext(url: db.url, task: "retention", args: #"{"tables": ["maintenance_task_types"]}"#))
+            XCTFail("unconfigured table accepted")
+        } catch let error as MaintenanceError {
+            guard case .tableNotConfigured(let table, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(table, "maintenance_task_types")
+        }
+        do {
+            _ = try await RetentionTask().run(makeContext(url: db.url, task: "retention", args: #"{"batch_size": "many"}"#))
+            XCTFail("bad batch_size accepted")
+        } catch is InvalidJobArguments {}
+        let count = try await conn.query("SELECT count(*) AS n FROM market_data_daily").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 48)
+    }
+
+    func testInjectionLookingNamesAreRefused() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        _ = try await seed(conn)
+        let evil = "market_data_daily; DROP TABLE maintenance_jobs; --"
+        do {
+            _ = try await RetentionTask().run(makeContext(url: db.url, task: "retention", args: "{\"tables\": [\"\(evil)\"]}"))
+            XCTFail("injection accepted")
+        } catch let error as MaintenanceError {
+            XCTAssertEqual(error, .invalidTableName(evil))
+        }
+        for rule in [
+            RetentionRule(table: "x\" WHERE true; DROP TABLE maintenance_jobs; --", column: "date", days: 1),
+            RetentionRule(table: "market_data_daily", column: "date < now() OR true --", days: 1),
+            RetentionRule(table: "market_data_daily", column: "date", days: 1, filterColumn: "symbol)--"),
+        ] {
+            let task = RetentionTask(settings: RetentionSettings(rules: [rule]))
+            do {
+                _ = try await task.run(makeContext(url: db.url, task: "retention"))
+                XCTFail("injection in config accepted: \(rule)")
+            } catch let error as MaintenanceError {
+                switch error {
+                case .invalidTableName, .invalidColumnName: break
+                default: XCTFail("\(error)")
+                }
+            }
+        }
+        let count = try await conn.query("SELECT count(*) AS n FROM market_data_daily").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 48)
+        let jobs = try await conn.query("SELECT count(*) AS n FROM maintenance_jobs").first?.decode("n", as: Int.self)
+        XCTAssertEqual(jobs, 6)
+    }
+
+    func testConfiguredColumnMustExistAndBeATime() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        _ = try await seed(conn)
+        let missing = RetentionTask(settings: RetentionSettings(rules: [RetentionRule(table: "market_data_daily", column: "day", days: 1)]))
+        do {
+            _ = try await missing.run(makeContext(url: db.url, task: "retention"))
+            XCTFail("missing column accepted")
+        } catch let error as MaintenanceError {
+            XCTAssertEqual(error, .unknownColumn(table: "public.market_data_daily", column: "day"))
+        }
+        let wrongType = RetentionTask(settings: RetentionSettings(rules: [RetentionRule(table: "market_data_daily", column: "symbol", days: 1)]))
+        do {
+            _ = try await wrongType.run(makeContext(url: db.url, task: "retention"))
+            XCTFail("text column accepted")
+        } catch let error as MaintenanceError {
+            XCTAssertEqual(error, .unsupportedColumnType(table: "public.market_data_daily", column: "symbol", type: "text"))
+        }
+    }
+
+    func testCustomTableTimestampColumnAndCancellation() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(
+            """
+            CREATE SCHEMA audit;
+            CREATE TABLE audit.events (id serial PRIMARY KEY, at timestamptz NOT NULL);
+            -- New York midnight of the cutoff day (today - 10): one microsecond before goes, the midnight stays.
+            INSERT INTO audit.events (at)
+            SELECT (((now() AT TIME ZONE 'America/New_York')::date - 10)::timestamp AT TIME ZONE 'America/New_York') + o
+              FROM unnest(ARRAY[interval '-1 microsecond', interval '-3 days', interval '0', interval '1 day']) o;
+            """)
+        let settings = RetentionSettings(rules: [RetentionRule(table: "audit.events", column: "at", days: 10)], batchSize: 1)
+        let cancelled = CancellationFlag()
+        cancelled.set()
+        do {
+            _ = try await RetentionTask(settings: settings).run(makeContext(url: db.url, task: "retention", cancellation: cancelled))
+            XCTFail("cancelled task ran")
+        } catch is JobCancelled {}
+        let before = try await conn.query("SELECT count(*) AS n FROM audit.events").first?.decode("n", as: Int.self)
+        XCTAssertEqual(before, 4)
+
+        let result = try object(try await RetentionTask(settings: settings).run(makeContext(url: db.url, task: "retention")))
+        XCTAssertEqual(result["total_rows_removed"] as? Int, 2)
+        let left = try await conn.query("SELECT count(*) AS n FROM audit.events").first?.decode("n", as: Int.self)
+        XCTAssertEqual(left, 2)
+    }
+
+    func testSettingsValidation() {
+        XCTAssertThrowsError(try RetentionSettings(batchSize: 0).validate())
+        XCTAssertThrowsError(try RetentionSettings(rules: [RetentionRule(table: "a", column: "d", days: -1)]).validate())
+        XCTAssertThrowsError(try RetentionSettings(rules: [RetentionRule(table: "a", column: "d", days: 1), RetentionRule(table: "a", column: "d", days: 2)]).validate())
+        XCTAssertNoThrow(try RetentionSettings().validate())
+        var settings = RetentionSettings()
+        settings.setRule(RetentionRule(table: "market_data_daily", column: "date", days: 365))
+        XCTAssertEqual(settings.rules.filter { $0.table == "market_data_daily" }.map(\.days), [365])
+    }
+}
