@@ -60,7 +60,16 @@ struct BatchProgress: Codable, Equatable {
     /// Marks `unit` finished and advances `doneThrough` over the sorted `units`.
     mutating func markDone(_ unit: String, sortedUnits: [String]) {
         doneAfter.append(unit)
-        var index = doneThrough.flatMap { cursor in sortedUnits.lastIndex { $0 <= cursor } }.map { $0 + 1 } ?? 0
+        // First index past the cursor (binary search: sortedUnits is sorted).
+        var index = 0
+        if let cursor = doneThrough {
+            var low = 0, high = sortedUnits.count
+            while low < high {
+                let mid = (low + high) / 2
+                if sortedUnits[mid] <= cursor { low = mid + 1 } else { high = mid }
+            }
+            index = low
+        }
         while index < sortedUnits.count, doneAfter.contains(sortedUnits[index]) {
             doneThrough = sortedUnits[index]
             doneAfter.removeAll { $0 == sortedUnits[index] }
@@ -81,6 +90,12 @@ struct BatchProgress: Codable, Equatable {
             return nil
         }
     }
+}
+
+/// A finished unit, as a child task of the batch hands it back.
+struct UnitCompletion: Sendable {
+    var unit: String
+    var result: Result<UnitOutcome, any Error>
 }
 
 /// What one unit of a batch produced.
@@ -133,23 +148,29 @@ struct BatchRunner {
         var next = 0
         var cancelled = false
         var systemicFailures = 0
-        try await withThrowingTaskGroup(of: (String, Result<UnitOutcome, Error>).self) { group in
-            func startNext() -> Bool {
-                guard next < pending.count else { return false }
-                if context.isCancelled {
-                    cancelled = true
-                    return false
+        let limit = max(1, concurrency)
+        try await withThrowingTaskGroup(of: UnitCompletion.self) { group in
+            var inFlight = 0
+            while true {
+                // Keep up to `limit` units in flight; stop starting new ones once cancelled.
+                while inFlight < limit, next < pending.count {
+                    if context.isCancelled {
+                        cancelled = true
+                        break
+                    }
+                    let unit = pending[next]
+                    next += 1
+                    inFlight += 1
+                    group.addTask {
+                        do { return UnitCompletion(unit: unit, result: .success(try await work(unit))) } catch {
+                            return UnitCompletion(unit: unit, result: .failure(error))
+                        }
+                    }
                 }
-                let unit = pending[next]
-                next += 1
-                group.addTask {
-                    do { return (unit, .success(try await work(unit))) } catch { return (unit, .failure(error)) }
-                }
-                return true
-            }
-            for _ in 0..<max(1, concurrency) where !startNext() { break }
-            while let (unit, result) = try await group.next() {
-                switch result {
+                guard let completion = try await group.next() else { break }
+                inFlight -= 1
+                let unit = completion.unit
+                switch completion.result {
                 case .success(let outcome):
                     progress.counts.ok += 1
                     progress.rowsWritten += outcome.rows
@@ -160,7 +181,7 @@ struct BatchRunner {
                         group.cancelAll()
                         throw DatabaseUnavailable(underlying: pg)
                     }
-                    if error is JobCancelled {
+                    if error is JobCancelled || error is CancellationError {
                         cancelled = true
                         continue
                     }
@@ -180,7 +201,6 @@ struct BatchRunner {
                 }
                 progress.markDone(unit, sortedUnits: sorted)
                 try await context.checkpoint(progress)
-                _ = startNext()
             }
         }
         if cancelled || context.isCancelled { throw JobCancelled() }

@@ -102,7 +102,7 @@ public struct OHLCDailyTask: JobTask {
                                      seconds: elapsedSeconds(since: start), attempt: context.attempt)
             if perSymbol {
                 result.symbols = progress.counts
-                result.symbolsWithoutBars = symbols.count - loaded
+                result.symbolsWithoutBars = progress.unitsWithoutData
             } else {
                 result.dates = progress.counts
                 result.symbols = UnitCounts(ok: loaded)

@@ -12,30 +12,34 @@ public struct PolygonMarketDataSource: MarketDataSource {
     public init(client: PolygonClient) { self.client = client }
 
     public func groupedDaily(date: CivilDate) async throws -> Fetched<[MarketBar]> {
-        let grouped = try await client.groupedDaily(date: TradingDate(daysSinceEpoch: date.dayNumber))
-        return Fetched(grouped.map { Self.bar($0.bar, symbol: $0.ticker) }, requests: 1)
+        let (grouped, stats) = try await PolygonClient.measuring {
+            try await client.groupedDaily(date: TradingDate(daysSinceEpoch: date.dayNumber))
+        }
+        return Fetched(grouped.map { Self.bar($0.bar, symbol: $0.ticker) }, requests: stats.requests)
     }
 
     public func aggregates(symbol: String, timespan: BarTimespan, from: CivilDate, to: CivilDate) async throws -> Fetched<[MarketBar]> {
-        let bars = try await client.aggregates(symbol: symbol, timespan: timespan == .day ? .day : .minute,
-                                               from: TradingDate(daysSinceEpoch: from.dayNumber), to: TradingDate(daysSinceEpoch: to.dayNumber))
-        return Fetched(bars.map { Self.bar($0, symbol: symbol) }, requests: Self.pages(bars.count, limit: client.configuration.aggregatesLimit))
+        let (bars, stats) = try await PolygonClient.measuring {
+            try await client.aggregates(symbol: symbol, timespan: timespan == .day ? .day : .minute,
+                                        from: TradingDate(daysSinceEpoch: from.dayNumber), to: TradingDate(daysSinceEpoch: to.dayNumber))
+        }
+        return Fetched(bars.map { Self.bar($0, symbol: symbol) }, requests: stats.requests)
     }
 
     public func tickerDetails(symbol: String) async throws -> Fetched<TickerDetails> {
-        let d = try await client.tickerDetails(symbol: symbol)
+        let (d, stats) = try await PolygonClient.measuring { try await client.tickerDetails(symbol: symbol) }
         return Fetched(TickerDetails(
             symbol: symbol, name: d.name, marketCap: d.marketCap.map(Self.decimal),
             shareClassSharesOutstanding: d.shareClassSharesOutstanding.map(Self.decimal),
             weightedSharesOutstanding: d.weightedSharesOutstanding.map(Self.decimal),
-            sicCode: d.sicCode, sicDescription: d.sicDescription, primaryExchange: d.primaryExchange), requests: 1)
+            sicCode: d.sicCode, sicDescription: d.sicDescription, primaryExchange: d.primaryExchange), requests: stats.requests)
     }
 
     public func activeCommonStocks(limit: Int?) async throws -> Fetched<[String]> {
-        let tickers = try await client.tickers(market: "stocks", type: "CS", active: true)
+        let (tickers, stats) = try await PolygonClient.measuring { try await client.tickers(market: "stocks", type: "CS", active: true) }
         var symbols = tickers.map(\.ticker)
         if let limit { symbols = Array(symbols.prefix(limit)) }
-        return Fetched(symbols, requests: Self.pages(tickers.count, limit: client.configuration.tickerListLimit))
+        return Fetched(symbols, requests: stats.requests)
     }
 
     public func describe(_ error: Error) -> String {
@@ -60,14 +64,25 @@ public struct PolygonMarketDataSource: MarketDataSource {
         }
     }
 
-    /// Pages a paginated answer of `count` items took (at least one request).
-    static func pages(_ count: Int, limit: Int) -> Int { max(1, (count + max(limit, 1) - 1) / max(limit, 1)) }
-
     /// The exact decimal of the JSON number the client decoded: Swift prints a `Double` with
     /// the fewest digits that read back to it, which is the API's own text for every price and
     /// volume it sends (at most 15 significant digits).
     static func decimal(_ value: Double) -> Decimal {
-        if value == value.rounded(), abs(value) < 1e15 { return Decimal(Int64(value)) }
+        // Fast path: the fewest fraction digits k (up to 8) whose decimal m / 10^k reads back
+        // to the same Double is the number's shortest text, as the API wrote it. (m / 10^k is
+        // correctly rounded: both are exact in a Double.)
+        if value.isFinite, abs(value) < 1e9 {
+            var scale = 1.0
+            for k in 0...8 {
+                let m = (value * scale).rounded()
+                if m / scale == value {
+                    return Decimal(sign: m < 0 ? .minus : .plus, exponent: -k, significand: Decimal(UInt64(abs(m))))
+                }
+                scale *= 10
+            }
+        } else if value == value.rounded(), abs(value) < 9e15 {
+            return Decimal(Int64(value))
+        }
         return Decimal(string: "\(value)", locale: Locale(identifier: "en_US_POSIX")) ?? Decimal(value)
     }
 

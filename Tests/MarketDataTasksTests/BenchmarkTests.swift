@@ -34,7 +34,13 @@ final class FullBenchmark: XCTestCase {
     func testFullMarketDay() async throws {
         guard ProcessInfo.processInfo.environment["CLOSEBELL_BENCH_FULL"] == "1" else { throw XCTSkip("set CLOSEBELL_BENCH_FULL=1") }
         let db = try TestCluster.migratedDatabase()
-        let report = try await IngestBenchmark.run(conninfo: db.url)
+        let env = ProcessInfo.processInfo.environment
+        var api = IngestBenchmark.APIRunOptions()
+        if let v = env["CLOSEBELL_BENCH_RPS"].flatMap(Double.init) { api.requestsPerSecond = v }
+        if let v = env["CLOSEBELL_BENCH_LATENCY"].flatMap(Double.init) { api.latency = v }
+        if let v = env["CLOSEBELL_BENCH_CONCURRENCY"].flatMap(Int.init) { api.concurrency = v }
+        if let v = env["CLOSEBELL_BENCH_DAYS"].flatMap(Int.init) { api.days = v }
+        let report = try await IngestBenchmark.run(conninfo: db.url, api: api)
         print(report.text)
     }
 }

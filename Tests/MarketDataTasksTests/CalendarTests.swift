@@ -93,6 +93,19 @@ final class CalendarTests: XCTestCase {
         ])
     }
 
+    func testDoublesBecomeTheDecimalsTheAPIWrote() {
+        for text in ["239.07", "0.1", "0.000001", "46273565", "46273565.5", "-3.25", "123456.7891", "0", "1e-9", "12345678901.5", "1.0000001"] {
+            let value = Double(text)!
+            XCTAssertEqual(PolygonMarketDataSource.decimal(value), Decimal(string: "\(value)"), text)
+            XCTAssertEqual("\(PolygonMarketDataSource.decimal(value))", "\(Decimal(string: "\(value)")!)", text)
+        }
+        var generator = IngestBenchmark.Generator(state: 3)
+        for _ in 0..<2000 {
+            let value = Double(generator.next(10_000_000)) / [1, 10, 100, 1000, 10_000][generator.next(5)]
+            XCTAssertEqual(PolygonMarketDataSource.decimal(value), Decimal(string: "\(value)"), "\(value)")
+        }
+    }
+
     func testSICDivisions() {
         XCTAssertEqual(SICDivision.name(forCode: "3571"), "Manufacturing")
         XCTAssertEqual(SICDivision.name(forCode: "0100"), "Agriculture, Forestry and Fishing")

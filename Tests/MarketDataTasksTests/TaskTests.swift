@@ -16,6 +16,31 @@ final class CheckpointRecorder: @unchecked Sendable {
     func record(_ json: PostgresJSON) { lock.withLock { saved.append(json) } }
 }
 
+/// Collects every log line (message and metadata) a task writes.
+final class LogCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    var all: [String] { lock.withLock { lines } }
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+
+    var logger: Logger {
+        Logger(label: "test") { _ in CollectingHandler(collector: self) }
+    }
+
+    struct CollectingHandler: LogHandler {
+        let collector: LogCollector
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            collector.append("\(event.level) \(event.message) \(metadata.merging(event.metadata ?? [:]) { $1 }) \(event.error.map { "\($0)" } ?? "")")
+        }
+    }
+}
+
 /// A migrated database, a sample Polygon server on loopback and a client pointed at it.
 struct MarketFixture {
     static let apiKey = "test-key-7f3a9c1e5b"
@@ -41,9 +66,10 @@ struct MarketFixture {
     }
 
     func run(_ task: any JobTask, args: String, previousProgress: PostgresJSON? = nil, attempt: Int = 1,
-             recorder: CheckpointRecorder = CheckpointRecorder(), cancellation: CancellationFlag = CancellationFlag()) async throws -> PostgresJSON {
+             recorder: CheckpointRecorder = CheckpointRecorder(), cancellation: CancellationFlag = CancellationFlag(),
+             logs: LogCollector = LogCollector()) async throws -> PostgresJSON {
         let context = JobContext(jobID: 1, task: task.name, args: PostgresJSON(text: args), attempt: attempt, runID: nil,
-                                 previousProgress: previousProgress, logger: Logger(label: "test"), conninfo: db.url,
+                                 previousProgress: previousProgress, logger: logs.logger, conninfo: db.url,
                                  cancellation: cancellation, progressWriter: { recorder.record($0) })
         return try await task.run(context).json
     }
@@ -287,7 +313,10 @@ final class TaskTests: XCTestCase {
         // for ticker details) must fail only that symbol.
         fixture.server.inject(.notFound, symbol: "NOPE")
         let recorder = CheckpointRecorder()
-        let json = try await fixture.run(VolumeSlotsTask(client: fixture.client), args: #"{"from": "2025-03-10", "to": "2025-03-11"}"#, recorder: recorder)
+        let logs = LogCollector()
+        let json = try await fixture.run(VolumeSlotsTask(client: fixture.client), args: #"{"from": "2025-03-10", "to": "2025-03-11"}"#,
+                                         recorder: recorder, logs: logs)
+        XCTAssertEqual(logs.all.filter { $0.contains("failed") }.count, 3, "\(logs.all)")
         let result = try json.decode(TaskResult.self)
         XCTAssertEqual(result.symbols?.ok, 5)        // AAPL and MSFT after a retry, META, NVDA, ZZZZ
         XCTAssertEqual(result.symbols_without_bars, 1)  // ZZZZ: the API has no bars for it
@@ -299,7 +328,7 @@ final class TaskTests: XCTestCase {
         XCTAssertTrue(reasons["GOOGL"]!.contains("malformed"), reasons["GOOGL"]!)
         let loaded = try await fixture.connection.query("SELECT DISTINCT symbol FROM volume_slots ORDER BY 1")
         XCTAssertEqual(loaded.map { $0["symbol"]! }, ["AAPL", "META", "MSFT", "NVDA"])
-        for text in [json.text] + recorder.all.map(\.text) + fixture.server.requests.map(\.target) {
+        for text in [json.text] + recorder.all.map(\.text) + fixture.server.requests.map(\.target) + logs.all {
             XCTAssertFalse(text.contains(MarketFixture.apiKey))
         }
         await fixture.stop()
@@ -309,8 +338,10 @@ final class TaskTests: XCTestCase {
         let fixture = try await MarketFixture(symbols: universe, apiKey: "wrong-key-0d9e8f")
         try await fixture.seed(universe)
         let recorder = CheckpointRecorder()
+        let logs = LogCollector()
         do {
-            _ = try await fixture.run(VolumeSlotsTask(client: fixture.client), args: #"{"from": "2025-03-10", "to": "2025-03-11"}"#, recorder: recorder)
+            _ = try await fixture.run(VolumeSlotsTask(client: fixture.client), args: #"{"from": "2025-03-10", "to": "2025-03-11"}"#,
+                                      recorder: recorder, logs: logs)
             XCTFail("a batch where every symbol fails must throw")
         } catch let error as MarketDataBatchFailed {
             XCTAssertTrue(error.description.contains("401"), error.description)
@@ -319,6 +350,8 @@ final class TaskTests: XCTestCase {
         }
         // Stopped at the first authorization failure, and the checkpoint forgets the failures.
         XCTAssertLessThanOrEqual(fixture.server.requestCount, 4)
+        XCTAssertFalse(logs.all.isEmpty)
+        XCTAssertFalse(logs.all.contains { $0.contains("wrong-key-0d9e8f") })
         let last = try XCTUnwrap(recorder.all.last).decode(BatchProgress.self)
         XCTAssertNil(last.doneThrough)
         XCTAssertEqual(last.doneAfter, [])
@@ -385,6 +418,28 @@ final class TaskTests: XCTestCase {
             XCTFail("a cancelled job ran")
         } catch is JobCancelled {}
         XCTAssertEqual(fixture.server.requestCount, 0)
+        await fixture.stop()
+    }
+
+    func testCancellationStopsBetweenSymbolsAndKeepsTheCheckpoint() async throws {
+        let fixture = try await MarketFixture(symbols: universe)
+        try await fixture.seed(universe)
+        let flag = CancellationFlag()
+        let recorder = CheckpointRecorder()
+        let context = JobContext(jobID: 7, task: "volume_slots", args: PostgresJSON(text: #"{"from": "2025-03-10", "to": "2025-03-11", "concurrency": 1}"#),
+                                 attempt: 1, runID: nil, previousProgress: nil, logger: Logger(label: "test"), conninfo: fixture.db.url,
+                                 cancellation: flag, progressWriter: { json in
+                                     recorder.record(json)
+                                     if recorder.all.count == 2 { flag.set() }   // the job is cancelled after two symbols
+                                 })
+        do {
+            _ = try await VolumeSlotsTask(client: fixture.client).run(context)
+            XCTFail("a cancelled job finished")
+        } catch is JobCancelled {}
+        XCTAssertEqual(fixture.server.requestCount, 2)
+        XCTAssertEqual(try recorder.all.last?.decode(BatchProgress.self).doneThrough, "AMZN")
+        let loaded = try await fixture.connection.query("SELECT DISTINCT symbol FROM volume_slots ORDER BY 1")
+        XCTAssertEqual(loaded.map { $0["symbol"]! }, ["AAPL", "AMZN"])
         await fixture.stop()
     }
 
