@@ -205,6 +205,9 @@ struct ClosebellConfig {
             if let v = try section.int("metadata_limit", min: 1) { marketData.metadataLimit = v }
             if let v = try section.int("stale_days", min: 0) { marketData.staleDays = v }
             if let v = try section.int("concurrency", min: 1) { marketData.concurrency = v }
+            if let v = try section.int("missing_retry_hours", min: 0) { marketData.missingRetryHours = v }
+            if let v = try section.int("abort_after_failures", min: 1) { marketData.abortAfterFailures = v }
+            if let v = try section.int("max_named_failures", min: 0) { marketData.maxNamedFailures = v }
             try section.finish()
             do {
                 try marketData.validate()
