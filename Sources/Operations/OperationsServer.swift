@@ -71,6 +71,18 @@ public final class OperationsServer: Sendable {
         return try start(host: host, port: port, worker: worker, conninfo: conninfo, triggerToken: triggerToken, logger: logger, options: options)
     }
 
+    /// The one call for `closebell worker`: validates `settings` and starts the endpoint on
+    /// `settings.listen`, or returns nil when it is not set. `options.databaseTimeoutSeconds`
+    /// is taken from `settings`.
+    public static func start(settings: HTTPEndpointSettings, worker: Worker, conninfo: String?, logger: Logger,
+                             options: OperationsServerOptions = OperationsServerOptions()) throws -> OperationsServer? {
+        try settings.validate()
+        guard let listen = settings.listen else { return nil }
+        var options = options
+        options.databaseTimeoutSeconds = settings.databaseTimeoutSeconds
+        return try start(listen: listen, worker: worker, conninfo: conninfo, triggerToken: settings.triggerToken, logger: logger, options: options)
+    }
+
     /// Splits `HOST:PORT`; an empty host means 127.0.0.1. Throws `OperationsError.invalidListenAddress`.
     public static func parseListen(_ text: String) throws -> (host: String, port: Int) {
         guard let colon = text.lastIndex(of: ":") else {

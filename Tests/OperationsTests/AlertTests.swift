@@ -149,3 +149,15 @@ final class AlertTests: XCTestCase {
         XCTAssertThrowsError(try settings.applyEnvironment(["CLOSEBELL_ALERT_WEBHOOK_URL": "not a url"]))
     }
 }
+
+final class EndpointSettingsTests: XCTestCase {
+    func testEndpointSettings() throws {
+        var settings = HTTPEndpointSettings(listen: "127.0.0.1:8008", triggerToken: "from-the-config-file-1234")
+        try settings.validate()
+        settings.applyEnvironment(["CLOSEBELL_TRIGGER_TOKEN": "from-the-environment-5678"])
+        XCTAssertEqual(settings.triggerToken, "from-the-environment-5678")
+        XCTAssertThrowsError(try HTTPEndpointSettings(listen: "nonsense").validate())
+        XCTAssertThrowsError(try HTTPEndpointSettings(triggerToken: "short").validate())
+        XCTAssertThrowsError(try HTTPEndpointSettings(databaseTimeoutSeconds: 0).validate())
+    }
+}
