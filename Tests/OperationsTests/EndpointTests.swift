@@ -147,7 +147,7 @@ final class EndpointTests: XCTestCase {
         XCTAssertEqual(refused.status, 403)
         disabled.stop()
 
-        let server = try OperationsServer.start(listen: "127.0.0.1:0", worker: worker.worker, conninfo: db.url, triggerToken: token, logger: logs.logger())
+        let server = try XCTUnwrap(try OperationsServer.start(settings: HTTPEndpointSettings(listen: "127.0.0.1:0", triggerToken: token), worker: worker.worker, conninfo: db.url, logger: logs.logger()))
         let url = server.baseURL.appendingPathComponent("trigger").appending(queryItems: [URLQueryItem(name: "cycle", value: "weekly")])
         let noToken = try await TestHTTP.send("POST", url)
         XCTAssertEqual(noToken.status, 401)
