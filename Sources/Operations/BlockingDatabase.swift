@@ -53,7 +53,11 @@ final class BlockingDatabase: @unchecked Sendable {
         if let session, session.isConnected { return session }
         closeLocked()
         let info = try ConnectionInfo(parsing: conninfo)
-        let withTimeout = info.conninfoString(overriding: ["connect_timeout": "\(timeoutSeconds)"])
+        // A server that vanishes without closing the socket is noticed within the timeout too.
+        let withTimeout = info.conninfoString(overriding: [
+            "connect_timeout": "\(timeoutSeconds)", "tcp_user_timeout": "\(timeoutSeconds * 1000)",
+            "keepalives": "1", "keepalives_idle": "\(timeoutSeconds)", "keepalives_interval": "1", "keepalives_count": "\(timeoutSeconds)",
+        ])
         let opened = try PostgresSession(conninfo: withTimeout, applicationName: "closebell operations")
         _ = try opened.execute("SET statement_timeout = '\(timeoutSeconds)s'")
         session = opened

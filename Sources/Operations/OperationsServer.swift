@@ -143,7 +143,7 @@ struct Routes: Sendable {
     func handle(_ request: HTTPServerRequest) -> HTTPServerResponse {
         switch request.path {
         case "/health", "/status", "/metrics":
-            guard request.method == "GET" || request.method == "HEAD" else { return methodNotAllowed("GET") }
+            guard request.method == "GET" else { return methodNotAllowed("GET") }
             if request.path == "/health" { return health() }
             if request.path == "/status" { return status() }
             return metrics()
