@@ -217,6 +217,8 @@ enum ReportFormatting {
     static func delta(_ now: Int, _ before: Int) -> String { now >= before ? "+\(now - before)" : "\(now - before)" }
 
     static func columns(_ header: [String], _ rows: [[String]], indent: String) -> String {
+        // One line per row: line breaks inside cells (error texts) become spaces.
+        let rows = rows.map { $0.map { $0.split(whereSeparator: \.isNewline).joined(separator: " ") } }
         var widths = header.map(\.count)
         for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
         func line(_ cells: [String]) -> String {
