@@ -138,6 +138,37 @@ final class AlertTests: XCTestCase {
         await conn.close()
     }
 
+    /// A webhook that answers 500 gets no claim consumed: the alert is sent at the next check.
+    func testFailedDeliveryIsRetriedAtTheNextCheck() async throws {
+        let db = try TestCluster.migratedDatabase("ops_alert_retry")
+        let received = Received()
+        let failing = LockedFlag(true)
+        let hook = try HTTPServer.start { request in
+            if failing.value { return .text("down", status: 500) }
+            received.append(request.path, request.body)
+            return .text("ok")
+        }
+        defer { hook.stop() }
+        let settings = AlertSettings(webhookURL: hook.baseURL.appendingPathComponent("hook"), dailyDeadline: nil)
+        let notifier = AlertNotifier(conninfo: db.url, settings: settings, http: HTTPClient(), logger: Logger(label: "test"))
+        let conn = try await PostgresConnection.connect(db.url)
+        let id: Int64 = try await conn.query("INSERT INTO maintenance_jobs (task) VALUES ('vacuum') RETURNING id").first!.decode("id")
+        try await fail(conn, id: id, error: "disk full")
+        do {
+            _ = try await notifier.check(now: Date())
+            XCTFail("a 500 from the webhook must be an error")
+        } catch let error as OperationsError {
+            XCTAssertEqual(error, .webhookRejected(status: 500, host: "127.0.0.1"))
+        }
+        failing.value = false
+        let sent = try await notifier.check(now: Date())
+        XCTAssertEqual(sent.count, 1)
+        XCTAssertEqual(received.all.count, 1)
+        XCTAssertTrue(sent.first?.text.contains("vacuum") ?? false)
+        await notifier.close()
+        await conn.close()
+    }
+
     func testSettingsAreValidated() throws {
         XCTAssertThrowsError(try AlertSettings(dailyDeadline: "25:00").validate())
         XCTAssertThrowsError(try AlertSettings(cooldownSeconds: -1).validate())
