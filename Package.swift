@@ -49,7 +49,7 @@ let package = Package(
             name: "Closebell",
             dependencies: [
                 "PostgresClient", "LocalCluster", "SchemaMigrations", "JobQueue",
-                "Backup",
+                "Backup", "MaintenanceTasks", "MarketDataTasks", "Polygon", "SampleMarket",
                 "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -83,5 +83,6 @@ let package = Package(
         .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient"], swiftSettings: strict),
     ]
 )

@@ -12,6 +12,10 @@ public struct BackupBenchmarkReport: Sendable, Codable, CustomStringConvertible 
     public let backupSeconds: Double
     /// Database size divided by backup time.
     public let backupMBPerSecond: Double
+    /// Of the backup: pg_dump piped into the compressor.
+    public let dumpAndCompressSeconds: Double
+    /// Of the backup: the verification (decompressing the file once).
+    public let verifySeconds: Double
     /// `pg_dump > /dev/null` alone, in seconds, measured in the same run.
     public let dumpOnlySeconds: Double
     /// Database size divided by the dump-only time.
@@ -24,12 +28,15 @@ public struct BackupBenchmarkReport: Sendable, Codable, CustomStringConvertible 
     public let compressionRatio: Double
     /// The compressor used.
     public let compressor: String
+    /// Its compression level.
+    public let compressionLevel: Int
 
     public var description: String {
         func mb(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1_000_000) }
         return """
             database        \(database), \(mb(databaseBytes))
-            backup          \(String(format: "%.2f s, %.1f MB/s", backupSeconds, backupMBPerSecond)) (\(compressor), verify included)
+            backup          \(String(format: "%.2f s, %.1f MB/s", backupSeconds, backupMBPerSecond)) (\(compressor) -\(compressionLevel), verify included)
+              of which      \(String(format: "%.2f s pg_dump | compressor, %.2f s verify", dumpAndCompressSeconds, verifySeconds))
             pg_dump only    \(String(format: "%.2f s, %.1f MB/s", dumpOnlySeconds, dumpOnlyMBPerSecond)) (to /dev/null)
             file            \(mb(fileBytes)) from \(mb(dumpBytes)) of SQL, ratio \(String(format: "%.2f", compressionRatio))
             """
@@ -71,8 +78,10 @@ public enum BackupBenchmark {
         let megabytes = Double(size) / 1_000_000
         return BackupBenchmarkReport(
             database: database, databaseBytes: size, backupSeconds: result.seconds,
-            backupMBPerSecond: megabytes / max(result.seconds, 1e-9), dumpOnlySeconds: dumpSeconds,
+            backupMBPerSecond: megabytes / max(result.seconds, 1e-9),
+            dumpAndCompressSeconds: result.dumpSeconds, verifySeconds: result.verifySeconds, dumpOnlySeconds: dumpSeconds,
             dumpOnlyMBPerSecond: megabytes / max(dumpSeconds, 1e-9), fileBytes: result.bytes, dumpBytes: result.dumpBytes,
-            compressionRatio: Double(result.dumpBytes) / Double(max(result.bytes, 1)), compressor: result.compressor)
+            compressionRatio: Double(result.dumpBytes) / Double(max(result.bytes, 1)), compressor: result.compressor,
+            compressionLevel: settings.compressionLevel)
     }
 }

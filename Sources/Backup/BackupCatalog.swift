@@ -108,7 +108,7 @@ public struct BackupCatalog: Sendable {
             throw BackupError(stage: .restore, message: "preparing the target failed: \(error)", path: path, database: database, secrets: secrets)
         }
 
-        let serverVersion = await (try? admin.withSession { $0.serverVersion }) ?? 0
+        let serverVersion = admin.serverVersion
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         defer { if fd >= 0 { close(fd) } }
         let passfile = try PasswordFile(password: info.password, database: database)

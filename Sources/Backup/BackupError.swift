@@ -72,7 +72,13 @@ public struct BackupError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        var text = "backup \(stage.rawValue) failed: \(message)"
+        let operation: String
+        switch stage {
+        case .targetNotEmpty, .restore: operation = "restore"
+        case .verify: operation = "verification"
+        default: operation = "backup"
+        }
+        var text = "\(operation) failed (\(stage.rawValue)): \(message)"
         if let database { text += " [database \(database)]" }
         if let path { text += " [file \(path)]" }
         if let program, let exitStatus { text += " [\(program): \(exitStatus)]" }

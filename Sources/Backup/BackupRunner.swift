@@ -16,6 +16,10 @@ public struct BackupResult: Sendable, Codable, Equatable {
     public let dumpBytes: Int64
     /// Seconds from start to the verified, renamed file (rotation excluded).
     public let seconds: Double
+    /// Of which pg_dump piped into the compressor ran.
+    public let dumpSeconds: Double
+    /// Of which the verification (decompressing the whole file) ran.
+    public let verifySeconds: Double
     /// The database dumped.
     public let database: String
     /// Backups removed by rotation.
@@ -67,8 +71,14 @@ public struct BackupRunner: Sendable {
             server = (connection.databaseName, connection.serverVersion)
             await connection.close()
         } catch {
+            if Task.isCancelled || isCancelled() {
+                throw BackupError(stage: .cancelled, message: "backup cancelled before pg_dump started", database: info.databaseName)
+            }
             throw BackupError(
                 stage: .connect, message: "cannot connect: \(error)", database: info.databaseName, secrets: secrets)
+        }
+        if Task.isCancelled || isCancelled() {
+            throw BackupError(stage: .cancelled, message: "backup cancelled before pg_dump started", database: server.name)
         }
         let database = server.name
         let directory = settings.directory
@@ -107,6 +117,7 @@ public struct BackupRunner: Sendable {
             environment: ProcessInfo.processInfo.environment)
 
         let outcome: PipelineOutcome
+        let dumpStarted = Date()
         do {
             outcome = try await Pipeline.run(
                 [dump, compress], stdout: fd, timeout: settings.dumpTimeout, killGrace: settings.killGrace,
@@ -115,6 +126,7 @@ public struct BackupRunner: Sendable {
             throw BackupError(stage: .prepare, message: failure.message, path: temporary, database: database, program: failure.program, errno: failure.errno)
         }
         try Self.check(outcome, path: temporary, database: database, secrets: secrets)
+        let dumpSeconds = Date().timeIntervalSince(dumpStarted)
 
         guard fsync(fd) == 0 else {
             let code = errno
@@ -122,7 +134,9 @@ public struct BackupRunner: Sendable {
                 stage: .finalize, message: "fsync failed: \(String(cString: strerror(code)))", path: temporary,
                 database: database, errno: code)
         }
+        let verifyStarted = Date()
         let verified = try await BackupVerifier(settings: settings).verify(path: temporary, isCancelled: isCancelled)
+        let verifySeconds = Date().timeIntervalSince(verifyStarted)
 
         let final = try publish(temporary: temporary, directory: directory, database: database, started: started)
         finished = true
@@ -130,8 +144,8 @@ public struct BackupRunner: Sendable {
 
         let (rotated, rotationErrors) = rotate(directory: directory, database: database, keepPath: final)
         return BackupResult(
-            path: final, bytes: verified.bytes, dumpBytes: verified.dumpBytes, seconds: seconds, database: database,
-            rotated: rotated, rotationErrors: rotationErrors, compressor: compressor, pgDump: pgDump,
+            path: final, bytes: verified.bytes, dumpBytes: verified.dumpBytes, seconds: seconds, dumpSeconds: dumpSeconds,
+            verifySeconds: verifySeconds, database: database, rotated: rotated, rotationErrors: rotationErrors, compressor: compressor, pgDump: pgDump,
             startedAt: ISO8601DateFormatter().string(from: started), label: label)
     }
 

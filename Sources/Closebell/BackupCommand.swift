@@ -17,12 +17,19 @@ struct BackupCommand: AsyncParsableCommand {
 
 /// The backup folder option shared by the subcommands.
 struct BackupDirectoryOptions: ParsableArguments {
-    @Option(name: .customLong("dir"), help: "Backup folder (default: $CLOSEBELL_BACKUP_DIR, else ./backups).")
+    @Option(name: .customLong("dir"), help: "Backup folder (default: $CLOSEBELL_BACKUP_DIR, the config file's backup.directory, else ./backups).")
     var directory: String?
 
-    /// Settings with the folder (and documented defaults for everything else).
+    @Option(help: "YAML config file (default: $CLOSEBELL_CONFIG).")
+    var config: String?
+
+    /// The config file's `backup:` settings, with `--dir` overriding the folder.
     var settings: BackupSettings {
-        BackupSettings(directory: directory.map { URL(fileURLWithPath: $0) } ?? BackupSettings.defaultDirectory)
+        get throws {
+            var settings = try ClosebellConfig.load(path: config).backup
+            if let directory { settings.directory = URL(fileURLWithPath: directory) }
+            return settings
+        }
     }
 }
 
@@ -32,6 +39,15 @@ private func printJSON<T: Encodable>(_ value: T) throws {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.dateEncodingStrategy = .iso8601
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// A size for people: bytes, kB, MB or GB (powers of 1000).
+private func size(_ bytes: Int64) -> String {
+    let value = Double(bytes)
+    if value < 1_000 { return "\(bytes) B" }
+    if value < 1_000_000 { return String(format: "%.1f kB", value / 1_000) }
+    if value < 1_000_000_000 { return String(format: "%.1f MB", value / 1_000_000) }
+    return String(format: "%.2f GB", value / 1_000_000_000)
 }
 
 /// Turns a backup error into a command failure with the full explanation on stderr.
@@ -56,14 +72,14 @@ struct BackupRunCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        var settings = folder.settings
+        var settings = try folder.settings
         if let keep { settings.keep = keep }
         do {
             let result = try await BackupRunner(settings: settings).run(conninfo: database.conninfo)
             if json {
                 try printJSON(result)
             } else {
-                print(String(format: "backup %@ (%.1f MB, %.1f s, %@)", result.path, Double(result.bytes) / 1_000_000, result.seconds, result.compressor))
+                print("backup \(result.path) (\(size(result.bytes)), \(String(format: "%.1f", result.seconds)) s, \(result.compressor))")
                 for path in result.rotated { print("rotated away \(path)") }
                 for problem in result.rotationErrors { print("could not remove \(problem)") }
             }
@@ -84,15 +100,16 @@ struct BackupListCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let files = try BackupCatalog(settings: folder.settings).list()
+            let files = try BackupCatalog(settings: try folder.settings).list()
             if json {
                 try printJSON(files)
                 return
             }
-            if files.isEmpty { print("no backups in \(folder.settings.directory.path)") }
+            if files.isEmpty { print("no backups in \(try folder.settings.directory.path)") }
             let formatter = ISO8601DateFormatter()
             for file in files {
-                print("\(formatter.string(from: file.created))  \(String(format: "%10.1f MB", Double(file.bytes) / 1_000_000))  \(file.path)")
+                let shown = size(file.bytes)
+                print("\(formatter.string(from: file.created))  \(String(repeating: " ", count: max(0, 10 - shown.count)))\(shown)  \(file.path)")
             }
         } catch {
             throw failure(error)
@@ -105,13 +122,15 @@ struct BackupVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify", abstract: "Check that a backup decompresses completely and ends with pg_dump's completion line.")
 
+    @OptionGroup var folder: BackupDirectoryOptions
+
     @Argument(help: "The .sql.gz file.")
     var file: String
 
     func run() async throws {
         do {
-            let result = try await BackupCatalog(settings: BackupSettings(directory: BackupSettings.defaultDirectory)).verify(path: file)
-            print(String(format: "ok %@ (%.1f MB, %.1f MB of SQL)", result.path, Double(result.bytes) / 1_000_000, Double(result.dumpBytes) / 1_000_000))
+            let result = try await BackupCatalog(settings: try folder.settings).verify(path: file)
+            print("ok \(result.path) (\(size(result.bytes)), \(size(result.dumpBytes)) of SQL)")
         } catch {
             throw failure(error)
         }
@@ -129,6 +148,7 @@ struct BackupRestoreCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var folder: BackupDirectoryOptions
 
     @Argument(help: "The .sql.gz file.")
     var file: String
@@ -141,7 +161,7 @@ struct BackupRestoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let result = try await BackupCatalog(settings: BackupSettings(directory: BackupSettings.defaultDirectory))
+            let result = try await BackupCatalog(settings: try folder.settings)
                 .restore(path: file, into: dbname, conninfo: database.conninfo, force: force)
             let how = result.created ? "created" : result.replaced ? "dropped and recreated" : "existing, empty"
             print(String(format: "restored %@ into %@ (%@) in %.1f s", result.path, result.database, how, result.seconds))

@@ -1,4 +1,7 @@
 import ArgumentParser
+import Backup
+import MaintenanceTasks
+import MarketDataTasks
 import Foundation
 import JobQueue
 import LocalCluster
@@ -10,7 +13,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures beside a baseline measured in the same run.",
-        subcommands: [QueueBench.self])
+        subcommands: [QueueBench.self, BackupBench.self, RetentionBench.self, IngestBench.self])
 }
 
 /// Where a benchmark runs: the given database, or a private cluster made for the run.
@@ -206,4 +209,64 @@ func spawn(_ program: String, _ arguments: [String], environment: [String: Strin
     let result = posix_spawnp(&pid, program, &actions, nil, argv, envp)
     guard result == 0 else { throw CommandFailure("cannot start \(program): \(String(cString: strerror(result)))") }
     return pid
+}
+
+/// `closebell bench backup`: pg_dump | gzip throughput beside `pg_dump > /dev/null`.
+struct BackupBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup", abstract: "Backup throughput (MB/s of database) beside pg_dump > /dev/null alone.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Rows of generated data (about 100 bytes each) to back up.") var rows = 2_000_000
+
+    func run() async throws {
+        let bench = try await BenchDatabase.prepare(database, name: "closebell_bench")
+        defer { bench.finish() }
+        let connection = try await PostgresConnection.connect(bench.url, applicationName: "closebell bench")
+        try await connection.query("""
+            CREATE TABLE bench_rows AS
+            SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, now() - g * interval '1 second' AS at, (g % 1000)::numeric / 7 AS v
+            FROM generate_series(1, $1) AS g
+            """, [rows])
+        await connection.close()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-bench-backups-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let report = try await BackupBenchmark.run(conninfo: bench.url, directory: directory)
+        print(report.description)
+    }
+}
+
+/// `closebell bench retention`: batched retention deletes beside one unbatched DELETE.
+struct RetentionBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retention", abstract: "Batched retention delete throughput (rows/s) beside a single unbatched DELETE.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Rows loaded (and then deleted) for each measurement.") var rows = 2_000_000
+    @Option(help: "Rows per batch.") var batchSize = 10_000
+
+    func run() async throws {
+        let bench = try await BenchDatabase.prepare(database, name: "closebell_bench")
+        defer { bench.finish() }
+        let report = try await RetentionBenchmark.run(conninfo: bench.url, rows: rows, batchSize: batchSize)
+        print(report.summary)
+    }
+}
+
+/// `closebell bench ingest`: the market-data write path beside `psql \\copy`, and a cycle's
+/// wall time against a rate-limited local API beside the limit's lower bound.
+struct IngestBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest", abstract: "Market-data ingest rows/s beside psql \\copy; API-bound run time beside its lower bound.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Symbols of daily bars (a full-market day is about 11,000).") var dailySymbols = 11_000
+    @Option(help: "Symbols of minute bars.") var minuteSymbols = 300
+
+    func run() async throws {
+        let bench = try await BenchDatabase.prepare(database, name: "closebell_bench")
+        defer { bench.finish() }
+        let report = try await IngestBenchmark.run(conninfo: bench.url, dailySymbols: dailySymbols, minuteSymbols: minuteSymbols)
+        print(report.text)
+    }
 }

@@ -1,5 +1,10 @@
+import Backup
 import Foundation
 import JobQueue
+import MaintenanceTasks
+import MarketDataTasks
+import Polygon
+import PostgresClient
 import Yams
 
 /// A config file value that cannot be used, named by its dotted key.
@@ -63,6 +68,14 @@ final class ConfigSection {
         return text
     }
 
+    func stringList(_ name: String) throws -> [String]? {
+        guard let value = raw(name) else { return nil }
+        guard let list = value as? [Any], let strings = list as? [String] else {
+            throw fail(name, "expected a list of names, got \(value)")
+        }
+        return strings
+    }
+
     func bool(_ name: String) throws -> Bool? {
         guard let value = raw(name) else { return nil }
         guard let flag = value as? Bool else { throw fail(name, "expected true or false, got \(value)") }
@@ -91,16 +104,25 @@ final class ConfigSection {
 }
 
 /// The whole config file, parsed into each module's settings. Every key has a default, so an
-/// absent file is the same as an empty one.
+/// absent file is the same as an empty one. Environment variables (secrets, URLs) are read
+/// here too, and flags override both.
 struct ClosebellConfig {
     var worker = WorkerConfiguration()
-    /// Seconds between the scheduler's checks for due cycles.
+    /// Seconds between the scheduler's checks for due cycles (`worker --schedule`).
     var scheduleIntervalSeconds = 60.0
+    var polygon: PolygonConfiguration
+    var marketData = MarketDataSettings()
+    var backup: BackupSettings
+    var retention = RetentionSettings()
+    var vacuum = VacuumSettings()
+    var compress = CompressSettings()
+    /// The file the settings came from, if any.
+    var file: String?
 
     /// Loads `path`, or `$CLOSEBELL_CONFIG`, or nothing (defaults).
     static func load(path: String?) throws -> ClosebellConfig {
         let chosen = path ?? ProcessInfo.processInfo.environment["CLOSEBELL_CONFIG"]
-        guard let chosen, !chosen.isEmpty else { return ClosebellConfig() }
+        guard let chosen, !chosen.isEmpty else { return try ClosebellConfig(nil) }
         let text: String
         do {
             text = try String(contentsOfFile: chosen, encoding: .utf8)
@@ -113,16 +135,25 @@ struct ClosebellConfig {
         } catch {
             throw ConfigError(file: chosen, key: "(file)", reason: "not valid YAML: \(error)")
         }
-        if parsed == nil { return ClosebellConfig() }
+        if parsed == nil { return try ClosebellConfig(nil) }
         guard let root = parsed as? [String: Any] else {
             throw ConfigError(file: chosen, key: "(file)", reason: "the top level must be a mapping of sections")
         }
         return try ClosebellConfig(ConfigSection(file: chosen, path: "", values: root))
     }
 
-    init() {}
+    init(_ root: ConfigSection?) throws {
+        let environment = ProcessInfo.processInfo.environment
+        file = root?.file
+        do {
+            polygon = try PolygonConfiguration.fromEnvironment()
+        } catch {
+            throw ConfigError(file: "environment", key: "POLYGON_BASE_URL", reason: "\(error)")
+        }
+        backup = BackupSettings(directory: BackupSettings.defaultDirectory)
+        guard let root else { return }
+        let file = root.file
 
-    init(_ root: ConfigSection) throws {
         if let section = try root.section("worker") {
             var w = WorkerConfiguration()
             if let v = try section.string("queue") { w.queue = v }
@@ -137,15 +168,124 @@ struct ClosebellConfig {
             if let v = try section.double("retry_max_seconds", min: 0) { w.retryMaxSeconds = v }
             if let v = try section.double("prune_after_days", min: 0) { w.pruneAfterSeconds = v * 86_400 }
             if let v = try section.double("prune_interval_seconds", min: 1) { w.pruneIntervalSeconds = v }
-            if let v = try section.double("schedule_interval_seconds", min: 1) { scheduleIntervalSeconds = v }
             try section.finish()
             do {
                 try w.validate()
             } catch let error as WorkerConfigurationError {
-                throw ConfigError(file: root.file, key: "worker.\(error.key)", reason: error.reason)
+                throw ConfigError(file: file, key: "worker.\(error.key)", reason: error.reason)
             }
             worker = w
         }
+
+        if let section = try root.section("schedule") {
+            if let v = try section.double("interval_seconds", min: 1) { scheduleIntervalSeconds = v }
+            try section.finish()
+        }
+
+        if let section = try root.section("polygon") {
+            if let v = try section.string("base_url") {
+                guard let url = URL(string: v), url.scheme == "http" || url.scheme == "https" else {
+                    throw section.fail("base_url", "expected an http(s) URL, got \(v)")
+                }
+                if environment["POLYGON_BASE_URL"]?.isEmpty ?? true { polygon.baseURL = url }
+            }
+            if let v = try section.double("requests_per_second", min: 0) { polygon.requestsPerSecond = v }
+            if let v = try section.int("max_concurrent_requests", min: 1) { polygon.maxConcurrentRequests = v }
+            if let v = try section.int("max_attempts", min: 1) { polygon.retry.maxAttempts = v }
+            if let v = try section.double("retry_base_seconds", min: 0) { polygon.retry.baseDelay = v }
+            if let v = try section.double("retry_max_seconds", min: 0) { polygon.retry.maxDelay = v }
+            if let v = try section.double("connect_timeout_seconds", min: 0.1) { polygon.connectTimeout = v }
+            if let v = try section.double("request_timeout_seconds", min: 0.1) { polygon.requestTimeout = v }
+            try section.finish()
+        }
+
+        if let section = try root.section("market_data") {
+            if let v = try section.int("ohlc_days", min: 1) { marketData.ohlcDays = v }
+            if let v = try section.int("slots_days", min: 1) { marketData.slotsDays = v }
+            if let v = try section.int("metadata_limit", min: 1) { marketData.metadataLimit = v }
+            if let v = try section.int("stale_days", min: 0) { marketData.staleDays = v }
+            if let v = try section.int("concurrency", min: 1) { marketData.concurrency = v }
+            try section.finish()
+            do {
+                try marketData.validate()
+            } catch let error as InvalidMarketDataSetting {
+                throw ConfigError(file: file, key: "market_data", reason: error.description)
+            }
+        }
+
+        if let section = try root.section("backup") {
+            if let v = try section.string("directory"), environment["CLOSEBELL_BACKUP_DIR"]?.isEmpty ?? true {
+                backup.directory = URL(fileURLWithPath: v)
+            }
+            if let v = try section.int("keep", min: 1) { backup.keep = v }
+            if let v = try section.int("keep_daily", min: 0) { backup.keepDaily = v }
+            if let v = try section.int("keep_weekly", min: 0) { backup.keepWeekly = v }
+            if let v = try section.int("keep_monthly", min: 0) { backup.keepMonthly = v }
+            if let v = try section.string("compressor") { backup.compressor = v }
+            if let v = try section.int("compression_level", min: 1) {
+                guard v <= 9 else { throw section.fail("compression_level", "must be 1...9, got \(v)") }
+                backup.compressionLevel = v
+            }
+            if let v = try section.string("pg_dump") { backup.pgDumpPath = v }
+            if let v = try section.string("psql") { backup.psqlPath = v }
+            if let v = try section.string("gzip") { backup.gzipPath = v }
+            if let v = try section.double("dump_timeout_seconds", min: 1) { backup.dumpTimeout = v }
+            if let v = try section.double("verify_timeout_seconds", min: 1) { backup.verifyTimeout = v }
+            if let v = try section.int("connect_timeout_seconds", min: 1) { backup.connectTimeout = v }
+            if let v = try section.double("lock_wait_timeout_seconds", min: 0) { backup.lockWaitTimeout = v }
+            if let v = try section.double("kill_grace_seconds", min: 0) { backup.killGrace = v }
+            try section.finish()
+        }
+
+        if let section = try root.section("retention") {
+            if let v = try section.int("batch_size", min: 1) { retention.batchSize = v }
+            if let v = try section.double("pause_ms", min: 0) { retention.pauseBetweenBatches = .milliseconds(Int64(v)) }
+            if let tables = try section.mapping("tables") {
+                for (table, value) in tables.sorted(by: { $0.key < $1.key }) {
+                    let key = "tables.\(table)"
+                    if let days = value as? Int {
+                        // A known table keeps its column and filter; only the window changes.
+                        var rule = retention.rules.first { $0.table == table }
+                            ?? RetentionRule(table: table, column: "date", days: days)
+                        rule.days = days
+                        retention.setRule(rule)
+                    } else if let mapping = value as? [String: Any] {
+                        let rule = ConfigSection(file: file, path: "retention.\(key)", values: mapping)
+                        guard let days = try rule.int("days", min: 0) else { throw rule.fail("days", "is required") }
+                        let column = try rule.string("column") ?? "date"
+                        retention.setRule(RetentionRule(table: table, column: column, days: days))
+                        try rule.finish()
+                    } else {
+                        throw section.fail(key, "expected a number of days or {column: NAME, days: N}")
+                    }
+                }
+            }
+            try section.finish()
+            do {
+                try retention.validate()
+            } catch {
+                throw ConfigError(file: file, key: "retention", reason: "\(error)")
+            }
+        }
+
+        if let section = try root.section("vacuum") {
+            if let v = try section.double("reindex_bloat_threshold", min: 0) { vacuum.reindexBloatThreshold = v }
+            if let v = try section.int("reindex_minimum_bytes", min: 0) { vacuum.reindexMinimumBytes = Int64(v) }
+            if let v = try section.stringList("tables") { vacuum.tables = v }
+            do {
+                try vacuum.validate()
+            } catch {
+                throw ConfigError(file: file, key: "vacuum", reason: "\(error)")
+            }
+            try section.finish()
+        }
+
+        if let section = try root.section("compress") {
+            if let v = try section.int("older_than_days", min: 0) { compress.olderThanDays = v }
+            if let v = try section.string("segment_by") { compress.segmentBy = v }
+            try section.finish()
+        }
+
         try root.finish()
     }
 }
@@ -155,17 +295,37 @@ struct ClosebellConfig {
 struct RuntimeEnvironment {
     let config: ClosebellConfig
 
-    static func load(configPath: String?, logger: Any? = nil) throws -> RuntimeEnvironment {
+    static func load(configPath: String?) throws -> RuntimeEnvironment {
         RuntimeEnvironment(config: try ClosebellConfig.load(path: configPath))
     }
 
-    /// Every task this build runs.
+    /// Every task this build runs. One Polygon client (one rate limiter) serves all the
+    /// market-data tasks of the process.
     func registry() -> TaskRegistry {
-        TaskRegistry([NoopTask()])
+        let polygon = PolygonClient(configuration: config.polygon)
+        let source = PolygonMarketDataSource(client: polygon)
+        return TaskRegistry([
+            NoopTask(),
+            BackupTask(settings: config.backup),
+            RetentionTask(settings: config.retention),
+            VacuumTask(settings: config.vacuum),
+            CompressTask(settings: config.compress),
+        ] + MarketDataTaskSet.all(source: source, settings: config.marketData))
     }
 
-    /// Periodic work for the worker (the cycle scheduler when `schedule` is set).
+    /// Periodic work for the worker: the cycle scheduler when `schedule` is set.
     func periodicWork(conninfo: String, schedule: Bool) -> [PeriodicWork] {
-        []
+        guard schedule else { return [] }
+        let scheduler = CycleScheduler()
+        return [
+            PeriodicWork(name: "cycle_scheduler", intervalSeconds: config.scheduleIntervalSeconds) { logger in
+                let connection = try await PostgresConnection.connect(conninfo, applicationName: "closebell scheduler")
+                let runs = try await scheduler.tick(connection: connection)
+                await connection.close()
+                for run in runs where run.created {
+                    logger.info("cycle_enqueued", metadata: ["cycle": "\(run.cycle)", "period": "\(run.period)", "run_id": "\(run.runID)"])
+                }
+            },
+        ]
     }
 }

@@ -1,7 +1,155 @@
 import ArgumentParser
+import Foundation
+import LocalCluster
+import MarketDataTasks
+import PostgresClient
+import SampleMarket
+import SchemaMigrations
 
-/// `closebell demo` (placeholder until it lands).
+/// `closebell demo`: a full daily cycle on a new machine, with no database and no API key.
 struct DemoCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "demo", abstract: "Not built yet.")
-    func run() async throws { throw CommandFailure("closebell demo is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a full daily cycle against a private PostgreSQL cluster and locally served sample market data.",
+        discussion: """
+            Starts (or reuses) a private cluster in DIR/cluster, recreates the database
+            closebell_demo, fills a sample universe, serves deterministic Polygon-style market
+            data on 127.0.0.1, enqueues the daily cycle, runs it with two worker processes and
+            prints a summary. Backups go to DIR/backups, worker logs to DIR/logs.
+            """)
+
+    @Option(help: "Folder for the private cluster, backups and logs.")
+    var dir = ".closebell"
+
+    @Option(help: "Symbols in the sample universe.")
+    var symbols = 25
+
+    @Option(help: "Worker processes.")
+    var workers = 2
+
+    @Flag(help: "Stop the private cluster when done (it is kept running by default, for psql).")
+    var stopCluster = false
+
+    func run() async throws {
+        let base = URL(fileURLWithPath: dir).standardizedFileURL
+        let logs = base.appendingPathComponent("logs"), backups = base.appendingPathComponent("backups")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        let started = Date()
+
+        let cluster = try LocalCluster(directory: base.appendingPathComponent("cluster"))
+        step("PostgreSQL: private cluster in \(cluster.directory.path), port \(cluster.port)")
+        try cluster.start()
+        try cluster.dropDatabase("closebell_demo")
+        try cluster.createDatabaseIfMissing("closebell_demo")
+        let url = cluster.url(database: "closebell_demo")
+        let connection = try await PostgresConnection.connect(url, applicationName: "closebell demo")
+        let applied = try await Migrator(directory: Migrator.locateDirectory()).migrate(connection)
+        step("database closebell_demo: \(applied.count) migrations applied")
+
+        let data = SampleMarketData(symbols: symbols)
+        let apiKey = "demo-key-\(UInt32.random(in: 0...UInt32.max))"
+        let server = try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: apiKey))
+        defer { server.stop() }
+        let added = try await SampleUniverse.seed(connection, symbols: data.symbols)
+        step("sample market data: \(added) symbols served at \(server.baseURL.absoluteString)")
+
+        let cycle = try await connection.query(
+            "SELECT run_id, created, period::text AS period FROM maintenance_enqueue_cycle('daily', NULL, true)").first!
+        let runID: Int64 = try cycle.decode("run_id")
+        step("daily cycle run \(runID) enqueued for \(cycle["period"] ?? "today")")
+
+        var environment = [
+            "DATABASE_URL": url, "POLYGON_BASE_URL": server.baseURL.absoluteString, "POLYGON_API_KEY": apiKey,
+            "CLOSEBELL_BACKUP_DIR": backups.path,
+        ]
+        environment["CLOSEBELL_CONFIG"] = ""
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var children: [pid_t] = []
+        for i in 1...max(1, workers) {
+            children.append(try spawn(executable, ["worker", "--concurrency", "3", "--log-format", "json", "--grace", "10"],
+                                      environment: environment, output: logs.appendingPathComponent("worker-\(i).log").path))
+        }
+        step("\(children.count) workers started (logs in \(logs.path))")
+
+        var reportedStage = 0
+        let deadline = Date().addingTimeInterval(900)
+        var state = "running"
+        while Date() < deadline {
+            let run = try await connection.query("SELECT state, current_stage FROM maintenance_cycle_runs WHERE id = $1", [runID]).first!
+            state = run["state"] ?? "?"
+            let stage = Int(run["current_stage"] ?? "0") ?? 0
+            if stage > reportedStage {
+                let tasks = try await connection.query(
+                    "SELECT string_agg(task, ', ' ORDER BY id) AS tasks FROM maintenance_jobs WHERE run_id = $1 AND id IN (SELECT (jsonb_array_elements(s -> 'jobs'))::bigint FROM maintenance_cycle_runs r, jsonb_array_elements(r.stages) s WHERE r.id = $1 AND (s ->> 'stage')::int = $2)",
+                    [runID, stage]).first?["tasks"]
+                step("stage \(stage) started: \(tasks ?? "")")
+                reportedStage = stage
+            }
+            if state != "running" { break }
+            try await Task.sleep(nanoseconds: 300_000_000)
+        }
+        // The workers drain (SIGTERM) before the summary, and long before the cluster stops.
+        for child in children { kill(child, SIGTERM) }
+        for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
+        try await printSummary(connection, runID: runID, state: state, seconds: Date().timeIntervalSince(started), url: url)
+        await connection.close()
+        if stopCluster { try? cluster.stop() }
+        guard state == "succeeded" else {
+            throw CommandFailure("the daily cycle ended \(state); see `closebell jobs list --run \(runID)` and \(logs.path)")
+        }
+    }
+
+    private func step(_ text: String) {
+        print("• \(text)")
+        fflush(nil)
+    }
+
+    private func printSummary(_ connection: PostgresConnection, runID: Int64, state: String, seconds: Double, url: String) async throws {
+        print("\nDaily cycle run \(runID): \(state.uppercased()) in \(Output.duration(seconds))\n")
+        let jobs = try await connection.query("""
+            SELECT task, state, attempts, extract(epoch FROM finished_at - started_at)::float8 AS seconds,
+                   result::text AS result, coalesce(errors -> -1 ->> 'error', '') AS error
+            FROM maintenance_jobs WHERE run_id = $1 ORDER BY id
+            """, [runID])
+        Output.table(["TASK", "STATUS", "ATTEMPTS", "TIME", "DETAIL"], jobs.map { row in
+            let detail = row["state"] == "succeeded" ? Self.describe(result: row["result"]) : String((row["error"] ?? "").prefix(90))
+            return [row["task"] ?? "", row["state"] ?? "", row["attempts"] ?? "", row["seconds"].flatMap(Double.init).map(Output.duration) ?? "-", detail]
+        })
+        print("\nTables")
+        let sizes = try await connection.query("""
+            SELECT t AS name, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I', t), false, true, '')))[1]::text AS rows,
+                   pg_size_pretty(pg_total_relation_size(t::regclass)) AS size
+            FROM unnest(ARRAY['ticker_universe', 'market_data_daily', 'volume_slots', 'ticker_metadata', 'ticker_volume_stats', 'maintenance_jobs']) AS t
+            WHERE to_regclass(t) IS NOT NULL
+            """)
+        Output.table(["TABLE", "ROWS", "SIZE"], sizes.map { [$0["name"] ?? "", $0["rows"] ?? "", $0["size"] ?? ""] })
+        if let backup = try await connection.query(
+            "SELECT result ->> 'path' AS path, (result ->> 'bytes')::bigint AS bytes FROM maintenance_jobs WHERE run_id = $1 AND task = 'backup' AND state = 'succeeded'",
+            [runID]).first, let path = backup["path"] {
+            print("\nBackup: \(path) (\(ByteCountFormatter.string(fromByteCount: Int64(backup["bytes"] ?? "0") ?? 0, countStyle: .file)))")
+        }
+        defer { fflush(nil) }
+        print("\nExplore: psql '\(url)'   ·   closebell status --database-url '\(url)'")
+    }
+
+    /// A one-line summary of a task's result JSON.
+    static func describe(result: String?) -> String {
+        guard let object = Output.parse(result) as? [String: Any] else { return "" }
+        var parts: [String] = []
+        func number(_ keys: String...) -> Int64? {
+            for key in keys { if let n = object[key] as? NSNumber { return n.int64Value } }
+            return nil
+        }
+        if let rows = number("rows_written") { parts.append("\(rows) rows written") }
+        if let written = number("symbols_written") { parts.append("\(written) symbols updated") }
+        if let units = object["units"] as? [String: Any] ?? object["symbols"] as? [String: Any] {
+            let ok = (units["ok"] as? NSNumber)?.intValue ?? 0, failed = (units["failed"] as? NSNumber)?.intValue ?? 0
+            parts.append("\(ok) ok, \(failed) failed")
+        }
+        if let removed = number("totalRowsRemoved", "total_rows_removed") { parts.append("\(removed) rows removed") }
+        if let freed = number("bytesFreed", "bytes_freed") { parts.append("\(ByteCountFormatter.string(fromByteCount: freed, countStyle: .file)) freed") }
+        if let bytes = number("bytes"), object["path"] != nil { parts.append("\(ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)) backup") }
+        if let skipped = object["skipped"] as? Bool, skipped { parts.append("skipped: \(object["reason"] as? String ?? "")") }
+        return parts.joined(separator: "; ")
+    }
 }

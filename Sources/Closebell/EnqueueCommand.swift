@@ -40,6 +40,12 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(help: "Enqueue one run of this cycle (daily, weekly, monthly) instead of a task.")
     var cycle: String?
 
+    @Option(help: "With --cycle: the period's date (YYYY-MM-DD; default today in New York).")
+    var period: String?
+
+    @Flag(help: "With --cycle: enqueue even on a non-trading day or for a disabled cycle.")
+    var force = false
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -81,17 +87,21 @@ struct EnqueueCommand: AsyncParsableCommand {
     }
 
     private func enqueueCycle(_ cycle: String, _ connection: PostgresConnection) async throws {
-        let row = try await connection.query("SELECT run_id, created FROM maintenance_enqueue_cycle($1)", [cycle]).first
+        let row = try await connection.query(
+            "SELECT run_id, created, period::text AS period, note FROM maintenance_enqueue_cycle($1, $2::date, $3)",
+            [cycle, period, force]).first
         let runID = try row?.decodeIfPresent("run_id", as: Int64.self)
         let created = try row?.decodeIfPresent("created", as: Bool.self) ?? false
+        let note = row?["note"] ?? ""
         if json {
-            Output.json(["cycle": cycle, "run_id": runID.map { NSNumber(value: $0) } ?? NSNull(), "created": created] as [String: Any])
+            Output.json(["cycle": cycle, "run_id": runID.map { NSNumber(value: $0) } ?? NSNull(), "created": created,
+                         "period": row?["period"] ?? "", "note": note] as [String: Any])
         } else if let runID, created {
-            print("enqueued \(cycle) cycle run \(runID)")
+            print("enqueued \(cycle) cycle run \(runID) for \(row?["period"] ?? "")")
         } else if let runID {
-            print("\(cycle) cycle run \(runID) already exists for this period; nothing enqueued")
+            print("\(cycle) cycle run \(runID) already exists for \(row?["period"] ?? "this period"); nothing enqueued")
         } else {
-            print("\(cycle) cycle not enqueued (not due: for daily, today is not a trading day)")
+            print("\(cycle) cycle not enqueued: \(note)")
         }
     }
 }

@@ -16,7 +16,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         LogSetup.bootstrap(format: settings.logFormat, level: settings.logLevel)
         let logger = Logger(label: "closebell.worker")
-        let environment = try RuntimeEnvironment.load(configPath: settings.config, logger: logger)
+        let environment = try RuntimeEnvironment.load(configPath: settings.config)
         let worker = Worker(
             conninfo: database.conninfo, registry: environment.registry(),
             configuration: try settings.workerConfiguration(base: environment.config.worker),

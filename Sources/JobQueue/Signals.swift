@@ -6,14 +6,12 @@ final class WakeSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var pending = false
     private var waiter: CheckedContinuation<Void, Never>?
-    private var generation = 0
 
     /// Wakes the waiter (or the next one).
     func signal() {
         lock.lock()
         if let waiter {
             self.waiter = nil
-            generation += 1
             lock.unlock()
             waiter.resume()
             return
@@ -22,35 +20,32 @@ final class WakeSignal: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Waits until signalled or `timeout` seconds have passed.
+    /// Waits until signalled or `timeout` seconds have passed. The timer is cancelled as soon
+    /// as the signal arrives, so frequent waits leave no sleeping tasks behind.
     func wait(timeout: Double) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            lock.lock()
-            if pending {
-                pending = false
-                lock.unlock()
-                continuation.resume()
-                return
-            }
-            waiter = continuation
-            generation += 1
-            let myGeneration = generation
-            lock.unlock()
-            Task.detached { [self] in
+        if lock.withLock({ () -> Bool in
+            defer { pending = false }
+            return pending
+        }) { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
                 try? await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1_000_000_000))
-                self.timeOut(generation: myGeneration)
+                self.signal()
             }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                lock.lock()
+                if pending {
+                    pending = false
+                    lock.unlock()
+                    continuation.resume()
+                    return
+                }
+                waiter = continuation
+                lock.unlock()
+            }
+            // A timer that fires after a real signal leaves `pending` set, so the next wait
+            // may return early: harmless, since every caller re-checks its own condition.
+            group.cancelAll()
         }
-    }
-
-    private func timeOut(generation expected: Int) {
-        lock.lock()
-        guard generation == expected, let waiter else {
-            lock.unlock()
-            return
-        }
-        self.waiter = nil
-        lock.unlock()
-        waiter.resume()
     }
 }

@@ -245,7 +245,11 @@ public final class Worker: @unchecked Sendable {
         while true {
             do {
                 let (done, failed) = try await ackLink.run { session in
-                    try session.transaction { tx in
+                    // One statement needs no BEGIN/COMMIT round trips of its own.
+                    if failedAttempts.isEmpty {
+                        return (try QueueStore.completeSucceeded(session, worker: worker, jobs: succeeded), [Int64: String]())
+                    }
+                    return try session.transaction { tx in
                         (try QueueStore.completeSucceeded(tx, worker: worker, jobs: succeeded),
                          try QueueStore.completeFailed(tx, worker: worker, jobs: failedAttempts))
                     }

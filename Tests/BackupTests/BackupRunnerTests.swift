@@ -8,6 +8,11 @@ import XCTest
 @testable import Backup
 
 final class BackupRunnerTests: XCTestCase {
+    override class func tearDown() {
+        BackupFixtures.removeFolders()
+        super.tearDown()
+    }
+
     func testBackupVerifyAndRestoreReproduceEveryTable() async throws {
         let db = try await BackupFixtures.populatedDatabase()
         let folder = try BackupFixtures.folder()
@@ -359,6 +364,33 @@ final class BackupRunnerTests: XCTestCase {
             } catch is InvalidJobArguments {
             }
         }
+    }
+
+    func testCancelledJobStopsPgDumpAndLeavesNothing() async throws {
+        let db = try await BackupFixtures.populatedDatabase(rows: 50)
+        let folder = try BackupFixtures.folder()
+        let hanging = try BackupFixtures.script("'\(try BackupFixtures.realPgDump)' \"$@\" | head -c 100\nexec sleep 30")
+        let task = BackupTask(settings: BackupSettings(directory: folder, pgDumpPath: hanging, killGrace: 0.5))
+        let flag = CancellationFlag()
+        let context = JobContext(
+            jobID: 7, task: "backup", args: PostgresJSON(text: "{}"), attempt: 1, runID: nil, previousProgress: nil,
+            logger: Logger(label: "test"), conninfo: db.url, cancellation: flag)
+        let running = Task { try await task.run(context) }
+        // The worker raises the flag when the job row is cancelled; the task notices while pg_dump runs.
+        try await Task.sleep(nanoseconds: 300_000_000)
+        flag.set()
+        let error = await expectBackupError { try await running.value }
+        XCTAssertEqual(error?.stage, .cancelled)
+        XCTAssertEqual(try Self.backupLookalikes(folder), [])
+
+        // Cancelling the Swift task itself works the same way.
+        let runner = BackupRunner(settings: BackupSettings(directory: folder, pgDumpPath: hanging, killGrace: 0.5))
+        let second = Task { try await runner.run(conninfo: db.url) }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        second.cancel()
+        let cancelled = await expectBackupError { try await second.value }
+        XCTAssertEqual(cancelled?.stage, .cancelled)
+        XCTAssertEqual(try Self.backupLookalikes(folder), [])
     }
 
     func testOnlyOneBackupOfADatabaseAtATimePerFolder() async throws {

@@ -16,6 +16,15 @@ enum BackupFixtures {
         return url
     }
 
+    /// Removes the folders `folder()` created in this process.
+    static func removeFolders() {
+        let temporary = FileManager.default.temporaryDirectory
+        let prefix = "closebell-backup-test-\(getpid())-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where name.hasPrefix(prefix) {
+            try? FileManager.default.removeItem(at: temporary.appendingPathComponent(name))
+        }
+    }
+
     /// A migrated database with a few tables of generated rows (with NULLs, quotes, unicode,
     /// numerics, timestamps and jsonb), plus a few queue rows.
     static func populatedDatabase(rows: Int = 2000) async throws -> (url: String, name: String) {

@@ -243,6 +243,24 @@ final class CycleTests: XCTestCase {
         }
     }
 
+    func testOneStatementFinishingJobsOfSeveralRunsAdvancesEach() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let first = try await CycleStore.enqueue(cycle: "weekly", period: "2026-11-09", connection: conn)
+        let second = try await CycleStore.enqueue(cycle: "weekly", period: "2026-11-16", connection: conn)
+        // As a worker's batched completion does: one UPDATE over jobs of both runs.
+        try await conn.query(
+            "UPDATE maintenance_jobs SET state = 'succeeded' WHERE run_id = ANY($1::bigint[])", [[first.runID, second.runID]])
+        for id in [first.runID, second.runID] {
+            let list = try await jobs(conn, run: id)
+            XCTAssertEqual(list, ["vacuum:succeeded", "compress:available"])
+        }
+        // Other updates (heartbeats, progress) leave runs alone.
+        try await conn.query("UPDATE maintenance_jobs SET heartbeat_at = now(), progress = '{}' WHERE run_id IS NOT NULL")
+        let count = try await conn.query("SELECT count(*) AS n FROM maintenance_jobs").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 4)
+    }
+
     private static func complete(url: String, job: Int64) async throws {
         let c = try await PostgresConnection.connect(url)
         try await c.query("UPDATE maintenance_jobs SET state = 'succeeded' WHERE id = $1", [job])

@@ -14,8 +14,8 @@ final class RetentionTests: XCTestCase {
             "SELECT ((now() AT TIME ZONE 'America/New_York')::date - 200)::text AS c").first!.decode("c")
         try await conn.query(
             """
-            INSERT INTO market_data_daily (symbol, date)
-            SELECT s, $1::date + d FROM unnest(ARRAY['AAPL','MSFT','IBM']) s, generate_series(-10, 5) d
+            INSERT INTO market_data_daily (symbol, date, open, high, low, close, volume)
+            SELECT s, $1::date + d, 1, 1, 1, 1, 1 FROM unnest(ARRAY['AAPL','MSFT','IBM']) s, generate_series(-10, 5) d
             """, [cutoff])
         try await conn.execute(
             """
@@ -34,6 +34,8 @@ final class RetentionTests: XCTestCase {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
         let cutoff = try await seed(conn)
+        // A configured table that does not exist is skipped and reported.
+        try await conn.execute("DROP TABLE IF EXISTS volume_slots")
         let progress = ProgressLog()
         let task = RetentionTask(settings: RetentionSettings(batchSize: 7))
         let result = try object(try await task.run(makeContext(url: db.url, task: "retention", progress: progress)))

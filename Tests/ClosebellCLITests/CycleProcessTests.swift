@@ -1,0 +1,81 @@
+import Foundation
+import PostgresClient
+import SampleMarket
+import TestSupport
+import XCTest
+
+/// A cycle as operators run it: enqueued from the CLI (twice), drained by worker processes.
+final class CycleProcessTests: XCTestCase {
+    func testDailyCycleEnqueuedTwiceRunsOnceOnThreeWorkersBackupFirst() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let data = SampleMarketData(symbols: 6)
+        let server = try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: "cycle-test-key"))
+        defer { server.stop() }
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.query("INSERT INTO ticker_universe (symbol) SELECT unnest($1::text[])", [data.symbols])
+        let backups = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-cycle-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: backups) }
+        let env = ["DATABASE_URL": db.url, "POLYGON_BASE_URL": server.baseURL.absoluteString,
+                   "POLYGON_API_KEY": "cycle-test-key", "CLOSEBELL_BACKUP_DIR": backups.path]
+
+        let first = try ClosebellBinary.run(["enqueue", "--cycle", "daily", "--force"], environment: env)
+        XCTAssertEqual(first.status, 0, first.output)
+        XCTAssertTrue(first.output.hasPrefix("enqueued daily cycle run"), first.output)
+        let second = try ClosebellBinary.run(["enqueue", "--cycle", "daily", "--force"], environment: env)
+        XCTAssertEqual(second.status, 0, second.output)
+        XCTAssertTrue(second.output.contains("already exists"), second.output)
+
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-cycle-\(getpid()).log").path
+        defer { unlink(log) }
+        let workers = try (0..<3).map { _ in
+            try ClosebellBinary.start(["worker", "--lease", "2", "--poll", "0.5", "--rescue-interval", "0.5", "--log-format", "json"],
+                                      environment: env, logFile: log)
+        }
+        defer { for w in workers { w.signal(SIGKILL); w.wait() } }
+        let finished = try await eventually(timeout: 120) {
+            try await conn.query("SELECT state FROM maintenance_cycle_runs").first?["state"] != "running"
+        }
+        XCTAssertTrue(finished)
+        for w in workers { w.signal(SIGTERM) }
+        for w in workers { XCTAssertEqual(w.wait(seconds: 20), 0) }
+
+        let runs = try await conn.query("SELECT id, state, outcome::text AS outcome FROM maintenance_cycle_runs")
+        XCTAssertEqual(runs.count, 1, "enqueued twice, run once")
+        let run = try XCTUnwrap(runs.first)
+        XCTAssertEqual(run["state"], "succeeded", run["outcome"] ?? "")
+        let outcome = try XCTUnwrap(Output.parse(run["outcome"]) as? [String: Any])
+        let tasks = (outcome["tasks"] as? [[String: Any]] ?? []).compactMap { $0["task"] as? String }
+        XCTAssertEqual(Set(tasks), ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "volume_stats", "retention"])
+        // Backup first: it finished before any other task of the run started.
+        let order = try await conn.query("""
+            SELECT (SELECT finished_at FROM maintenance_jobs WHERE task = 'backup')
+                   <= (SELECT min(started_at) FROM maintenance_jobs WHERE task <> 'backup') AS backup_first,
+                   (SELECT max(finished_at) FROM maintenance_jobs WHERE task IN ('ohlc_daily', 'volume_slots', 'metadata_enrich'))
+                   <= (SELECT started_at FROM maintenance_jobs WHERE task = 'volume_stats') AS loads_before_stats,
+                   (SELECT finished_at FROM maintenance_jobs WHERE task = 'volume_stats')
+                   <= (SELECT started_at FROM maintenance_jobs WHERE task = 'retention') AS stats_before_retention
+            """).first!
+        XCTAssertEqual(order["backup_first"], "t")
+        XCTAssertEqual(order["loads_before_stats"], "t")
+        XCTAssertEqual(order["stats_before_retention"], "t")
+        let rows = try await conn.query("SELECT count(*) AS n FROM market_data_daily").first?.decode("n", as: Int.self)
+        XCTAssertGreaterThan(rows ?? 0, 0)
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Double, _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(nanoseconds: 100_000_000)
+    }
+    return false
+}
+
+enum Output {
+    static func parse(_ text: String?) -> Any? {
+        guard let text else { return nil }
+        return try? JSONSerialization.jsonObject(with: Data(text.utf8))
+    }
+}

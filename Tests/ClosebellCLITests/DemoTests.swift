@@ -1,0 +1,31 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// The README's main command, end to end, as a user runs it.
+final class DemoTests: XCTestCase {
+    func testDemoRunsTheDailyCycleAndPrintsASummary() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-demo-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let result = try ClosebellBinary.run(["demo", "--dir", dir.path, "--symbols", "8", "--stop-cluster"], environment: ["POLYGON_API_KEY": ""])
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("Daily cycle run 1: SUCCEEDED"), result.output)
+        for task in ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "volume_stats", "retention"] {
+            let line = result.output.split(separator: "\n").first { $0.hasPrefix(task + " ") }
+            XCTAssertTrue(line?.contains("succeeded") ?? false, "\(task): \(line ?? "missing")")
+        }
+        XCTAssertTrue(result.output.contains("8 ok, 0 failed"), result.output)
+        let backups = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("backups").path)
+        XCTAssertEqual(backups.filter { $0.hasPrefix("closebell_demo_") && $0.hasSuffix(".sql.gz") }.count, 1, "\(backups)")
+        // The demo's API key never reaches the workers' logs.
+        let logs = dir.appendingPathComponent("logs")
+        var completions = 0
+        for file in try FileManager.default.contentsOfDirectory(atPath: logs.path) {
+            let text = try String(contentsOfFile: logs.appendingPathComponent(file).path, encoding: .utf8)
+            XCTAssertFalse(text.contains("demo-key-"), file)
+            XCTAssertFalse(text.contains("server closed the connection"), file)
+            completions += text.components(separatedBy: #""event":"task_completed""#).count - 1
+        }
+        XCTAssertEqual(completions, 6, "one task_completed line per task of the cycle")
+    }
+}
