@@ -13,7 +13,7 @@ public struct AlertSettings: Sendable {
     /// are named by the next alert. Default 3600 s.
     public var cooldownSeconds: Double
     /// `HH:MM` in `timeZone` by which the daily cycle must have succeeded on a trading day
-    /// (default `20:00`); nil disables the check.
+    /// (default `20:00`); nil, empty or `off` disables the check.
     public var dailyDeadline: String?
     /// The cycle the deadline watches. Default `daily`.
     public var dailyCycle: String
@@ -60,7 +60,7 @@ public struct AlertSettings: Sendable {
         guard cooldownSeconds >= 0, cooldownSeconds.isFinite else {
             throw OperationsError.invalidSetting(key: "alerts.cooldown_minutes", reason: "must not be negative")
         }
-        if let deadline = dailyDeadline, Self.parseTime(deadline) == nil {
+        if let deadline = dailyDeadline, !Self.isOff(deadline), Self.parseTime(deadline) == nil {
             throw OperationsError.invalidSetting(key: "alerts.daily_deadline", reason: "expected HH:MM (24-hour), got \"\(deadline)\"")
         }
         guard TimeZone(identifier: timeZone) != nil else {
@@ -69,6 +69,12 @@ public struct AlertSettings: Sendable {
         guard checkIntervalSeconds > 0, initialLookbackSeconds >= 0, timeoutSeconds > 0 else {
             throw OperationsError.invalidSetting(key: "alerts.check_interval_seconds", reason: "intervals must be positive")
         }
+    }
+
+    /// True for the spellings that turn the deadline check off.
+    static func isOff(_ text: String) -> Bool {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        return t.isEmpty || t == "off" || t == "none"
     }
 
     /// `HH:MM` as minutes after midnight, or nil.

@@ -171,6 +171,7 @@ final class AlertTests: XCTestCase {
 
     func testSettingsAreValidated() throws {
         XCTAssertThrowsError(try AlertSettings(dailyDeadline: "25:00").validate())
+        XCTAssertNoThrow(try AlertSettings(dailyDeadline: "off").validate())
         XCTAssertThrowsError(try AlertSettings(cooldownSeconds: -1).validate())
         XCTAssertThrowsError(try AlertSettings(webhookURL: URL(string: "ftp://x/y")).validate())
         XCTAssertThrowsError(try AlertSettings(timeZone: "Mars/Olympus").validate())

@@ -48,6 +48,10 @@ final class ReportTests: XCTestCase {
               FROM maintenance_table_sizes WHERE table_name = 'market_data_daily'
             """)
 
+        // The psql examples of sql/operations.sql run as they are.
+        let examples = try String(contentsOf: TestCluster.repositoryRoot.appendingPathComponent("sql/operations.sql"), encoding: .utf8)
+        _ = try await conn.execute(examples)
+
         // A weekly run: vacuum succeeds (bytes freed), compress fails with an awkward error text.
         let awkward = "he said \"no\", then left\nsecond line"
         let run: Int64 = try await conn.query("SELECT run_id FROM maintenance_enqueue_cycle('weekly')").first!.decode("run_id")
