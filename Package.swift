@@ -50,6 +50,7 @@ let package = Package(
             dependencies: [
                 "PostgresClient", "LocalCluster", "SchemaMigrations", "JobQueue",
                 "Backup", "MaintenanceTasks", "MarketDataTasks", "Polygon", "SampleMarket",
+                "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -66,6 +67,9 @@ let package = Package(
         // Deterministic sample market data and a Polygon-compatible local server (tests, demo, bench).
         .target(name: "SampleMarket", dependencies: ["HTTPServer", "Polygon"], swiftSettings: strict),
 
+        // Health/status/metrics/trigger endpoint, webhook alerts, table-size history and reports.
+        .target(name: "Operations", dependencies: ["PostgresClient", "JobQueue", "HTTPServer", "HTTPClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+
         // Shared by the test targets: the private cluster every test database lives in.
         .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
@@ -77,6 +81,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient"], swiftSettings: strict),
         .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "OperationsTests", dependencies: ["Operations", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient"], swiftSettings: strict),
     ]

@@ -14,6 +14,7 @@ struct Closebell: AsyncParsableCommand {
         subcommands: [
             MigrateCommand.self, WorkerCommand.self, EnqueueCommand.self, StatusCommand.self,
             JobsCommand.self, BackupCommand.self, DemoCommand.self, BenchCommand.self,
+            ReportCommand.self,
         ]
     )
 }

@@ -3,6 +3,7 @@ import Foundation
 import JobQueue
 import MaintenanceTasks
 import MarketDataTasks
+import Operations
 import Polygon
 import PostgresClient
 import Yams
@@ -313,6 +314,7 @@ struct RuntimeEnvironment {
             RetentionTask(settings: config.retention),
             VacuumTask(settings: config.vacuum),
             CompressTask(settings: config.compress),
+            TableSizesTask(),
         ] + MarketDataTaskSet.all(source: source, settings: config.marketData))
     }
 

@@ -45,7 +45,7 @@ final class CycleProcessTests: XCTestCase {
         XCTAssertEqual(run["state"], "succeeded", run["outcome"] ?? "")
         let outcome = try XCTUnwrap(Output.parse(run["outcome"]) as? [String: Any])
         let tasks = (outcome["tasks"] as? [[String: Any]] ?? []).compactMap { $0["task"] as? String }
-        XCTAssertEqual(Set(tasks), ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "volume_stats", "retention"])
+        XCTAssertEqual(Set(tasks), ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "volume_stats", "retention", "table_sizes"])
         // Backup first: it finished before any other task of the run started.
         let order = try await conn.query("""
             SELECT (SELECT finished_at FROM maintenance_jobs WHERE task = 'backup')

@@ -120,19 +120,20 @@ final class CycleTests: XCTestCase {
 
         try await finish(conn, run: id)
         list = try await jobs(conn, run: id)
-        XCTAssertEqual(list.last, "retention:available")
+        // Migration 0005 adds table_sizes to the last stage, beside retention.
+        XCTAssertEqual(Array(list.suffix(2)), ["retention:available", "table_sizes:available"])
         try await finish(conn, run: id)
 
         current = try await run(conn, id)
         XCTAssertEqual(current.state, "partial")
         XCTAssertNotNil(current.finishedAt)
-        XCTAssertEqual(current.jobCounts, ["succeeded": 5, "failed": 1])
+        XCTAssertEqual(current.jobCounts, ["succeeded": 6, "failed": 1])
         let outcome = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(current.outcomeJSON).utf8)) as? [String: Any])
-        XCTAssertEqual(outcome["succeeded"] as? Int, 5)
+        XCTAssertEqual(outcome["succeeded"] as? Int, 6)
         XCTAssertEqual(outcome["failed"] as? Int, 1)
         let tasks = try XCTUnwrap(outcome["tasks"] as? [[String: Any]])
-        XCTAssertEqual(tasks.map { $0["task"] as? String ?? "" }, ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "volume_stats", "retention"])
-        XCTAssertEqual(tasks.map { $0["stage"] as? Int ?? 0 }, [1, 2, 2, 2, 3, 4])
+        XCTAssertEqual(tasks.map { $0["task"] as? String ?? "" }, ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "volume_stats", "retention", "table_sizes"])
+        XCTAssertEqual(tasks.map { $0["stage"] as? Int ?? 0 }, [1, 2, 2, 2, 3, 4, 4])
         let failed = try XCTUnwrap(tasks.first { $0["task"] as? String == "ohlc_daily" })
         XCTAssertEqual(failed["state"] as? String, "failed")
         XCTAssertEqual((failed["error"] as? [String: Any])?["error"] as? String, "boom")
@@ -143,7 +144,7 @@ final class CycleTests: XCTestCase {
         current = try await run(conn, id)
         XCTAssertEqual(current.state, "succeeded")
         list = try await jobs(conn, run: id)
-        XCTAssertEqual(list.count, 6)
+        XCTAssertEqual(list.count, 7)
     }
 
     func testAllFailedRunIsFailedAndCancelStopsTheRun() async throws {
