@@ -117,6 +117,10 @@ struct ClosebellConfig {
     var retention = RetentionSettings()
     var vacuum = VacuumSettings()
     var compress = CompressSettings()
+    /// `worker --http`: listen address, trigger token (`CLOSEBELL_TRIGGER_TOKEN` wins).
+    var http = HTTPEndpointSettings()
+    /// Webhook alerts (`CLOSEBELL_ALERT_WEBHOOK_URL` wins).
+    var alerts = AlertSettings()
     /// The file the settings came from, if any.
     var file: String?
 
@@ -290,7 +294,43 @@ struct ClosebellConfig {
             try section.finish()
         }
 
+        if let section = try root.section("http") {
+            if let v = try section.string("listen") { http.listen = v }
+            if let v = try section.string("trigger_token") { http.triggerToken = v }
+            if let v = try section.int("database_timeout_seconds", min: 1) { http.databaseTimeoutSeconds = v }
+            try section.finish()
+        }
+
+        if let section = try root.section("alerts") {
+            if let v = try section.string("webhook_url") {
+                guard let url = URL(string: v), url.scheme == "http" || url.scheme == "https" else {
+                    throw section.fail("webhook_url", "expected an http(s) URL")
+                }
+                alerts.webhookURL = url
+            }
+            if let v = try section.double("cooldown_minutes", min: 0) { alerts.cooldownSeconds = v * 60 }
+            if let v = try section.string("daily_deadline") { alerts.dailyDeadline = v == "off" ? nil : v }
+            if let v = try section.string("daily_cycle") { alerts.dailyCycle = v }
+            if let v = try section.string("time_zone") { alerts.timeZone = v }
+            if let v = try section.double("check_interval_seconds", min: 1) { alerts.checkIntervalSeconds = v }
+            if let v = try section.double("initial_lookback_hours", min: 0) { alerts.initialLookbackSeconds = v * 3600 }
+            if let v = try section.double("timeout_seconds", min: 1) { alerts.timeoutSeconds = v }
+            try section.finish()
+        }
+
         try root.finish()
+    }
+
+    /// Applies the environment's secrets and URLs to the endpoint and alert settings, and checks them.
+    mutating func applyOperationsEnvironment() throws {
+        http.applyEnvironment()
+        try alerts.applyEnvironment()
+        do {
+            try http.validate()
+            try alerts.validate()
+        } catch let error as OperationsError {
+            throw ConfigError(file: file ?? "environment", key: "http/alerts", reason: "\(error)")
+        }
     }
 }
 
@@ -298,15 +338,17 @@ struct ClosebellConfig {
 /// the periodic work of `worker --schedule`.
 struct RuntimeEnvironment {
     let config: ClosebellConfig
+    /// The process's one Polygon client: one rate limiter for every market-data task.
+    let polygon: PolygonClient
 
     static func load(configPath: String?) throws -> RuntimeEnvironment {
-        RuntimeEnvironment(config: try ClosebellConfig.load(path: configPath))
+        var config = try ClosebellConfig.load(path: configPath)
+        try config.applyOperationsEnvironment()
+        return RuntimeEnvironment(config: config, polygon: PolygonClient(configuration: config.polygon))
     }
 
-    /// Every task this build runs. One Polygon client (one rate limiter) serves all the
-    /// market-data tasks of the process.
+    /// Every task this build runs.
     func registry() -> TaskRegistry {
-        let polygon = PolygonClient(configuration: config.polygon)
         let source = PolygonMarketDataSource(client: polygon)
         return TaskRegistry([
             NoopTask(),

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import HTTPClient
 import JobQueue
+import Operations
 import Logging
 
 /// `closebell worker`: drains the queue until SIGTERM/SIGINT.
@@ -17,10 +19,29 @@ struct WorkerCommand: AsyncParsableCommand {
         LogSetup.bootstrap(format: settings.logFormat, level: settings.logLevel)
         let logger = Logger(label: "closebell.worker")
         let environment = try RuntimeEnvironment.load(configPath: settings.config)
+        let config = environment.config
+        var periodic = environment.periodicWork(conninfo: database.conninfo, schedule: settings.schedule)
+        if config.alerts.webhookURL != nil {
+            let webhook = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: 5, timeout: config.alerts.timeoutSeconds))
+            periodic.append(AlertNotifier.periodicWork(conninfo: database.conninfo, settings: config.alerts, http: webhook))
+        }
         let worker = Worker(
             conninfo: database.conninfo, registry: environment.registry(),
-            configuration: try settings.workerConfiguration(base: environment.config.worker),
-            logger: logger, periodic: environment.periodicWork(conninfo: database.conninfo, schedule: settings.schedule))
+            configuration: try settings.workerConfiguration(base: config.worker),
+            logger: logger, periodic: periodic)
+        var endpoint = config.http
+        if let http = settings.http { endpoint.listen = http }
+        let polygon = environment.polygon
+        let server = try OperationsServer.start(
+            settings: endpoint, worker: worker, conninfo: database.conninfo, logger: logger,
+            options: OperationsServerOptions(
+                backupDirectory: config.backup.directory, databaseTimeoutSeconds: endpoint.databaseTimeoutSeconds,
+                apiRequests: {
+                    let s = polygon.statistics
+                    let other = max(0, s.requests - s.rateLimitedResponses - s.serverErrorResponses - s.transportFailures)
+                    return ["429": s.rateLimitedResponses, "5xx": s.serverErrorResponses, "error": s.transportFailures, "other": other]
+                }))
+        defer { server?.stop() }
         let signals = SignalTrap { signal in
             logger.info("signal_received", metadata: ["signal": "\(signal)"])
             worker.requestStop()
@@ -58,6 +79,8 @@ struct WorkerOptions: ParsableArguments {
     var claimBatch: Int?
     @Option(name: .customLong("exit-when-idle"), help: "Exit after the queue has had nothing due for this many seconds.")
     var exitWhenIdle: Double?
+    @Option(help: "Serve /health, /status, /metrics and POST /trigger on HOST:PORT (e.g. 127.0.0.1:8008; default: the config file's http.listen, else off).")
+    var http: String?
     @Flag(help: "Also enqueue due daily/weekly/monthly cycles (safe with many workers).")
     var schedule = false
     @Option(name: .customLong("log-format"), help: "json or text (default: text on a terminal, json otherwise).")
