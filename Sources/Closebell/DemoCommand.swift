@@ -78,12 +78,13 @@ struct DemoCommand: AsyncParsableCommand {
             let run = try await connection.query("SELECT state, current_stage FROM maintenance_cycle_runs WHERE id = $1", [runID]).first!
             state = run["state"] ?? "?"
             let stage = Int(run["current_stage"] ?? "0") ?? 0
-            if stage > reportedStage {
+            // Stages can start and finish between two looks: report every one in order.
+            while reportedStage < stage {
+                reportedStage += 1
                 let tasks = try await connection.query(
                     "SELECT string_agg(task, ', ' ORDER BY id) AS tasks FROM maintenance_jobs WHERE run_id = $1 AND id IN (SELECT (jsonb_array_elements(s -> 'jobs'))::bigint FROM maintenance_cycle_runs r, jsonb_array_elements(r.stages) s WHERE r.id = $1 AND (s ->> 'stage')::int = $2)",
-                    [runID, stage]).first?["tasks"]
-                step("stage \(stage) started: \(tasks ?? "")")
-                reportedStage = stage
+                    [runID, reportedStage]).first?["tasks"]
+                if let tasks { step("stage \(reportedStage) started: \(tasks)") }
             }
             if state != "running" { break }
             try await Task.sleep(nanoseconds: 300_000_000)
@@ -129,6 +130,10 @@ struct DemoCommand: AsyncParsableCommand {
             print("\nBackup: \(path) (\(ByteCountFormatter.string(fromByteCount: Int64(backup["bytes"] ?? "0") ?? 0, countStyle: .file)))")
         }
         defer { fflush(nil) }
+        if stopCluster {
+            print("\nThe cluster is stopped; `closebell demo` starts it again.")
+            return
+        }
         print("\nExplore: psql '\(url)'   ·   closebell status --database-url '\(url)'")
     }
 
@@ -149,6 +154,9 @@ struct DemoCommand: AsyncParsableCommand {
         if let removed = number("totalRowsRemoved", "total_rows_removed") { parts.append("\(removed) rows removed") }
         if let freed = number("bytesFreed", "bytes_freed") { parts.append("\(ByteCountFormatter.string(fromByteCount: freed, countStyle: .file)) freed") }
         if let bytes = number("bytes"), object["path"] != nil { parts.append("\(ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)) backup") }
+        if let recorded = (object["recorded_on"] ?? object["recordedOn"]) as? String, let tables = object["tables"] as? [Any] {
+            parts.append("\(tables.count) table sizes recorded for \(recorded)")
+        }
         if let skipped = object["skipped"] as? Bool, skipped { parts.append("skipped: \(object["reason"] as? String ?? "")") }
         return parts.joined(separator: "; ")
     }
