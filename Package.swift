@@ -26,8 +26,10 @@ let package = Package(
 
         // The libpq binding: connections on their own threads, typed rows, COPY, LISTEN/NOTIFY.
         .target(name: "PostgresClient", dependencies: ["CLibPQ"], swiftSettings: strict),
+        // Child processes with posix_spawn/waitpid (initdb, pg_ctl, psql, pgbench, workers).
+        .target(name: "ChildProcess", swiftSettings: strict),
         // A private PostgreSQL cluster (initdb/pg_ctl) for tests, the demo and benchmarks.
-        .target(name: "LocalCluster", dependencies: ["PostgresClient"], swiftSettings: strict),
+        .target(name: "LocalCluster", dependencies: ["PostgresClient", "ChildProcess"], swiftSettings: strict),
         // Applies the numbered SQL files of migrations/ once each, under an advisory lock.
         .target(name: "SchemaMigrations", dependencies: ["PostgresClient"], swiftSettings: strict),
         // The maintenance_jobs queue, the worker runtime and the task protocol.
@@ -43,14 +45,14 @@ let package = Package(
         // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
         .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Market-data tasks: daily bars, volume slots, metadata, volume stats, universe sync.
-        .target(name: "MarketDataTasks", dependencies: ["CLibPQ", "PostgresClient", "JobQueue", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "MarketDataTasks", dependencies: ["ChildProcess", "PostgresClient", "JobQueue", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // The command-line interface.
         .executableTarget(
             name: "Closebell",
             dependencies: [
                 "PostgresClient", "LocalCluster", "SchemaMigrations", "JobQueue",
                 "Backup", "MaintenanceTasks", "MarketDataTasks", "Polygon", "SampleMarket",
-                "Operations", "HTTPClient",
+                "Operations", "HTTPClient", "ChildProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -71,11 +73,11 @@ let package = Package(
         .target(name: "Operations", dependencies: ["PostgresClient", "JobQueue", "HTTPServer", "HTTPClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
 
         // Shared by the test targets: the private cluster every test database lives in.
-        .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations"], path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations", "ChildProcess"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "JobQueueTests",
-            dependencies: ["JobQueue", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["JobQueue", "TestSupport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "JobQueue", "TestSupport", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),

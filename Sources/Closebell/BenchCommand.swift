@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChildProcess
 import Backup
 import MaintenanceTasks
 import MarketDataTasks
@@ -120,8 +121,8 @@ struct QueueBench: AsyncParsableCommand {
             print(String(format: "enqueue-to-start latency at %d jobs/s: p50 %.2f ms, p95 %.2f ms, p99 %.2f ms",
                          rate, percentiles[0], percentiles[1], percentiles[2]))
         }
-        for child in children { kill(child, SIGTERM) }
-        for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
+        for child in children { child.signal(SIGTERM) }
+        for child in children { child.wait() }
 
         // 3. Ceiling: pgbench running the claim and completion statements with no worker.
         // The best of three runs: the ceiling is what the database can do at its best.
@@ -139,12 +140,12 @@ struct QueueBench: AsyncParsableCommand {
         print(String(format: "closebell reaches %.0f%% of the ceiling", 100 * jobsPerSecond / ceiling))
     }
 
-    private func startWorkers(_ url: String) throws -> [pid_t] {
+    private func startWorkers(_ url: String) throws -> [ChildProcess] {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return try (0..<workers).map { _ in
-            try spawn(executable, ["worker", "--concurrency", String(concurrency), "--log-level", "warning", "--log-format", "json",
+            try ChildProcess.spawn(executable, ["worker", "--concurrency", String(concurrency), "--log-level", "warning", "--log-format", "json",
                                    "--claim-batch", String(concurrency)],
-                      environment: ["DATABASE_URL": url])
+                                   environment: ["DATABASE_URL": url])
         }
     }
 
@@ -181,10 +182,10 @@ struct QueueBench: AsyncParsableCommand {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-pgbench-\(getpid()).out").path
         defer { unlink(output) }
         let pgbench = bench.cluster?.programPath("pgbench") ?? "pgbench"
-        let pid = try spawn(pgbench, ["-n", "-c", String(workers), "-j", String(workers), "-t", String(perClient), "-f", path, bench.url],
-                            environment: [:], output: output)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        unlink(output)
+        let pgbenchRun = try ChildProcess.spawn(
+            pgbench, ["-n", "-c", String(workers), "-j", String(workers), "-t", String(perClient), "-f", path, bench.url], outputPath: output)
+        pgbenchRun.wait()
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
               let tps = Double(line.dropFirst(6).split(separator: " ").first ?? "") else {
@@ -194,29 +195,6 @@ struct QueueBench: AsyncParsableCommand {
     }
 }
 
-/// Starts a program with posix_spawn (PATH lookup), output to a file or inherited.
-func spawn(_ program: String, _ arguments: [String], environment: [String: String], output: String? = nil) throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    if let output {
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    }
-    var env = ProcessInfo.processInfo.environment
-    for (key, value) in environment { env[key] = value }
-    let argv = ([program] + arguments).map { strdup($0) } + [nil]
-    let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-        argv.forEach { free($0) }
-        envp.forEach { free($0) }
-    }
-    var pid = pid_t()
-    let result = posix_spawnp(&pid, program, &actions, nil, argv, envp)
-    guard result == 0 else { throw CommandFailure("cannot start \(program): \(String(cString: strerror(result)))") }
-    return pid
-}
 
 /// `closebell bench backup`: pg_dump | gzip throughput beside `pg_dump > /dev/null`.
 struct BackupBench: AsyncParsableCommand {

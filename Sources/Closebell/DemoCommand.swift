@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChildProcess
 import Foundation
 import LocalCluster
 import MarketDataTasks
@@ -33,6 +34,7 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let base = URL(fileURLWithPath: dir).standardizedFileURL
         let logs = base.appendingPathComponent("logs"), backups = base.appendingPathComponent("backups")
+        try? FileManager.default.removeItem(at: logs)
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         let started = Date()
 
@@ -64,10 +66,11 @@ struct DemoCommand: AsyncParsableCommand {
         ]
         environment["CLOSEBELL_CONFIG"] = ""
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var children: [pid_t] = []
+        var children: [ChildProcess] = []
         for i in 1...max(1, workers) {
-            children.append(try spawn(executable, ["worker", "--concurrency", "3", "--log-format", "json", "--grace", "10"],
-                                      environment: environment, output: logs.appendingPathComponent("worker-\(i).log").path))
+            children.append(try ChildProcess.spawn(
+                executable, ["worker", "--concurrency", "3", "--log-format", "json", "--grace", "10"],
+                environment: environment.mapValues { Optional($0) }, outputPath: logs.appendingPathComponent("worker-\(i).log").path))
         }
         step("\(children.count) workers started (logs in \(logs.path))")
 
@@ -90,8 +93,8 @@ struct DemoCommand: AsyncParsableCommand {
             try await Task.sleep(nanoseconds: 300_000_000)
         }
         // The workers drain (SIGTERM) before the summary, and long before the cluster stops.
-        for child in children { kill(child, SIGTERM) }
-        for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
+        for child in children { child.signal(SIGTERM) }
+        for child in children { child.wait() }
         try await printSummary(connection, runID: runID, state: state, seconds: Date().timeIntervalSince(started), url: url)
         await connection.close()
         if stopCluster { try? cluster.stop() }

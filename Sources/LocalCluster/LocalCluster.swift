@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import PostgresClient
 
@@ -154,37 +155,12 @@ public final class LocalCluster: Sendable {
         guard result.status == 0 else { throw LocalClusterError.commandFailed("chown", result.output) }
     }
 
-    /// Runs a program to completion with `posix_spawn` and `waitpid`, its output captured in
-    /// a temporary file. (Foundation's `Process` can miss the exit of a child that leaves a
-    /// daemon behind, as `pg_ctl start` does, and a pipe would never reach end-of-file.)
+    /// Runs a program to completion, without the PG* variables that would point the tools at
+    /// another server.
     static func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-cmd-\(UUID().uuidString)").path
-        defer { unlink(outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Without PG* variables that would point the tools at another server.
-        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PG") }
-        environment["LC_ALL"] = "C"
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid = pid_t()
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        guard spawned == 0 else {
-            throw LocalClusterError.commandFailed(executable, String(cString: strerror(spawned)))
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        let exited = (status & 0x7f) == 0
-        return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
+        var environment: [String: String?] = ["LC_ALL": "C"]
+        for key in ProcessInfo.processInfo.environment.keys where key.hasPrefix("PG") { environment[key] = .some(nil) }
+        return try ChildProcess.run(executable, arguments, environment: environment)
     }
 
     /// Finds the PostgreSQL server programs: `$CLOSEBELL_PG_BINDIR`, the newest

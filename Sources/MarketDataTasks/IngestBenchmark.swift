@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import JobQueue
 import Logging
@@ -207,7 +208,8 @@ public enum IngestBenchmark {
             }).write(to: dailyFile)
             let slotFile = directory.appendingPathComponent("slots.tsv")
             try tsv(slots.map { [$0.symbol, $0.date.description, String($0.slotIndex), "\($0.volume)"] }).write(to: slotFile)
-            let environment = try ChildProcess.libpqEnvironment(conninfo: conninfo)
+            // psql connects through PG* variables: no connection string (or password) on its command line.
+            let environment = try ConnectionInfo(parsing: conninfo).environment(includingPassword: true).mapValues { Optional($0) }
             try await connection.execute("TRUNCATE closebell_bench.market_data_daily, closebell_bench.volume_slots")
             try await timed("daily bars: psql \\copy (plain COPY, no upsert)", rows: daily.count) {
                 try await psqlCopy(psql, table: "closebell_bench.market_data_daily (symbol, date, open, high, low, close, volume, vwap, trades_count)",

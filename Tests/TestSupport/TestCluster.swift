@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import LocalCluster
 import PostgresClient
@@ -94,7 +95,7 @@ public enum ClosebellBinary {
 
     /// Starts `closebell` with arguments and extra environment; output goes to `logFile`.
     public static func start(_ arguments: [String], environment: [String: String] = [:], logFile: String) throws -> ChildProcess {
-        try ChildProcess.spawn(path, arguments, environment: environment, outputPath: logFile)
+        try ChildProcess.spawn(path, arguments, environment: environment.mapValues { Optional($0) }, outputPath: logFile)
     }
 
     /// Runs `closebell` to completion and returns its exit status and combined output.
@@ -104,67 +105,5 @@ public enum ClosebellBinary {
         let child = try start(arguments, environment: environment, logFile: log)
         let status = child.wait()
         return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
-    }
-}
-
-/// A child process started with posix_spawn (stdout and stderr to a file).
-public final class ChildProcess: @unchecked Sendable {
-    /// Its process id.
-    public let pid: pid_t
-    private var status: Int32?
-
-    private init(pid: pid_t) { self.pid = pid }
-
-    /// Spawns `executable` with `arguments`; the environment is this process's plus `environment`.
-    public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String] = [:], outputPath: String) throws -> ChildProcess {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid = pid_t()
-        let result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        guard result == 0 else { throw NSError(domain: "spawn", code: Int(result), userInfo: [NSLocalizedDescriptionKey: "cannot start \(executable)"]) }
-        return ChildProcess(pid: pid)
-    }
-
-    /// Sends a signal.
-    public func signal(_ number: Int32) { kill(pid, number) }
-
-    /// Waits for exit; returns the exit status (128+signal when killed).
-    @discardableResult
-    public func wait() -> Int32 {
-        if let status { return status }
-        var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
-        let value = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-        status = value
-        return value
-    }
-
-    /// Waits up to `seconds`; returns the exit status, or nil if still running.
-    public func wait(seconds: Double) -> Int32? {
-        if let status { return status }
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            var raw: Int32 = 0
-            let result = waitpid(pid, &raw, WNOHANG)
-            if result == pid {
-                let value = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-                status = value
-                return value
-            }
-            usleep(20_000)
-        }
-        return nil
     }
 }
