@@ -58,6 +58,7 @@ public final class PostgresSession {
 
     deinit { close() }
 
+
     /// Closes the connection; later calls fail with a connection error.
     public func close() {
         if let handle { PQfinish(handle) }
@@ -121,17 +122,41 @@ public final class PostgresSession {
         return try consume(PQexec(conn, sql), conn: conn)
     }
 
-    /// Runs `body` inside `BEGIN … COMMIT`, rolling back when it throws.
+    /// Runs `body` inside `BEGIN … COMMIT`, rolling back when it throws. Throws when the
+    /// server answered `COMMIT` with a rollback (a statement failed and `body` ignored it).
     public func transaction<T>(_ body: (PostgresSession) throws -> T) throws -> T {
         try execute("BEGIN")
         do {
             let value = try body(self)
-            try execute("COMMIT")
+            try commit()
             return value
         } catch {
-            if isConnected { _ = try? execute("ROLLBACK") }
+            rollbackOrClose()
             throw error
         }
+    }
+
+    /// `COMMIT` of a failed transaction succeeds with the tag `ROLLBACK`: nothing was saved,
+    /// so report it instead of returning as if the work were stored.
+    private func commit() throws {
+        let conn = try connection()
+        guard let result = PQexec(conn, "COMMIT") else { throw lastError(conn) }
+        let tag = PQcmdStatus(result).map { String(cString: $0) } ?? ""
+        _ = try consume(result, conn: conn)
+        if tag == "ROLLBACK" {
+            throw PostgresError(
+                kind: .server, sqlState: "25P02",
+                message: "the transaction was rolled back at COMMIT: a statement in it failed and its error was ignored")
+        }
+    }
+
+    /// Rolls back after a failed transaction body. A session left inside a transaction would
+    /// run every later statement in it (and hold its locks), so it is closed when the
+    /// rollback did not end the transaction; the next call then reports a connection error.
+    private func rollbackOrClose() {
+        guard let handle, PQstatus(handle) == CONNECTION_OK else { return }
+        _ = try? execute("ROLLBACK")
+        if let handle = self.handle, PQtransactionStatus(handle) != PQTRANS_IDLE { close() }
     }
 
     /// Streams data into a `COPY … FROM STDIN` statement. `body` is handed a writer; the data

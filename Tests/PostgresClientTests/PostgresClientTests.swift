@@ -129,4 +129,27 @@ final class PostgresClientTests: XCTestCase {
             XCTAssertEqual(error.sqlState, "57014")
         }
     }
+
+    func testCommitOfAFailedTransactionIsReportedNotSwallowed() async throws {
+        let db = try TestCluster.freshDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+        do {
+            try await conn.withSession { session in
+                try session.transaction { tx in
+                    try tx.query("INSERT INTO t VALUES (1)")
+                    // The body swallows an error: the server has aborted the transaction.
+                    _ = try? tx.query("INSERT INTO t VALUES (1)")
+                }
+            }
+            XCTFail("a rolled-back transaction was reported as committed")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.sqlState, "25P02")
+        }
+        let count = try await conn.query("SELECT count(*) AS n FROM t").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 0)
+        let status = try await conn.query("SELECT 1 AS one").first?.decode("one", as: Int.self)
+        XCTAssertEqual(status, 1, "the session is usable and outside any transaction")
+    }
+
 }
