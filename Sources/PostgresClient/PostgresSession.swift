@@ -24,6 +24,15 @@ public final class PostgresSession {
     /// Opens a connection. `conninfo` is a `postgresql://` URL or a `key=value` string; empty or
     /// nil means libpq's defaults: the `PG*` environment variables, service file and `.pgpass`.
     public init(conninfo: String?, applicationName: String = "closebell") throws {
+        // libpq's messages about a malformed string quote pieces of it (a password with a stray
+        // `%` or space, for instance); parse it first so the error is the redacted one.
+        if let conninfo, Self.isConnectionString(conninfo) {
+            do {
+                _ = try ConnectionInfo(parsing: conninfo)
+            } catch let error as ConnectionInfoError {
+                throw PostgresError(kind: .connection, message: error.description)
+            }
+        }
         let keys = ["dbname", "application_name", "fallback_application_name", "client_encoding"]
         // dbname may hold a full URL or conninfo string: libpq expands it (expand_dbname = 1).
         let values: [String?] = [conninfo?.isEmpty == false ? conninfo : nil, nil, applicationName, "UTF8"]
@@ -58,6 +67,10 @@ public final class PostgresSession {
 
     deinit { close() }
 
+    /// True when libpq reads `text` as a URL or `key=value` string rather than a database name.
+    static func isConnectionString(_ text: String) -> Bool {
+        text.hasPrefix("postgresql://") || text.hasPrefix("postgres://") || text.contains("=")
+    }
 
     /// Closes the connection; later calls fail with a connection error.
     public func close() {

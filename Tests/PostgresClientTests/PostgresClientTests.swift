@@ -152,4 +152,21 @@ final class PostgresClientTests: XCTestCase {
         XCTAssertEqual(status, 1, "the session is usable and outside any transaction")
     }
 
+    func testMalformedConnectionStringNeverEchoesThePassword() async throws {
+        let cluster = try TestCluster.shared()
+        let strings = [
+            "postgresql://nobody:pa%zzword@127.0.0.1:\(cluster.port)/nope",
+            "host=127.0.0.1 port=\(cluster.port) password=sec ret",
+        ]
+        for conninfo in strings {
+            do {
+                _ = try await PostgresConnection.connect(conninfo)
+                XCTFail("connected with \(conninfo)")
+            } catch let error as PostgresError {
+                XCTAssertEqual(error.kind, .connection)
+                XCTAssertFalse(error.description.contains("zzword"), error.description)
+                XCTAssertFalse(error.description.contains("ret\""), error.description)
+            }
+        }
+    }
 }
