@@ -235,36 +235,20 @@ public final class Worker: @unchecked Sendable {
 
     private func write(_ batch: [(job: ClaimedJob, outcome: JobOutcome)]) async {
         let worker = configuration.workerID
-        var successes: [(id: Int64, attempt: Int, result: PostgresJSON)] = []
-        var failures: [(id: Int64, attempt: Int, error: JobErrorRecord, retryable: Bool, retryDelay: Double)] = []
-        for (job, outcome) in batch {
-            switch outcome {
-            case .succeeded(let result): successes.append((job.id, job.attempt, result))
-            case .failed(let error, let retryable, let delay): failures.append((job.id, job.attempt, error, retryable, delay))
-            case .cancelled: break
-            }
-        }
-        let succeeded = successes, failedAttempts = failures
+        // One statement for successes and failures alike: see `QueueStore.complete`.
+        let jobs = batch.map { (id: $0.job.id, attempt: $0.job.attempt, outcome: $0.outcome) }
+        let expected = batch.filter { if case .cancelled = $0.outcome { return false } else { return true } }.map(\.job.id)
         var tries = 0
-        while true {
+        while !expected.isEmpty {
             do {
-                let (done, failed) = try await ackLink.run { session in
-                    // One statement needs no BEGIN/COMMIT round trips of its own.
-                    if failedAttempts.isEmpty {
-                        return (try QueueStore.completeSucceeded(session, worker: worker, jobs: succeeded), [Int64: String]())
-                    }
-                    return try session.transaction { tx in
-                        (try QueueStore.completeSucceeded(tx, worker: worker, jobs: succeeded),
-                         try QueueStore.completeFailed(tx, worker: worker, jobs: failedAttempts))
-                    }
-                }
-                let lost = successes.filter { !done.contains($0.id) }.map(\.id) + failures.filter { failed[$0.id] == nil }.map(\.id)
+                let states = try await ackLink.run { try QueueStore.complete($0, worker: worker, jobs: jobs) }
+                let lost = expected.filter { states[$0] == nil }
                 if !lost.isEmpty {
                     logger.warning("completion_ignored", metadata: [
                         "job_ids": "\(lost)", "reason": "the lease was lost (job rescued, cancelled or finished elsewhere)",
                     ])
                 }
-                if failed.values.contains("available") {
+                if states.values.contains("available") {
                     _ = try? await ackLink.run { try $0.query("SELECT pg_notify('maintenance_jobs', '')") }
                 }
                 break
