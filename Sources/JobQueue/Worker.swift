@@ -234,6 +234,19 @@ public final class Worker: @unchecked Sendable {
     }
 
     private func write(_ batch: [(job: ClaimedJob, outcome: JobOutcome)]) async {
+        await store(batch)
+        lock.withLock {
+            writingOutcomes.removeAll()
+            lastActivity = Date()
+        }
+    }
+
+    /// Writes outcomes, retrying while the connection is lost. When the server refuses a batch
+    /// (a result or error text jsonb cannot hold, such as `\u0000`; a failing trigger), each
+    /// outcome is written on its own, so one bad outcome never holds back the others; one the
+    /// server keeps refusing is recorded as a failed attempt naming why, and if even that is
+    /// refused it is left to lapse and be rescued. The ack loop never stalls on one batch.
+    private func store(_ batch: [(job: ClaimedJob, outcome: JobOutcome)], replaced: Bool = false) async {
         let worker = configuration.workerID
         // One statement for successes and failures alike: see `QueueStore.complete`.
         let jobs = batch.map { (id: $0.job.id, attempt: $0.job.attempt, outcome: $0.outcome) }
@@ -251,22 +264,36 @@ public final class Worker: @unchecked Sendable {
                 if states.values.contains("available") {
                     _ = try? await ackLink.run { try $0.query("SELECT pg_notify('maintenance_jobs', '')") }
                 }
-                break
+                return
             } catch {
                 logger.error("completion_failed", metadata: ["error": "\(error)", "jobs": "\(batch.count)"])
                 // Outcomes stay in hand; the link reconnects with backoff before the next try.
                 // A worker that is stopping gives up after a while: the leases then lapse and
                 // the jobs are rescued (run again), never lost.
                 tries += 1
-                if lock.withLock({ draining }) && tries >= 20 { break }
-                if !((error as? PostgresError)?.isConnectionLost ?? false) {
-                    try? await Task.sleep(nanoseconds: 500_000_000)
+                if lock.withLock({ draining }) && tries >= 20 { return }
+                if (error as? PostgresError)?.isConnectionLost ?? false { continue }
+                if batch.count > 1 {
+                    for one in batch { await store([one]) }
+                    return
                 }
+                if tries >= 3, let first = batch.first {
+                    let job = first.job, outcome = first.outcome
+                    if replaced {
+                        logger.error("completion_abandoned", metadata: [
+                            "job_id": "\(job.id)", "note": "its lease will lapse and it will be rescued",
+                        ])
+                        return
+                    }
+                    let retryable: Bool
+                    if case .failed(_, let canRetry, _) = outcome { retryable = canRetry } else { retryable = true }
+                    var record = JobErrorRecord(attempt: job.attempt, error: OutcomeNotStored(underlying: error), worker: worker)
+                    record.sqlstate = (error as? PostgresError)?.sqlState
+                    await store([(job, .failed(error: record, retryable: retryable, retryDelay: configuration.retryDelay(afterAttempt: job.attempt)))], replaced: true)
+                    return
+                }
+                try? await Task.sleep(nanoseconds: 500_000_000)
             }
-        }
-        lock.withLock {
-            writingOutcomes.removeAll()
-            lastActivity = Date()
         }
     }
 
@@ -401,6 +428,14 @@ public struct PeriodicWork: Sendable {
         self.intervalSeconds = intervalSeconds
         self.body = body
     }
+}
+
+/// The database refused to store an attempt's outcome (its result or error), recorded in
+/// place of that outcome.
+public struct OutcomeNotStored: Error, CustomStringConvertible {
+    /// Why the database refused it.
+    public let underlying: any Error
+    public var description: String { "the attempt's outcome could not be stored: \(underlying)" }
 }
 
 /// A job named a task this worker does not know.

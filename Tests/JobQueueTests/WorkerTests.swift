@@ -194,4 +194,30 @@ final class WorkerTests: XCTestCase {
         w.requestStop()
         try await run.value
     }
+
+    /// A result the database cannot store (jsonb refuses `\u0000`) used to fail its whole batch
+    /// on every retry, forever: no later outcome was written and the worker never went idle.
+    func testAnOutcomeTheDatabaseRefusesDoesNotBlockTheOthers() async throws {
+        struct Poison: JobTask {
+            var name: String { "noop" }
+            func run(_ context: JobContext) async throws -> JobResult {
+                try await Task.sleep(nanoseconds: 100_000_000)
+                guard context.args.text.contains("fail_times") else { return .empty }
+                return try JobResult(["text": "nul\u{0}byte"])
+            }
+        }
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(#"""
+            INSERT INTO maintenance_jobs (task, args, max_attempts) VALUES ('noop', '{"fail_times": 0}', 1);
+            INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, 20);
+            """#)
+        // Every job sleeps as long, so the poison one shares batches with the others.
+        try await runUntilIdle(worker(db.url, { $0.exitWhenIdleSeconds = 1 }, tasks: [Poison()]), timeout: 30)
+        let rows = try await conn.query("""
+            SELECT state, count(*) AS n, max(errors -> -1 ->> 'type') AS type, max(errors -> -1 ->> 'sqlstate') AS sqlstate
+            FROM maintenance_jobs GROUP BY state ORDER BY state
+            """).map { "\($0["state"]!)=\($0["n"]!)/\($0["type"] ?? "-")/\($0["sqlstate"] ?? "-")" }
+        XCTAssertEqual(rows, ["failed=1/OutcomeNotStored/22P05", "succeeded=20/-/-"])
+    }
 }
