@@ -124,6 +124,11 @@ public final class Worker: @unchecked Sendable {
                 jobs = try await claimLink.run { try QueueStore.claim($0, worker: worker, queue: queue, limit: limit, leaseSeconds: lease) }
             } catch {
                 logger.error("claim_failed", metadata: ["error": "\(error)"])
+                // A lost connection has already backed off in the link; any other error (missing
+                // table, permissions, a timeout) would otherwise be retried in a tight loop.
+                if !((error as? PostgresError)?.isConnectionLost ?? false) {
+                    await claimWake.wait(timeout: config.pollSeconds)
+                }
                 continue
             }
             if jobs.isEmpty {

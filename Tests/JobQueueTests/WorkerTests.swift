@@ -1,5 +1,6 @@
 import Foundation
 import JobQueue
+import Logging
 import PostgresClient
 import TestSupport
 import XCTest
@@ -219,5 +220,42 @@ final class WorkerTests: XCTestCase {
             FROM maintenance_jobs GROUP BY state ORDER BY state
             """).map { "\($0["state"]!)=\($0["n"]!)/\($0["type"] ?? "-")/\($0["sqlstate"] ?? "-")" }
         XCTAssertEqual(rows, ["failed=1/OutcomeNotStored/22P05", "succeeded=20/-/-"])
+    }
+
+    /// A claim the server refuses (here: migrations not applied) used to be retried at once, in
+    /// a loop that spun a core and flooded the log; it now waits for the poll interval.
+    func testAFailingClaimIsRetriedAtThePollIntervalNotInATightLoop() async throws {
+        final class Counter: @unchecked Sendable {
+            let lock = NSLock()
+            var claimFailures = 0
+        }
+        struct Counting: LogHandler {
+            let counter: Counter
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .trace
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+            func log(event: LogEvent) {
+                if event.message.description == "claim_failed" { counter.lock.withLock { counter.claimFailures += 1 } }
+            }
+        }
+        let counter = Counter()
+        let db = try TestCluster.freshDatabase()
+        var config = testConfiguration()
+        config.exitWhenIdleSeconds = nil
+        config.pollSeconds = 0.5
+        let w = Worker(conninfo: db.url, registry: TaskRegistry([NoopTask()]), configuration: config,
+                       logger: Logger(label: "test") { _ in Counting(counter: counter) })
+        let run = Task { try await w.run() }
+        let failing = try await eventually { counter.lock.withLock { counter.claimFailures } >= 1 }
+        XCTAssertTrue(failing)
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        w.requestStop()
+        try await run.value
+        // About 3 in this second at a 0.5 s poll; a tight loop makes thousands.
+        let failures = counter.lock.withLock { counter.claimFailures }
+        XCTAssertLessThan(failures, 50)
     }
 }
