@@ -318,10 +318,13 @@ public final class Worker: @unchecked Sendable {
             do {
                 let alive = try await ackLink.run { try QueueStore.heartbeat($0, worker: worker, jobs: held, leaseSeconds: lease) }
                 stats.markHeartbeat()
-                let lost = held.filter { !alive.contains($0.id) }.map(\.id)
+                let lost = held.filter { !alive.contains($0.id) }
                 guard !lost.isEmpty else { continue }
-                // A job that finished meanwhile is not lost: only those still running here.
-                let victims = lock.withLock { lost.compactMap { running[$0] } }
+                // A job that finished meanwhile is not lost: only those still running here, in
+                // the same attempt (a retried job may have been claimed again since the snapshot).
+                let victims = lock.withLock {
+                    lost.compactMap { held in running[held.id].flatMap { $0.job.attempt == held.attempt ? $0 : nil } }
+                }
                 for victim in victims {
                     logger.warning("task_cancel_requested", metadata: [
                         "job_id": "\(victim.job.id)", "task": "\(victim.job.task)",
