@@ -1,5 +1,5 @@
 import Foundation
-import JobQueue
+@testable import JobQueue
 import Logging
 import PostgresClient
 import TestSupport
@@ -257,5 +257,32 @@ final class WorkerTests: XCTestCase {
         // About 3 in this second at a 0.5 s poll; a tight loop makes thousands.
         let failures = counter.lock.withLock { counter.claimFailures }
         XCTAssertLessThan(failures, 50)
+    }
+
+    /// A wait woken by a signal used to leave a phantom signal behind (its cancelled timer
+    /// signalled too), so the next wait returned at once: every wake-up cost an extra claim.
+    func testASignalWakesOneWaitOnly() async throws {
+        final class Flag: @unchecked Sendable {
+            let lock = NSLock()
+            var value = false
+        }
+        let signal = WakeSignal()
+        let first = Task { await signal.wait(timeout: 30) }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        signal.signal()
+        await first.value
+        let returned = Flag()
+        let second = Task {
+            await signal.wait(timeout: 30)
+            returned.lock.withLock { returned.value = true }
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        XCTAssertFalse(returned.lock.withLock { returned.value }, "the second wait returned without a signal")
+        signal.signal()
+        await second.value
+        // Cancelling the waiting task still ends its wait.
+        let cancelled = Task { await signal.wait(timeout: 30) }
+        cancelled.cancel()
+        await cancelled.value
     }
 }
