@@ -228,7 +228,16 @@ public final class PostgresSession {
         let socket = PQsocket(conn)
         guard socket >= 0 else { throw PostgresError(kind: .connection, message: "connection has no socket") }
         var fd = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&fd, 1, Int32(max(0, timeout * 1000)))
+        // poll takes Int32 milliseconds: -1 waits without limit; NaN and negatives mean 0.
+        let millis: Int32
+        if !(timeout > 0) {
+            millis = 0
+        } else if timeout * 1000 >= Double(Int32.max) {
+            millis = -1
+        } else {
+            millis = Int32((timeout * 1000).rounded(.up))
+        }
+        let ready = poll(&fd, 1, millis)
         if ready < 0, errno != EINTR {
             throw PostgresError(kind: .connection, message: "poll failed: \(String(cString: strerror(errno)))")
         }

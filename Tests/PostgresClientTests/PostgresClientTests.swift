@@ -169,4 +169,24 @@ final class PostgresClientTests: XCTestCase {
             }
         }
     }
+
+    /// A long wait (a month, or `.infinity` for "until a notification") used to trap converting
+    /// the milliseconds to Int32, killing the process.
+    func testWaitForNotificationsAcceptsAnyTimeout() async throws {
+        let db = try TestCluster.freshDatabase()
+        let listener = try await PostgresConnection.connect(db.url)
+        let sender = try await PostgresConnection.connect(db.url)
+        try await listener.withSession { try $0.listen("jobs") }
+        for timeout in [30.0 * 86_400, .infinity] {
+            let notify = Task {
+                try await Task.sleep(nanoseconds: 200_000_000)
+                try await sender.query("SELECT pg_notify('jobs', 'x')")
+            }
+            let received = try await listener.withSession { try $0.waitForNotifications(timeout: timeout) }
+            try await notify.value
+            XCTAssertEqual(received.map(\.payload), ["x"])
+        }
+        let none = try await listener.withSession { try $0.waitForNotifications(timeout: -.nan) }
+        XCTAssertTrue(none.isEmpty)
+    }
 }
