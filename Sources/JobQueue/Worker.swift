@@ -405,7 +405,11 @@ public final class Worker: @unchecked Sendable {
                 job.handle.cancel()
             }
             let worker = configuration.workerID
-            let held = leftovers.map { (id: $0.job.id, attempt: $0.job.attempt) }
+            // A task that finished before its flag went up has its outcome queued: releasing it
+            // would put a finished job back and make it run again.
+            let held = lock.withLock {
+                leftovers.filter { running[$0.job.id] != nil }.map { (id: $0.job.id, attempt: $0.job.attempt) }
+            }
             do {
                 let released = try await ackLink.run { try QueueStore.release($0, worker: worker, jobs: held) }
                 logger.warning("jobs_released", metadata: ["count": "\(released)", "job_ids": "\(held.map(\.id))"])
