@@ -177,6 +177,53 @@ public enum QueueStore {
         return states
     }
 
+    /// Records the outcomes of many attempts (successes and failures together) in ONE statement;
+    /// `cancelled` outcomes are skipped. Returns the ids updated, with their new state (a job
+    /// whose lease was lost is not updated). One statement matters for cycle runs: the
+    /// statement-level trigger of migration 0004 locks the runs it advances in run id order,
+    /// which prevents deadlocks only when a transaction advances all its runs in one statement;
+    /// successes and failures written by two statements of one transaction could lock two runs
+    /// in opposite orders in two workers.
+    public static func complete(_ session: PostgresSession, worker: String, jobs: [(id: Int64, attempt: Int, outcome: JobOutcome)]) throws -> [Int64: String] {
+        var ids: [Int64] = [], attempts: [Int] = [], succeeded: [Bool] = [], results: [String?] = []
+        var errors: [String?] = [], retryable: [Bool] = [], delays: [Double] = []
+        for job in jobs {
+            switch job.outcome {
+            case .succeeded(let result):
+                succeeded.append(true); results.append(result.text); errors.append(nil)
+                retryable.append(false); delays.append(0)
+            case .failed(let error, let canRetry, let delay):
+                succeeded.append(false); results.append(nil); errors.append(try PostgresJSON(encoding: error).text)
+                retryable.append(canRetry); delays.append(delay)
+            case .cancelled:
+                continue
+            }
+            ids.append(job.id)
+            attempts.append(job.attempt)
+        }
+        guard !ids.isEmpty else { return [:] }
+        let rows = try session.query("""
+            UPDATE maintenance_jobs AS j
+               SET state = CASE WHEN c.ok THEN 'succeeded'
+                                WHEN c.retryable AND j.attempts < j.max_attempts THEN 'available'
+                                ELSE 'failed' END,
+                   result = CASE WHEN c.ok THEN c.result ELSE j.result END,
+                   run_at = CASE WHEN NOT c.ok AND c.retryable AND j.attempts < j.max_attempts
+                                 THEN now() + make_interval(secs => c.delay) ELSE j.run_at END,
+                   finished_at = CASE WHEN NOT c.ok AND c.retryable AND j.attempts < j.max_attempts
+                                      THEN NULL ELSE now() END,
+                   errors = CASE WHEN c.ok THEN j.errors ELSE j.errors || jsonb_build_array(c.error) END,
+                   locked_by = NULL, lease_expires_at = NULL
+              FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::jsonb[], $5::jsonb[], $6::bool[], $7::float8[])
+                   AS c(id, attempt, ok, result, error, retryable, delay)
+             WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = $8 AND j.state = 'running'
+            RETURNING j.id, j.state
+            """, [ids, attempts, succeeded, results, errors, retryable, delays, worker])
+        var states: [Int64: String] = [:]
+        for row in rows { states[try row.decode("id")] = try row.decode("state") }
+        return states
+    }
+
     /// Saves a task's checkpoint, if the worker still holds the attempt.
     public static func saveProgress(_ session: PostgresSession, worker: String, id: Int64, attempt: Int, progress: PostgresJSON) throws {
         try session.query("""

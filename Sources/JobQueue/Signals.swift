@@ -5,6 +5,8 @@ import Foundation
 final class WakeSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var pending = false
+    /// Set when the current wait's timer ran out (or was cancelled) before the waiter parked.
+    private var expired = false
     private var waiter: CheckedContinuation<Void, Never>?
 
     /// Wakes the waiter (or the next one).
@@ -25,16 +27,18 @@ final class WakeSignal: @unchecked Sendable {
     func wait(timeout: Double) async {
         if lock.withLock({ () -> Bool in
             defer { pending = false }
+            expired = false
             return pending
         }) { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
+                // Also ends the wait when the waiting task is cancelled (the sleep throws).
                 try? await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1_000_000_000))
-                self.signal()
+                self.expire()
             }
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 lock.lock()
-                if pending {
+                if pending || expired {
                     pending = false
                     lock.unlock()
                     continuation.resume()
@@ -43,9 +47,21 @@ final class WakeSignal: @unchecked Sendable {
                 waiter = continuation
                 lock.unlock()
             }
-            // A timer that fires after a real signal leaves `pending` set, so the next wait
-            // may return early: harmless, since every caller re-checks its own condition.
             group.cancelAll()
         }
+    }
+
+    /// The timer's end: wakes this wait only. Unlike `signal()` it never leaves a signal
+    /// pending, so a wait woken by a real signal does not make the next wait return at once.
+    private func expire() {
+        lock.lock()
+        if let waiter {
+            self.waiter = nil
+            lock.unlock()
+            waiter.resume()
+            return
+        }
+        expired = true
+        lock.unlock()
     }
 }

@@ -124,6 +124,11 @@ public final class Worker: @unchecked Sendable {
                 jobs = try await claimLink.run { try QueueStore.claim($0, worker: worker, queue: queue, limit: limit, leaseSeconds: lease) }
             } catch {
                 logger.error("claim_failed", metadata: ["error": "\(error)"])
+                // A lost connection has already backed off in the link; any other error (missing
+                // table, permissions, a timeout) would otherwise be retried in a tight loop.
+                if !((error as? PostgresError)?.isConnectionLost ?? false) {
+                    await claimWake.wait(timeout: config.pollSeconds)
+                }
                 continue
             }
             if jobs.isEmpty {
@@ -234,55 +239,66 @@ public final class Worker: @unchecked Sendable {
     }
 
     private func write(_ batch: [(job: ClaimedJob, outcome: JobOutcome)]) async {
-        let worker = configuration.workerID
-        var successes: [(id: Int64, attempt: Int, result: PostgresJSON)] = []
-        var failures: [(id: Int64, attempt: Int, error: JobErrorRecord, retryable: Bool, retryDelay: Double)] = []
-        for (job, outcome) in batch {
-            switch outcome {
-            case .succeeded(let result): successes.append((job.id, job.attempt, result))
-            case .failed(let error, let retryable, let delay): failures.append((job.id, job.attempt, error, retryable, delay))
-            case .cancelled: break
-            }
+        await store(batch)
+        lock.withLock {
+            writingOutcomes.removeAll()
+            lastActivity = Date()
         }
-        let succeeded = successes, failedAttempts = failures
+    }
+
+    /// Writes outcomes, retrying while the connection is lost. When the server refuses a batch
+    /// (a result or error text jsonb cannot hold, such as `\u0000`; a failing trigger), each
+    /// outcome is written on its own, so one bad outcome never holds back the others; one the
+    /// server keeps refusing is recorded as a failed attempt naming why, and if even that is
+    /// refused it is left to lapse and be rescued. The ack loop never stalls on one batch.
+    private func store(_ batch: [(job: ClaimedJob, outcome: JobOutcome)], replaced: Bool = false) async {
+        let worker = configuration.workerID
+        // One statement for successes and failures alike: see `QueueStore.complete`.
+        let jobs = batch.map { (id: $0.job.id, attempt: $0.job.attempt, outcome: $0.outcome) }
+        let expected = batch.filter { if case .cancelled = $0.outcome { return false } else { return true } }.map(\.job.id)
         var tries = 0
-        while true {
+        while !expected.isEmpty {
             do {
-                let (done, failed) = try await ackLink.run { session in
-                    // One statement needs no BEGIN/COMMIT round trips of its own.
-                    if failedAttempts.isEmpty {
-                        return (try QueueStore.completeSucceeded(session, worker: worker, jobs: succeeded), [Int64: String]())
-                    }
-                    return try session.transaction { tx in
-                        (try QueueStore.completeSucceeded(tx, worker: worker, jobs: succeeded),
-                         try QueueStore.completeFailed(tx, worker: worker, jobs: failedAttempts))
-                    }
-                }
-                let lost = successes.filter { !done.contains($0.id) }.map(\.id) + failures.filter { failed[$0.id] == nil }.map(\.id)
+                let states = try await ackLink.run { try QueueStore.complete($0, worker: worker, jobs: jobs) }
+                let lost = expected.filter { states[$0] == nil }
                 if !lost.isEmpty {
                     logger.warning("completion_ignored", metadata: [
                         "job_ids": "\(lost)", "reason": "the lease was lost (job rescued, cancelled or finished elsewhere)",
                     ])
                 }
-                if failed.values.contains("available") {
+                if states.values.contains("available") {
                     _ = try? await ackLink.run { try $0.query("SELECT pg_notify('maintenance_jobs', '')") }
                 }
-                break
+                return
             } catch {
                 logger.error("completion_failed", metadata: ["error": "\(error)", "jobs": "\(batch.count)"])
                 // Outcomes stay in hand; the link reconnects with backoff before the next try.
                 // A worker that is stopping gives up after a while: the leases then lapse and
                 // the jobs are rescued (run again), never lost.
                 tries += 1
-                if lock.withLock({ draining }) && tries >= 20 { break }
-                if !((error as? PostgresError)?.isConnectionLost ?? false) {
-                    try? await Task.sleep(nanoseconds: 500_000_000)
+                if lock.withLock({ draining }) && tries >= 20 { return }
+                if (error as? PostgresError)?.isConnectionLost ?? false { continue }
+                if batch.count > 1 {
+                    for one in batch { await store([one]) }
+                    return
                 }
+                if tries >= 3, let first = batch.first {
+                    let job = first.job, outcome = first.outcome
+                    if replaced {
+                        logger.error("completion_abandoned", metadata: [
+                            "job_id": "\(job.id)", "note": "its lease will lapse and it will be rescued",
+                        ])
+                        return
+                    }
+                    let retryable: Bool
+                    if case .failed(_, let canRetry, _) = outcome { retryable = canRetry } else { retryable = true }
+                    var record = JobErrorRecord(attempt: job.attempt, error: OutcomeNotStored(underlying: error), worker: worker)
+                    record.sqlstate = (error as? PostgresError)?.sqlState
+                    await store([(job, .failed(error: record, retryable: retryable, retryDelay: configuration.retryDelay(afterAttempt: job.attempt)))], replaced: true)
+                    return
+                }
+                try? await Task.sleep(nanoseconds: 500_000_000)
             }
-        }
-        lock.withLock {
-            writingOutcomes.removeAll()
-            lastActivity = Date()
         }
     }
 
@@ -302,10 +318,13 @@ public final class Worker: @unchecked Sendable {
             do {
                 let alive = try await ackLink.run { try QueueStore.heartbeat($0, worker: worker, jobs: held, leaseSeconds: lease) }
                 stats.markHeartbeat()
-                let lost = held.filter { !alive.contains($0.id) }.map(\.id)
+                let lost = held.filter { !alive.contains($0.id) }
                 guard !lost.isEmpty else { continue }
-                // A job that finished meanwhile is not lost: only those still running here.
-                let victims = lock.withLock { lost.compactMap { running[$0] } }
+                // A job that finished meanwhile is not lost: only those still running here, in
+                // the same attempt (a retried job may have been claimed again since the snapshot).
+                let victims = lock.withLock {
+                    lost.compactMap { held in running[held.id].flatMap { $0.job.attempt == held.attempt ? $0 : nil } }
+                }
                 for victim in victims {
                     logger.warning("task_cancel_requested", metadata: [
                         "job_id": "\(victim.job.id)", "task": "\(victim.job.task)",
@@ -386,7 +405,11 @@ public final class Worker: @unchecked Sendable {
                 job.handle.cancel()
             }
             let worker = configuration.workerID
-            let held = leftovers.map { (id: $0.job.id, attempt: $0.job.attempt) }
+            // A task that finished before its flag went up has its outcome queued: releasing it
+            // would put a finished job back and make it run again.
+            let held = lock.withLock {
+                leftovers.filter { running[$0.job.id] != nil }.map { (id: $0.job.id, attempt: $0.job.attempt) }
+            }
             do {
                 let released = try await ackLink.run { try QueueStore.release($0, worker: worker, jobs: held) }
                 logger.warning("jobs_released", metadata: ["count": "\(released)", "job_ids": "\(held.map(\.id))"])
@@ -417,6 +440,14 @@ public struct PeriodicWork: Sendable {
         self.intervalSeconds = intervalSeconds
         self.body = body
     }
+}
+
+/// The database refused to store an attempt's outcome (its result or error), recorded in
+/// place of that outcome.
+public struct OutcomeNotStored: Error, CustomStringConvertible {
+    /// Why the database refused it.
+    public let underlying: any Error
+    public var description: String { "the attempt's outcome could not be stored: \(underlying)" }
 }
 
 /// A job named a task this worker does not know.

@@ -24,6 +24,15 @@ public final class PostgresSession {
     /// Opens a connection. `conninfo` is a `postgresql://` URL or a `key=value` string; empty or
     /// nil means libpq's defaults: the `PG*` environment variables, service file and `.pgpass`.
     public init(conninfo: String?, applicationName: String = "closebell") throws {
+        // libpq's messages about a malformed string quote pieces of it (a password with a stray
+        // `%` or space, for instance); parse it first so the error is the redacted one.
+        if let conninfo, Self.isConnectionString(conninfo) {
+            do {
+                _ = try ConnectionInfo(parsing: conninfo)
+            } catch let error as ConnectionInfoError {
+                throw PostgresError(kind: .connection, message: error.description)
+            }
+        }
         let keys = ["dbname", "application_name", "fallback_application_name", "client_encoding"]
         // dbname may hold a full URL or conninfo string: libpq expands it (expand_dbname = 1).
         let values: [String?] = [conninfo?.isEmpty == false ? conninfo : nil, nil, applicationName, "UTF8"]
@@ -57,6 +66,11 @@ public final class PostgresSession {
     }
 
     deinit { close() }
+
+    /// True when libpq reads `text` as a URL or `key=value` string rather than a database name.
+    static func isConnectionString(_ text: String) -> Bool {
+        text.hasPrefix("postgresql://") || text.hasPrefix("postgres://") || text.contains("=")
+    }
 
     /// Closes the connection; later calls fail with a connection error.
     public func close() {
@@ -121,17 +135,41 @@ public final class PostgresSession {
         return try consume(PQexec(conn, sql), conn: conn)
     }
 
-    /// Runs `body` inside `BEGIN … COMMIT`, rolling back when it throws.
+    /// Runs `body` inside `BEGIN … COMMIT`, rolling back when it throws. Throws when the
+    /// server answered `COMMIT` with a rollback (a statement failed and `body` ignored it).
     public func transaction<T>(_ body: (PostgresSession) throws -> T) throws -> T {
         try execute("BEGIN")
         do {
             let value = try body(self)
-            try execute("COMMIT")
+            try commit()
             return value
         } catch {
-            if isConnected { _ = try? execute("ROLLBACK") }
+            rollbackOrClose()
             throw error
         }
+    }
+
+    /// `COMMIT` of a failed transaction succeeds with the tag `ROLLBACK`: nothing was saved,
+    /// so report it instead of returning as if the work were stored.
+    private func commit() throws {
+        let conn = try connection()
+        guard let result = PQexec(conn, "COMMIT") else { throw lastError(conn) }
+        let tag = PQcmdStatus(result).map { String(cString: $0) } ?? ""
+        _ = try consume(result, conn: conn)
+        if tag == "ROLLBACK" {
+            throw PostgresError(
+                kind: .server, sqlState: "25P02",
+                message: "the transaction was rolled back at COMMIT: a statement in it failed and its error was ignored")
+        }
+    }
+
+    /// Rolls back after a failed transaction body. A session left inside a transaction would
+    /// run every later statement in it (and hold its locks), so it is closed when the
+    /// rollback did not end the transaction; the next call then reports a connection error.
+    private func rollbackOrClose() {
+        guard let handle, PQstatus(handle) == CONNECTION_OK else { return }
+        _ = try? execute("ROLLBACK")
+        if let handle = self.handle, PQtransactionStatus(handle) != PQTRANS_IDLE { close() }
     }
 
     /// Streams data into a `COPY … FROM STDIN` statement. `body` is handed a writer; the data
@@ -190,7 +228,16 @@ public final class PostgresSession {
         let socket = PQsocket(conn)
         guard socket >= 0 else { throw PostgresError(kind: .connection, message: "connection has no socket") }
         var fd = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&fd, 1, Int32(max(0, timeout * 1000)))
+        // poll takes Int32 milliseconds: -1 waits without limit; NaN and negatives mean 0.
+        let millis: Int32
+        if !(timeout > 0) {
+            millis = 0
+        } else if timeout * 1000 >= Double(Int32.max) {
+            millis = -1
+        } else {
+            millis = Int32((timeout * 1000).rounded(.up))
+        }
+        let ready = poll(&fd, 1, millis)
         if ready < 0, errno != EINTR {
             throw PostgresError(kind: .connection, message: "poll failed: \(String(cString: strerror(errno)))")
         }

@@ -165,4 +165,49 @@ final class QueueDatabaseTests: XCTestCase {
         let left = try await conn.count("SELECT count(*) AS n FROM maintenance_jobs")
         XCTAssertEqual(left, 2)
     }
+
+    /// The worker's completion of a batch mixing a success of run 2 and a final failure of run 1
+    /// must lock the two runs in run id order. Written as two statements in one transaction, it
+    /// locked run 2, then waited for run 1, so another worker completing the same runs in the
+    /// other order deadlocked with it. Here session X holds run 1; the completion must wait for
+    /// it without having locked run 2 first.
+    func testMixedCompletionLocksCycleRunsInIdOrder() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let runs = try await conn.query("""
+            INSERT INTO maintenance_cycle_runs (cycle, period) VALUES ('daily', '2025-01-02'), ('daily', '2025-01-03')
+            RETURNING id
+            """).map { try $0.decode("id", as: Int64.self) }.sorted()
+        let j1 = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", maxAttempts: 1, runID: runs[0])! }
+        let j2 = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", maxAttempts: 1, runID: runs[1])! }
+        let claimed = try await conn.withSession { try QueueStore.claim($0, worker: "A", queue: "default", limit: 2, leaseSeconds: 60) }
+        XCTAssertEqual(Set(claimed.map(\.id)), [j1, j2])
+
+        let x = try await PostgresConnection.connect(db.url)
+        try await x.execute("BEGIN")
+        try await x.query("SELECT id FROM maintenance_cycle_runs WHERE id = $1 FOR UPDATE", [runs[0]])
+
+        let a = try await PostgresConnection.connect(db.url)
+        let aPID = a.backendPID
+        let failure = JobErrorRecord(attempt: 1, error: NoopTask.DeliberateFailure(attempt: 1, failTimes: 1), worker: "A")
+        let completion = Task {
+            try await a.withSession { session in
+                try QueueStore.complete(session, worker: "A", jobs: [
+                    (j2, 1, .succeeded(result: PostgresJSON(text: "{}"))),
+                    (j1, 1, .failed(error: failure, retryable: true, retryDelay: 0)),
+                ])
+            }
+        }
+        let blocked = try await eventually { try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", [aPID]) == 1 }
+        XCTAssertTrue(blocked, "the completion waits for run 1")
+        // Run 2 must still be free: locked first, it would close a cycle with X (a deadlock).
+        do {
+            try await x.query("SELECT id FROM maintenance_cycle_runs WHERE id = $1 FOR UPDATE NOWAIT", [runs[1]])
+        } catch let error as PostgresError {
+            XCTFail("run 2 was locked before run 1: \(error)")
+        }
+        try await x.execute("COMMIT")
+        let states = try await completion.value
+        XCTAssertEqual(states, [j1: "failed", j2: "succeeded"])
+    }
 }

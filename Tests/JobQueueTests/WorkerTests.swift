@@ -1,5 +1,6 @@
 import Foundation
-import JobQueue
+@testable import JobQueue
+import Logging
 import PostgresClient
 import TestSupport
 import XCTest
@@ -193,5 +194,95 @@ final class WorkerTests: XCTestCase {
         XCTAssertTrue(w.stats.loopsAlive)
         w.requestStop()
         try await run.value
+    }
+
+    /// A result the database cannot store (jsonb refuses `\u0000`) used to fail its whole batch
+    /// on every retry, forever: no later outcome was written and the worker never went idle.
+    func testAnOutcomeTheDatabaseRefusesDoesNotBlockTheOthers() async throws {
+        struct Poison: JobTask {
+            var name: String { "noop" }
+            func run(_ context: JobContext) async throws -> JobResult {
+                try await Task.sleep(nanoseconds: 100_000_000)
+                guard context.args.text.contains("fail_times") else { return .empty }
+                return try JobResult(["text": "nul\u{0}byte"])
+            }
+        }
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(#"""
+            INSERT INTO maintenance_jobs (task, args, max_attempts) VALUES ('noop', '{"fail_times": 0}', 1);
+            INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, 20);
+            """#)
+        // Every job sleeps as long, so the poison one shares batches with the others.
+        try await runUntilIdle(worker(db.url, { $0.exitWhenIdleSeconds = 1 }, tasks: [Poison()]), timeout: 30)
+        let rows = try await conn.query("""
+            SELECT state, count(*) AS n, max(errors -> -1 ->> 'type') AS type, max(errors -> -1 ->> 'sqlstate') AS sqlstate
+            FROM maintenance_jobs GROUP BY state ORDER BY state
+            """).map { "\($0["state"]!)=\($0["n"]!)/\($0["type"] ?? "-")/\($0["sqlstate"] ?? "-")" }
+        XCTAssertEqual(rows, ["failed=1/OutcomeNotStored/22P05", "succeeded=20/-/-"])
+    }
+
+    /// A claim the server refuses (here: migrations not applied) used to be retried at once, in
+    /// a loop that spun a core and flooded the log; it now waits for the poll interval.
+    func testAFailingClaimIsRetriedAtThePollIntervalNotInATightLoop() async throws {
+        final class Counter: @unchecked Sendable {
+            let lock = NSLock()
+            var claimFailures = 0
+        }
+        struct Counting: LogHandler {
+            let counter: Counter
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .trace
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+            func log(event: LogEvent) {
+                if event.message.description == "claim_failed" { counter.lock.withLock { counter.claimFailures += 1 } }
+            }
+        }
+        let counter = Counter()
+        let db = try TestCluster.freshDatabase()
+        var config = testConfiguration()
+        config.exitWhenIdleSeconds = nil
+        config.pollSeconds = 0.5
+        let w = Worker(conninfo: db.url, registry: TaskRegistry([NoopTask()]), configuration: config,
+                       logger: Logger(label: "test") { _ in Counting(counter: counter) })
+        let run = Task { try await w.run() }
+        let failing = try await eventually { counter.lock.withLock { counter.claimFailures } >= 1 }
+        XCTAssertTrue(failing)
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        w.requestStop()
+        try await run.value
+        // About 3 in this second at a 0.5 s poll; a tight loop makes thousands.
+        let failures = counter.lock.withLock { counter.claimFailures }
+        XCTAssertLessThan(failures, 50)
+    }
+
+    /// A wait woken by a signal used to leave a phantom signal behind (its cancelled timer
+    /// signalled too), so the next wait returned at once: every wake-up cost an extra claim.
+    func testASignalWakesOneWaitOnly() async throws {
+        final class Flag: @unchecked Sendable {
+            let lock = NSLock()
+            var value = false
+        }
+        let signal = WakeSignal()
+        let first = Task { await signal.wait(timeout: 30) }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        signal.signal()
+        await first.value
+        let returned = Flag()
+        let second = Task {
+            await signal.wait(timeout: 30)
+            returned.lock.withLock { returned.value = true }
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        XCTAssertFalse(returned.lock.withLock { returned.value }, "the second wait returned without a signal")
+        signal.signal()
+        await second.value
+        // Cancelling the waiting task still ends its wait.
+        let cancelled = Task { await signal.wait(timeout: 30) }
+        cancelled.cancel()
+        await cancelled.value
     }
 }

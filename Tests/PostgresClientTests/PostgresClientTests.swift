@@ -129,4 +129,64 @@ final class PostgresClientTests: XCTestCase {
             XCTAssertEqual(error.sqlState, "57014")
         }
     }
+
+    func testCommitOfAFailedTransactionIsReportedNotSwallowed() async throws {
+        let db = try TestCluster.freshDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+        do {
+            try await conn.withSession { session in
+                try session.transaction { tx in
+                    try tx.query("INSERT INTO t VALUES (1)")
+                    // The body swallows an error: the server has aborted the transaction.
+                    _ = try? tx.query("INSERT INTO t VALUES (1)")
+                }
+            }
+            XCTFail("a rolled-back transaction was reported as committed")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.sqlState, "25P02")
+        }
+        let count = try await conn.query("SELECT count(*) AS n FROM t").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 0)
+        let status = try await conn.query("SELECT 1 AS one").first?.decode("one", as: Int.self)
+        XCTAssertEqual(status, 1, "the session is usable and outside any transaction")
+    }
+
+    func testMalformedConnectionStringNeverEchoesThePassword() async throws {
+        let cluster = try TestCluster.shared()
+        let strings = [
+            "postgresql://nobody:pa%zzword@127.0.0.1:\(cluster.port)/nope",
+            "host=127.0.0.1 port=\(cluster.port) password=sec ret",
+        ]
+        for conninfo in strings {
+            do {
+                _ = try await PostgresConnection.connect(conninfo)
+                XCTFail("connected with \(conninfo)")
+            } catch let error as PostgresError {
+                XCTAssertEqual(error.kind, .connection)
+                XCTAssertFalse(error.description.contains("zzword"), error.description)
+                XCTAssertFalse(error.description.contains("ret\""), error.description)
+            }
+        }
+    }
+
+    /// A long wait (a month, or `.infinity` for "until a notification") used to trap converting
+    /// the milliseconds to Int32, killing the process.
+    func testWaitForNotificationsAcceptsAnyTimeout() async throws {
+        let db = try TestCluster.freshDatabase()
+        let listener = try await PostgresConnection.connect(db.url)
+        let sender = try await PostgresConnection.connect(db.url)
+        try await listener.withSession { try $0.listen("jobs") }
+        for timeout in [30.0 * 86_400, .infinity] {
+            let notify = Task {
+                try await Task.sleep(nanoseconds: 200_000_000)
+                try await sender.query("SELECT pg_notify('jobs', 'x')")
+            }
+            let received = try await listener.withSession { try $0.waitForNotifications(timeout: timeout) }
+            try await notify.value
+            XCTAssertEqual(received.map(\.payload), ["x"])
+        }
+        let none = try await listener.withSession { try $0.waitForNotifications(timeout: -.nan) }
+        XCTAssertTrue(none.isEmpty)
+    }
 }
