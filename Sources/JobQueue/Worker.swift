@@ -53,7 +53,11 @@ public final class Worker: @unchecked Sendable {
         self.periodic = periodic
         let min = configuration.reconnectMinSeconds, max = configuration.reconnectMaxSeconds
         claimLink = DatabaseLink(conninfo: conninfo, role: "claim", logger: logger, minDelay: min, maxDelay: max)
-        ackLink = DatabaseLink(conninfo: conninfo, role: "ack", logger: logger, minDelay: min, maxDelay: max)
+        // Outcomes advance cycle runs in a trigger that must see other workers' commits after
+        // taking the run's lock: that needs READ COMMITTED, whatever the server's default is.
+        ackLink = DatabaseLink(conninfo: conninfo, role: "ack", logger: logger, minDelay: min, maxDelay: max) { session in
+            try session.execute("SET default_transaction_isolation = 'read committed'")
+        }
         housekeepingLink = DatabaseLink(conninfo: conninfo, role: "housekeeping", logger: logger, minDelay: min, maxDelay: max)
         listenLink = DatabaseLink(conninfo: conninfo, role: "listen", logger: logger, minDelay: min, maxDelay: max) { session in
             try session.listen("maintenance_jobs")
