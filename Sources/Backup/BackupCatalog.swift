@@ -92,7 +92,7 @@ public struct BackupCatalog: Sendable {
                         await admin.close()
                         throw BackupError(
                             stage: .targetNotEmpty,
-                            message: "database \(database) has \(relations) user table(s) or other relations; use force to drop and recreate it",
+                            message: "database \(database) has \(relations) user table(s) or other relations; use --force (the force option) to drop and recreate it",
                             path: path, database: database)
                     }
                     try await admin.execute("DROP DATABASE \(quoted) WITH (FORCE)")

@@ -38,10 +38,10 @@ public struct BackupTask: JobTask {
             }
         }
         try context.checkCancellation()
-        context.logger.info("backup starting", metadata: ["directory": "\(settings.directory.path)", "label": "\(arguments.label ?? "")"])
+        context.logger.info("backup_started", metadata: ["directory": "\(settings.directory.path)", "label": "\(arguments.label ?? "")"])
         let result = try await BackupRunner(settings: settings).run(
             conninfo: context.conninfo, label: arguments.label, isCancelled: { context.isCancelled })
-        context.logger.info("backup finished", metadata: [
+        context.logger.info("backup_finished", metadata: [
             "path": "\(result.path)", "bytes": "\(result.bytes)", "seconds": "\(result.seconds)",
             "rotated": "\(result.rotated.count)",
         ])

@@ -23,6 +23,12 @@ struct BackupDirectoryOptions: ParsableArguments {
     @Option(help: "YAML config file (default: $CLOSEBELL_CONFIG).")
     var config: String?
 
+    /// A backup file as given, or inside the folder when it is a bare name not found here.
+    func resolve(_ file: String) throws -> String {
+        if file.contains("/") || FileManager.default.fileExists(atPath: file) { return file }
+        return try settings.directory.appendingPathComponent(file).path
+    }
+
     /// The config file's `backup:` settings, with `--dir` overriding the folder.
     var settings: BackupSettings {
         get throws {
@@ -71,6 +77,10 @@ struct BackupRunCommand: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.")
     var json = false
 
+    func validate() throws {
+        if let keep, keep < 1 { throw ValidationError("--keep must be at least 1") }
+    }
+
     func run() async throws {
         var settings = try folder.settings
         if let keep { settings.keep = keep }
@@ -99,6 +109,11 @@ struct BackupListCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
+        let directory = try folder.settings.directory
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CommandFailure("backup folder \(directory.path) does not exist")
+        }
         do {
             let files = try BackupCatalog(settings: try folder.settings).list()
             if json {
@@ -129,7 +144,7 @@ struct BackupVerifyCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let result = try await BackupCatalog(settings: try folder.settings).verify(path: file)
+            let result = try await BackupCatalog(settings: try folder.settings).verify(path: try folder.resolve(file))
             print("ok \(result.path) (\(size(result.bytes)), \(size(result.dumpBytes)) of SQL)")
         } catch {
             throw failure(error)
@@ -162,7 +177,7 @@ struct BackupRestoreCommand: AsyncParsableCommand {
     func run() async throws {
         do {
             let result = try await BackupCatalog(settings: try folder.settings)
-                .restore(path: file, into: dbname, conninfo: database.conninfo, force: force)
+                .restore(path: try folder.resolve(file), into: dbname, conninfo: database.conninfo, force: force)
             let how = result.created ? "created" : result.replaced ? "dropped and recreated" : "existing, empty"
             print(String(format: "restored %@ into %@ (%@) in %.1f s", result.path, result.database, how, result.seconds))
         } catch {

@@ -35,7 +35,7 @@ final class ConfigSection {
 
     private func key(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
 
-    private func raw(_ name: String) -> Any? {
+    func raw(_ name: String) -> Any? {
         used.insert(name)
         guard let value = values[name], !(value is NSNull) else { return nil }
         return value
@@ -242,6 +242,16 @@ struct ClosebellConfig {
             if let v = try section.int("connect_timeout_seconds", min: 1) { backup.connectTimeout = v }
             if let v = try section.double("lock_wait_timeout_seconds", min: 0) { backup.lockWaitTimeout = v }
             if let v = try section.double("kill_grace_seconds", min: 0) { backup.killGrace = v }
+            // Programs are checked now, not at the first backup hours later.
+            for (key, program) in [("pg_dump", backup.pgDumpPath), ("psql", backup.psqlPath), ("gzip", backup.gzipPath), ("compressor", backup.compressor)] {
+                if let program, !Self.isRunnable(program) { throw section.fail(key, "no executable program \(program)") }
+            }
+            if let compressor = backup.compressor {
+                let name = URL(fileURLWithPath: compressor).lastPathComponent
+                guard name.hasPrefix("pigz") || name.hasPrefix("gzip") else {
+                    throw section.fail("compressor", "must be pigz or gzip (the backup is a .sql.gz file), got \(compressor)")
+                }
+            }
             try section.finish()
         }
 
@@ -309,7 +319,12 @@ struct ClosebellConfig {
                 alerts.webhookURL = url
             }
             if let v = try section.double("cooldown_minutes", min: 0) { alerts.cooldownSeconds = v * 60 }
-            if let v = try section.string("daily_deadline") { alerts.dailyDeadline = v == "off" ? nil : v }
+            switch section.raw("daily_deadline") {
+            case nil: break
+            case let flag as Bool where flag == false: alerts.dailyDeadline = nil   // a bare `off` in YAML
+            case let text as String: alerts.dailyDeadline = text == "off" ? nil : text
+            case let other?: throw section.fail("daily_deadline", "expected HH:MM or \"off\", got \(other)")
+            }
             if let v = try section.string("daily_cycle") { alerts.dailyCycle = v }
             if let v = try section.string("time_zone") { alerts.timeZone = v }
             if let v = try section.double("check_interval_seconds", min: 1) { alerts.checkIntervalSeconds = v }
@@ -319,6 +334,14 @@ struct ClosebellConfig {
         }
 
         try root.finish()
+    }
+
+    /// True when `program` is an executable path, or a name found on the PATH.
+    static func isRunnable(_ program: String) -> Bool {
+        let fm = FileManager.default
+        if program.contains("/") { return fm.isExecutableFile(atPath: program) }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").contains { fm.isExecutableFile(atPath: "\($0)/\(program)") }
     }
 
     /// Applies the environment's secrets and URLs to the endpoint and alert settings, and checks them.

@@ -16,7 +16,7 @@ struct EnqueueCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Argument(help: "Task name (noop, ohlc_daily, volume_slots, metadata_enrich, volume_stats, universe_sync, retention, vacuum, compress, backup).")
+    @Argument(help: "Task name (noop, ohlc_daily, volume_slots, metadata_enrich, volume_stats, universe_sync, retention, vacuum, compress, backup, table_sizes).")
     var task: String?
 
     @Option(help: "Arguments as a JSON object, e.g. '{\"days\": 30}'.")
@@ -52,6 +52,15 @@ struct EnqueueCommand: AsyncParsableCommand {
     func validate() throws {
         if (task == nil) == (cycle == nil) { throw ValidationError("give either a TASK or --cycle NAME") }
         if let maxAttempts, maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
+        if let period {
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.timeZone = TimeZone(identifier: "UTC")
+            formatter.dateFormat = "yyyy-MM-dd"
+            guard formatter.date(from: period) != nil, period.count == 10 else {
+                throw ValidationError("--period must be a date YYYY-MM-DD, got \(period)")
+            }
+        }
         guard (try? JSONSerialization.jsonObject(with: Data(args.utf8))) is [String: Any] else {
             throw ValidationError("--args must be a JSON object, e.g. '{\"days\": 30}'")
         }

@@ -16,12 +16,17 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: "Refresh every N seconds until interrupted.")
     var watch: Double?
 
+    func validate() throws {
+        if let watch, !(watch > 0) { throw ValidationError("--watch must be a positive number of seconds") }
+    }
+
     func run() async throws {
         let connection = try await PostgresConnection.connect(database.conninfo, applicationName: "closebell status")
         repeat {
             let report = try await QueueReport.load(connection)
-            if watch != nil { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+            if watch != nil && isatty(1) == 1 { print("\u{1B}[2J\u{1B}[H", terminator: "") }
             if json { Output.json(report.jsonObject) } else { report.printText() }
+            fflush(nil)
             if let watch { try await Task.sleep(nanoseconds: UInt64(max(0.2, watch) * 1_000_000_000)) }
         } while watch != nil
     }
@@ -57,9 +62,13 @@ struct QueueReport {
                                    try row.decodeIfPresent("age") ?? 0, try row.decode("attempts"), row["progress"]))
         }
         for row in try await connection.query("""
-            SELECT id, task, to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS') AS finished,
+            SELECT id, task,
+                   CASE WHEN state = 'failed' THEN to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS')
+                        ELSE format('retrying (attempt %s of %s)', attempts, max_attempts) END AS finished,
                    coalesce(errors -> -1 ->> 'error', '') AS error
-            FROM maintenance_jobs WHERE state = 'failed' ORDER BY finished_at DESC LIMIT 10
+            FROM maintenance_jobs
+            WHERE state = 'failed' OR (state = 'available' AND jsonb_array_length(errors) > 0)
+            ORDER BY coalesce(finished_at, now()) DESC LIMIT 10
             """) {
             report.failures.append((try row.decode("id"), try row.decode("task"), row["finished"] ?? "", row["error"] ?? ""))
         }
@@ -109,7 +118,7 @@ struct QueueReport {
                 [String($0.id), $0.task, String($0.attempt), $0.worker, Output.duration($0.heartbeatAge), String(($0.progress ?? "").prefix(60))]
             })
         }
-        print("\nRecent failures")
+        print("\nRecent failures (failed for good, or waiting for a retry)")
         if failures.isEmpty {
             print("  none")
         } else {

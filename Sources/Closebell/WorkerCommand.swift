@@ -88,6 +88,19 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (default: info).")
     var logLevel: String?
 
+    func validate() throws {
+        if let logFormat, !["json", "text"].contains(logFormat) { throw ValidationError("--log-format must be json or text") }
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        if let http {
+            let parts = http.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count >= 2, let port = Int(parts.last!), (0...65_535).contains(port) else {
+                throw ValidationError("--http must be HOST:PORT, e.g. 127.0.0.1:8008")
+            }
+        }
+    }
+
     /// The configuration: defaults, then the file's values (`base`), then these flags.
     func workerConfiguration(base: WorkerConfiguration) throws -> WorkerConfiguration {
         var c = base

@@ -52,13 +52,13 @@ public struct WorkerConfiguration: Sendable {
         }
         try require(concurrency >= 1, "concurrency", "must be at least 1")
         try require(claimBatchSize >= 1, "claim_batch_size", "must be at least 1")
-        try require(leaseSeconds > 0, "lease", "must be positive")
-        try require(effectiveHeartbeatSeconds > 0 && effectiveHeartbeatSeconds < leaseSeconds / 2, "heartbeat",
+        try require(leaseSeconds > 0, "lease_seconds", "must be positive")
+        try require(effectiveHeartbeatSeconds > 0 && effectiveHeartbeatSeconds < leaseSeconds / 2, "heartbeat_seconds",
                     "must be positive and less than half the lease (\(leaseSeconds) s)")
-        try require(pollSeconds > 0, "poll", "must be positive")
-        try require(rescueSeconds > 0, "rescue_interval", "must be positive")
-        try require(graceSeconds >= 0, "grace", "must not be negative")
-        try require(retryBaseSeconds >= 0 && retryMaxSeconds >= retryBaseSeconds, "retry_base/retry_max", "need 0 <= base <= max")
+        try require(pollSeconds > 0, "poll_seconds", "must be positive")
+        try require(rescueSeconds > 0, "rescue_interval_seconds", "must be positive")
+        try require(graceSeconds >= 0, "grace_seconds", "must not be negative")
+        try require(retryBaseSeconds >= 0 && retryMaxSeconds >= retryBaseSeconds, "retry_base_seconds", "need 0 <= base <= max")
         try require(!queue.isEmpty, "queue", "must not be empty")
     }
 

@@ -203,7 +203,7 @@ public struct RetentionTask: JobTask {
                 previous: previous ?? Progress(), checkCancellation: { try context.checkCancellation() },
                 checkpoint: { try await context.checkpoint($0) })
             await connection.close()
-            context.logger.info("retention removed \(report.totalRowsRemoved) rows", metadata: ["tables": "\(report.tables.count)"])
+            context.logger.info("retention_finished", metadata: ["rows_removed": "\(report.totalRowsRemoved)", "tables": "\(report.tables.count)"])
             return try JobResult(report)
         } catch {
             await connection.close()

@@ -149,7 +149,7 @@ public struct VacuumTask: JobTask {
                 settings: settings, tables: args.tables, reindex: args.reindex ?? false, connection: connection,
                 checkCancellation: { try context.checkCancellation() })
             await connection.close()
-            context.logger.info("vacuum done", metadata: ["tables": "\(report.tables.count)", "bytes_freed": "\(report.bytesFreed)"])
+            context.logger.info("vacuum_finished", metadata: ["tables": "\(report.tables.count)", "bytes_freed": "\(report.bytesFreed)"])
             return try JobResult(report)
         } catch {
             await connection.close()

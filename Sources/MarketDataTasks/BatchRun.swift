@@ -86,7 +86,7 @@ struct BatchProgress: Codable, Equatable {
             let progress = try json.decode(BatchProgress.self)
             return progress.task == task ? progress : nil
         } catch {
-            logger.warning("ignoring unreadable checkpoint: \(error)")
+            logger.warning("checkpoint_unreadable", metadata: ["error": "\(error)"])
             return nil
         }
     }
@@ -191,7 +191,7 @@ struct BatchRunner {
                     if progress.counts.failures.count < settings.maxNamedFailures {
                         progress.counts.failures.append(UnitFailure(unit: unit, reason: reason))
                     }
-                    context.logger.warning("\(context.task): \(unit) failed: \(reason)")
+                    context.logger.warning("unit_failed", metadata: ["unit": "\(unit)", "error": "\(reason)"])
                     if !source.isUnitSpecific(error) { systemicFailures += 1 }
                     if progress.counts.ok == 0
                         && (source.failsEverySymbol(error) || systemicFailures >= settings.abortAfterFailures) {

@@ -133,5 +133,18 @@ final class WorkerProcessTests: XCTestCase {
         try "worker:\n  leese_seconds: 10\n".write(toFile: path, atomically: true, encoding: .utf8)
         let typo = try ClosebellBinary.run(["worker", "--config", path], environment: ["DATABASE_URL": db.url])
         XCTAssertTrue(typo.output.contains("worker.leese_seconds: unknown key"), typo.output)
+        try "backup:\n  pg_dump: /nonexistent/pg_dump\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let program = try ClosebellBinary.run(["worker", "--config", path], environment: ["DATABASE_URL": db.url])
+        XCTAssertTrue(program.output.contains("backup.pg_dump: no executable program /nonexistent/pg_dump"), program.output)
+        try "backup:\n  compressor: xz\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let xz = try ClosebellBinary.run(["backup", "list", "--config", path], environment: ["DATABASE_URL": db.url])
+        XCTAssertNotEqual(xz.status, 0)
+        XCTAssertTrue(xz.output.contains("backup.compressor:"), xz.output)
+        // A bare `off` is YAML false: accepted as "no deadline".
+        try "alerts:\n  daily_deadline: off\nworker:\n  lease_seconds: 1\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let off = try ClosebellBinary.run(["worker", "--config", path, "--exit-when-idle", "0.5"], environment: ["DATABASE_URL": db.url])
+        XCTAssertEqual(off.status, 0, off.output)
+        let usage = try ClosebellBinary.run(["worker", "--log-format", "xml"], environment: ["DATABASE_URL": db.url])
+        XCTAssertEqual(usage.status, 64, usage.output)
     }
 }
