@@ -34,6 +34,13 @@ public struct BackupResult: Sendable, Codable, Equatable {
     public let startedAt: String
     /// The job's label (`monthly`, ...), when a task gave one.
     public let label: String?
+
+    /// snake_case keys, like every other task result.
+    enum CodingKeys: String, CodingKey {
+        case path, bytes, seconds, database, rotated, compressor, label
+        case dumpBytes = "dump_bytes", dumpSeconds = "dump_seconds", verifySeconds = "verify_seconds"
+        case rotationErrors = "rotation_errors", pgDump = "pg_dump", startedAt = "started_at"
+    }
 }
 
 /// Makes a backup: `pg_dump` piped by the kernel into `pigz`/`gzip`, written to a hidden
