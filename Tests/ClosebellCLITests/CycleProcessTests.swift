@@ -79,3 +79,41 @@ enum Output {
         return try? JSONSerialization.jsonObject(with: Data(text.utf8))
     }
 }
+
+/// `closebell worker --schedule` enqueues due cycles by itself.
+final class ScheduleProcessTests: XCTestCase {
+    func testWorkerWithScheduleEnqueuesTheMonthlyRunOnce() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        // The monthly cycle is due from 04:00 New York on the 1st; only that first hour of a month is not covered.
+        let due: Bool = try await conn.query(
+            "SELECT EXISTS (SELECT 1 FROM maintenance_cycles_due(now()) WHERE cycle = 'monthly') AS due").first!.decode("due")
+        try XCTSkipUnless(due, "the monthly cycle is not due yet this month (before 04:00 New York on the 1st)")
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-schedule-\(getpid()).yaml").path
+        try "schedule:\n  interval_seconds: 1\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let backups = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-schedule-backups-\(getpid())")
+        defer {
+            unlink(config)
+            try? FileManager.default.removeItem(at: backups)
+        }
+        let env = ["DATABASE_URL": db.url, "CLOSEBELL_BACKUP_DIR": backups.path]
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-schedule-\(getpid()).log").path
+        defer { unlink(log) }
+        // Two schedulers at once: each period's run is still created once.
+        let workers = try (0..<2).map { _ in
+            try ClosebellBinary.start(["worker", "--schedule", "--config", config, "--log-format", "json"], environment: env, logFile: log)
+        }
+        defer { for w in workers { w.signal(SIGKILL); w.wait() } }
+        let enqueued = try await eventually(timeout: 30) {
+            try await conn.query("SELECT count(*) AS n FROM maintenance_cycle_runs WHERE cycle = 'monthly'").first?["n"] == "1"
+        }
+        XCTAssertTrue(enqueued, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        for w in workers { w.signal(SIGTERM) }
+        for w in workers { XCTAssertEqual(w.wait(seconds: 60), 0) }
+        let runs = try await conn.query("SELECT cycle, count(*) AS n FROM maintenance_cycle_runs GROUP BY cycle")
+        for row in runs { XCTAssertEqual(row["n"], "1", "one run of \(row["cycle"] ?? "?") per period") }
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        XCTAssertTrue(text.contains(#""event":"cycle_enqueued""#), text)
+    }
+}
