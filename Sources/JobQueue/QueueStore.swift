@@ -305,4 +305,45 @@ public enum QueueStore {
             "SELECT id FROM maintenance_jobs WHERE id = ANY($1::bigint[]) AND state = 'cancelled'", [ids])
         return Set(try rows.map { try $0.decode("id", as: Int64.self) })
     }
+
+    /// The cycle runs among `runIDs` that the current transaction finished (their trigger set
+    /// `finished_at` to this transaction's `now()`), for the `maintenance_cycle_finished` log line.
+    public static func cycleRunsFinishedNow(_ session: PostgresSession, among runIDs: [Int64]) throws -> [FinishedCycleRun] {
+        guard !runIDs.isEmpty else { return [] }
+        let rows = try session.query("""
+            SELECT id, cycle, period::text AS period, state,
+                   extract(epoch FROM finished_at - started_at)::float8 AS seconds,
+                   coalesce((outcome ->> 'succeeded')::int, 0) AS succeeded,
+                   coalesce((outcome ->> 'failed')::int, 0) + coalesce((outcome ->> 'cancelled')::int, 0) AS failed,
+                   coalesce(jsonb_array_length(outcome -> 'tasks'), 0) AS total
+            FROM maintenance_cycle_runs
+            WHERE id = ANY($1::bigint[]) AND state <> 'running' AND finished_at = now()
+            """, [runIDs])
+        return try rows.map { row in
+            FinishedCycleRun(
+                runID: try row.decode("id"), cycle: try row.decode("cycle"), period: row["period"] ?? "",
+                state: try row.decode("state"), seconds: try row.decodeIfPresent("seconds") ?? 0,
+                succeeded: try row.decode("succeeded"), failed: try row.decode("failed"), total: try row.decode("total"))
+        }
+    }
+}
+
+/// A cycle run that just ended, as the worker whose completion ended it logs it.
+public struct FinishedCycleRun: Sendable, Equatable {
+    /// `maintenance_cycle_runs.id`.
+    public let runID: Int64
+    /// The cycle's name.
+    public let cycle: String
+    /// The period (trading date, ISO week or month start).
+    public let period: String
+    /// `succeeded`, `partial`, `failed` or `cancelled`.
+    public let state: String
+    /// From the run's start to its end.
+    public let seconds: Double
+    /// Tasks that succeeded.
+    public let succeeded: Int
+    /// Tasks that failed or were cancelled.
+    public let failed: Int
+    /// Tasks in the run.
+    public let total: Int
 }

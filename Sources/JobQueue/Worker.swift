@@ -260,10 +260,25 @@ public final class Worker: @unchecked Sendable {
         // One statement for successes and failures alike: see `QueueStore.complete`.
         let jobs = batch.map { (id: $0.job.id, attempt: $0.job.attempt, outcome: $0.outcome) }
         let expected = batch.filter { if case .cancelled = $0.outcome { return false } else { return true } }.map(\.job.id)
+        // Completions of cycle jobs may end their run (a trigger does that); reading which runs
+        // this transaction ended takes a transaction, so only batches with cycle jobs pay for it.
+        let runIDs = Array(Set(batch.compactMap(\.job.runID)))
         var tries = 0
         while !expected.isEmpty {
             do {
-                let states = try await ackLink.run { try QueueStore.complete($0, worker: worker, jobs: jobs) }
+                let (states, finishedRuns) = try await ackLink.run { session -> ([Int64: String], [FinishedCycleRun]) in
+                    if runIDs.isEmpty { return (try QueueStore.complete(session, worker: worker, jobs: jobs), []) }
+                    return try session.transaction { tx in
+                        (try QueueStore.complete(tx, worker: worker, jobs: jobs), try QueueStore.cycleRunsFinishedNow(tx, among: runIDs))
+                    }
+                }
+                for run in finishedRuns {
+                    logger.info("maintenance_cycle_finished", metadata: [
+                        "run_id": "\(run.runID)", "cycle": "\(run.cycle)", "period": "\(run.period)", "state": "\(run.state)",
+                        "duration_s": "\(String(format: "%.3f", run.seconds))", "completed": "\(run.succeeded)",
+                        "failed": "\(run.failed)", "total": "\(run.total)", "success": "\(run.state == "succeeded")",
+                    ])
+                }
                 let lost = expected.filter { states[$0] == nil }
                 if !lost.isEmpty {
                     logger.warning("completion_ignored", metadata: [

@@ -60,6 +60,18 @@ final class CycleProcessTests: XCTestCase {
         XCTAssertEqual(order["stats_before_retention"], "t")
         let rows = try await conn.query("SELECT count(*) AS n FROM market_data_daily").first?.decode("n", as: Int.self)
         XCTAssertGreaterThan(rows ?? 0, 0)
+        // Exactly one worker (the one whose completion ended the run) logs its end.
+        let finishedLines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+            .filter { $0.contains(#""event":"maintenance_cycle_finished""#) }
+        XCTAssertEqual(finishedLines.count, 1)
+        let line = try XCTUnwrap(finishedLines.first)
+        let fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])
+        XCTAssertEqual(fields["success"], "true")
+        XCTAssertEqual(fields["total"], String(tasks.count))
+        XCTAssertEqual(fields["completed"], String(tasks.count))
+        XCTAssertEqual(fields["failed"], "0")
+        XCTAssertEqual(fields["cycle"], "daily")
+        XCTAssertNotNil(fields["duration_s"])
     }
 }
 

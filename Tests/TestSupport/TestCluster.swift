@@ -19,6 +19,7 @@ public enum TestCluster {
         lock.lock()
         defer { lock.unlock() }
         if let cluster { return cluster }
+        removeClustersOfDeadProcesses()
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("closebell-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let created = try LocalCluster(directory: directory)
@@ -28,6 +29,20 @@ public enum TestCluster {
             TestCluster.cluster?.destroy()
         }
         return created
+    }
+
+    /// Stops and deletes clusters left behind by test processes that were killed (SIGKILL or a
+    /// timeout skips the exit handler): their folder names carry the dead process's id.
+    private static func removeClustersOfDeadProcesses() {
+        let temporary = FileManager.default.temporaryDirectory
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? []
+        for name in names where name.hasPrefix("closebell-test-") {
+            let parts = name.split(separator: "-")
+            guard parts.count == 4, let pid = pid_t(parts[2]), pid != getpid() else { continue }
+            if kill(pid, 0) == 0 || errno != ESRCH { continue }
+            let directory = temporary.appendingPathComponent(name)
+            (try? LocalCluster(directory: directory))?.destroy()
+        }
     }
 
     /// Creates an empty database with a unique name and returns its connection URL.
