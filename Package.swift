@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "Operations", dependencies: ["PostgresClient", "JobQueue", "HTTPServer", "HTTPClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
 
         // Shared by the test targets: the private cluster every test database lives in.
-        .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations", "ChildProcess"], path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations", "ChildProcess", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "JobQueueTests",

@@ -40,10 +40,11 @@ struct LineLogHandler: LogHandler {
         Self.lock.withLock { FileHandle.standardError.write(Data((text + "\n").utf8)) }
     }
 
+    /// One shared (Sendable) format, not a formatter built per line: logging is on the job path.
+    private static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     private static func timestamp() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
+        Date().formatted(timestampStyle)
     }
 }
 

@@ -75,16 +75,6 @@ final class CycleProcessTests: XCTestCase {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Double, _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(nanoseconds: 100_000_000)
-    }
-    return false
-}
-
 enum Output {
     static func parse(_ text: String?) -> Any? {
         guard let text else { return nil }

@@ -41,16 +41,6 @@ func runUntilIdle(_ worker: Worker, timeout: Double = 60) async throws {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Double = 20, _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(nanoseconds: 50_000_000)
-    }
-    return false
-}
-
 extension PostgresConnection {
     func count(_ sql: String, _ params: [any PostgresBindable] = []) async throws -> Int {
         try await query(sql, params).first!.decode("n", as: Int.self)

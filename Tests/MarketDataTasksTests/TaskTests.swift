@@ -16,31 +16,6 @@ final class CheckpointRecorder: @unchecked Sendable {
     func record(_ json: PostgresJSON) { lock.withLock { saved.append(json) } }
 }
 
-/// Collects every log line (message and metadata) a task writes.
-final class LogCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-    var all: [String] { lock.withLock { lines } }
-    func append(_ line: String) { lock.withLock { lines.append(line) } }
-
-    var logger: Logger {
-        Logger(label: "test") { _ in CollectingHandler(collector: self) }
-    }
-
-    struct CollectingHandler: LogHandler {
-        let collector: LogCollector
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            collector.append("\(event.level) \(event.message) \(metadata.merging(event.metadata ?? [:]) { $1 }) \(event.error.map { "\($0)" } ?? "")")
-        }
-    }
-}
-
 /// A migrated database, a sample Polygon server on loopback and a client pointed at it.
 struct MarketFixture {
     static let apiKey = "test-key-7f3a9c1e5b"
@@ -67,7 +42,7 @@ struct MarketFixture {
 
     func run(_ task: any JobTask, args: String, previousProgress: PostgresJSON? = nil, attempt: Int = 1,
              recorder: CheckpointRecorder = CheckpointRecorder(), cancellation: CancellationFlag = CancellationFlag(),
-             logs: LogCollector = LogCollector()) async throws -> PostgresJSON {
+             logs: LogCapture = LogCapture()) async throws -> PostgresJSON {
         let context = JobContext(jobID: 1, task: task.name, args: PostgresJSON(text: args), attempt: attempt, runID: nil,
                                  previousProgress: previousProgress, logger: logs.logger, conninfo: db.url,
                                  cancellation: cancellation, progressWriter: { recorder.record($0) })
@@ -313,10 +288,10 @@ final class TaskTests: XCTestCase {
         // for ticker details) must fail only that symbol.
         fixture.server.inject(.notFound, symbol: "NOPE")
         let recorder = CheckpointRecorder()
-        let logs = LogCollector()
+        let logs = LogCapture()
         let json = try await fixture.run(VolumeSlotsTask(client: fixture.client), args: #"{"from": "2025-03-10", "to": "2025-03-11"}"#,
                                          recorder: recorder, logs: logs)
-        XCTAssertEqual(logs.all.filter { $0.contains("failed") }.count, 3, "\(logs.all)")
+        XCTAssertEqual(logs.lines.filter { $0.contains("failed") }.count, 3, "\(logs.lines)")
         let result = try json.decode(TaskResult.self)
         XCTAssertEqual(result.symbols?.ok, 5)        // AAPL and MSFT after a retry, META, NVDA, ZZZZ
         XCTAssertEqual(result.symbols_without_bars, 1)  // ZZZZ: the API has no bars for it
@@ -328,7 +303,7 @@ final class TaskTests: XCTestCase {
         XCTAssertTrue(reasons["GOOGL"]!.contains("malformed"), reasons["GOOGL"]!)
         let loaded = try await fixture.connection.query("SELECT DISTINCT symbol FROM volume_slots ORDER BY 1")
         XCTAssertEqual(loaded.map { $0["symbol"]! }, ["AAPL", "META", "MSFT", "NVDA"])
-        for text in [json.text] + recorder.all.map(\.text) + fixture.server.requests.map(\.target) + logs.all {
+        for text in [json.text] + recorder.all.map(\.text) + fixture.server.requests.map(\.target) + logs.lines {
             XCTAssertFalse(text.contains(MarketFixture.apiKey))
         }
         await fixture.stop()
@@ -338,7 +313,7 @@ final class TaskTests: XCTestCase {
         let fixture = try await MarketFixture(symbols: universe, apiKey: "wrong-key-0d9e8f")
         try await fixture.seed(universe)
         let recorder = CheckpointRecorder()
-        let logs = LogCollector()
+        let logs = LogCapture()
         do {
             _ = try await fixture.run(VolumeSlotsTask(client: fixture.client), args: #"{"from": "2025-03-10", "to": "2025-03-11"}"#,
                                       recorder: recorder, logs: logs)
@@ -350,8 +325,8 @@ final class TaskTests: XCTestCase {
         }
         // Stopped at the first authorization failure, and the checkpoint forgets the failures.
         XCTAssertLessThanOrEqual(fixture.server.requestCount, 4)
-        XCTAssertFalse(logs.all.isEmpty)
-        XCTAssertFalse(logs.all.contains { $0.contains("wrong-key-0d9e8f") })
+        XCTAssertFalse(logs.lines.isEmpty)
+        XCTAssertFalse(logs.lines.contains { $0.contains("wrong-key-0d9e8f") })
         let last = try XCTUnwrap(recorder.all.last).decode(BatchProgress.self)
         XCTAssertNil(last.doneThrough)
         XCTAssertEqual(last.doneAfter, [])

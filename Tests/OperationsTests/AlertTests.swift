@@ -36,10 +36,10 @@ final class AlertTests: XCTestCase {
         var settings = AlertSettings(webhookURL: hook.baseURL.appendingPathComponent(secretPath), cooldownSeconds: 3600, dailyDeadline: nil)
         try settings.validate()
         settings.initialLookbackSeconds = 3600
-        let logs = CapturedLogs()
+        let logs = LogCapture()
         let http = HTTPClient()
-        let first = AlertNotifier(conninfo: db.url, settings: settings, http: http, logger: logs.logger())
-        let second = AlertNotifier(conninfo: db.url, settings: settings, http: http, logger: logs.logger())
+        let first = AlertNotifier(conninfo: db.url, settings: settings, http: http, logger: logs.logger)
+        let second = AlertNotifier(conninfo: db.url, settings: settings, http: http, logger: logs.logger)
 
         let conn = try await PostgresConnection.connect(db.url)
         // Nothing failed yet: no alert.
@@ -84,7 +84,7 @@ final class AlertTests: XCTestCase {
         let raw = String(decoding: message.body, as: UTF8.self)
         for secret in ["hunter2", "s3cr3t", "XXsecretXX"] {
             XCTAssertFalse(raw.contains(secret), "the alert contains a secret (\(secret))")
-            XCTAssertFalse(logs.all.contains(secret), "the logs contain a secret (\(secret))")
+            XCTAssertFalse(logs.text.contains(secret), "the logs contain a secret (\(secret))")
         }
 
         // After the cooldown the failure that came during it is alerted, and only it.

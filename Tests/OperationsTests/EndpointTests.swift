@@ -16,7 +16,7 @@ final class EndpointTests: XCTestCase {
         let server = try OperationsServer.start(port: 0, worker: worker.worker, conninfo: db.url, triggerToken: nil,
                                                 logger: Logger(label: "test"), options: OperationsServerOptions(databaseTimeoutSeconds: 2))
         let health = server.baseURL.appendingPathComponent("health")
-        let becameHealthy = try await TestHTTP.eventually { try await TestHTTP.send("GET", health).status == 200 }
+        let becameHealthy = try await eventually(timeout: 30) { try await TestHTTP.send("GET", health).status == 200 }
         XCTAssertTrue(becameHealthy)
 
         let cluster = try TestCluster.shared()
@@ -36,7 +36,7 @@ final class EndpointTests: XCTestCase {
 
         try cluster.start()
         restarted = true
-        let recovered = try await TestHTTP.eventually { try await TestHTTP.send("GET", health).status == 200 }
+        let recovered = try await eventually(timeout: 30) { try await TestHTTP.send("GET", health).status == 200 }
         XCTAssertTrue(recovered, "/health did not return to 200 after the database came back")
 
         // A stopped worker makes the endpoint unhealthy even with the database up.
@@ -72,7 +72,7 @@ final class EndpointTests: XCTestCase {
         let conn = try await PostgresConnection.connect(db.url)
         _ = try await conn.query("INSERT INTO maintenance_jobs (task, args) SELECT 'noop', '{\"sleep_ms\": 5}' FROM generate_series(1, 5)")
         _ = try await conn.query("INSERT INTO maintenance_jobs (task, args, max_attempts) VALUES ('noop', '{\"fail_times\": 1}', 1)")
-        let done = try await TestHTTP.eventually {
+        let done = try await eventually(timeout: 30) {
             let row = try await conn.query("SELECT count(*) FILTER (WHERE state IN ('succeeded', 'failed')) AS n FROM maintenance_jobs").first
             return try row?.decode("n", as: Int64.self) == 6 && worker.worker.stats.snapshot().jobsFinished == 6
         }
@@ -139,15 +139,15 @@ final class EndpointTests: XCTestCase {
         let worker = RunningWorker(url: db.url, id: "ops-trigger")
         defer { worker.worker.requestStop() }
         let token = "tr1gger-T0KEN-value-9f8e7d"
-        let logs = CapturedLogs()
+        let logs = LogCapture()
 
-        let disabled = try OperationsServer.start(port: 0, worker: worker.worker, conninfo: db.url, triggerToken: nil, logger: logs.logger())
+        let disabled = try OperationsServer.start(port: 0, worker: worker.worker, conninfo: db.url, triggerToken: nil, logger: logs.logger)
         let refused = try await TestHTTP.send("POST", disabled.baseURL.appendingPathComponent("trigger").appending(queryItems: [URLQueryItem(name: "cycle", value: "weekly")]),
                                               headers: [("Authorization", "Bearer \(token)")])
         XCTAssertEqual(refused.status, 403)
         disabled.stop()
 
-        let server = try XCTUnwrap(try OperationsServer.start(settings: HTTPEndpointSettings(listen: "127.0.0.1:0", triggerToken: token), worker: worker.worker, conninfo: db.url, logger: logs.logger()))
+        let server = try XCTUnwrap(try OperationsServer.start(settings: HTTPEndpointSettings(listen: "127.0.0.1:0", triggerToken: token), worker: worker.worker, conninfo: db.url, logger: logs.logger))
         let url = server.baseURL.appendingPathComponent("trigger").appending(queryItems: [URLQueryItem(name: "cycle", value: "weekly")])
         let noToken = try await TestHTTP.send("POST", url)
         XCTAssertEqual(noToken.status, 401)
@@ -179,9 +179,9 @@ final class EndpointTests: XCTestCase {
         let noCycle = try await TestHTTP.send("POST", server.baseURL.appendingPathComponent("trigger"), headers: [("Authorization", "Bearer \(token)")])
         XCTAssertEqual(noCycle.status, 400)
 
-        XCTAssertTrue(logs.all.contains("trigger_accepted"))
-        XCTAssertTrue(logs.all.contains("trigger_refused"))
-        XCTAssertFalse(logs.all.contains("T0KEN"), "the token reached the logs")
+        XCTAssertTrue(logs.text.contains("trigger_accepted"))
+        XCTAssertTrue(logs.text.contains("trigger_refused"))
+        XCTAssertFalse(logs.text.contains("T0KEN"), "the token reached the logs")
         server.stop()
         await worker.stop()
     }

@@ -31,33 +31,6 @@ final class RunningWorker: @unchecked Sendable {
     }
 }
 
-/// Log lines kept in memory, to check what reaches logs.
-final class CapturedLogs: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-    func append(_ line: String) { lock.withLock { lines.append(line) } }
-    var all: String { lock.withLock { lines.joined(separator: "\n") } }
-
-    func logger() -> Logger {
-        Logger(label: "test.capture") { label in CaptureHandler(store: self) }
-    }
-}
-
-struct CaptureHandler: LogHandler {
-    let store: CapturedLogs
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-    func log(event: LogEvent) {
-        var fields = metadata
-        if let extra = event.metadata { fields.merge(extra) { _, new in new } }
-        store.append("\(event.level) \(event.message) \(fields.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))")
-    }
-}
-
 /// Requests received by a local webhook receiver.
 final class Received: @unchecked Sendable {
     private let lock = NSLock()
@@ -76,16 +49,6 @@ enum TestHTTP {
 
     static func json(_ text: String) throws -> [String: Any] {
         try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
-    }
-
-    /// Polls `condition` until it is true or `seconds` pass (a wait, not a timing assertion).
-    static func eventually(_ seconds: Double = 30, _ condition: () async throws -> Bool) async rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try await condition() { return true }
-            try? await Task.sleep(nanoseconds: 100_000_000)
-        }
-        return try await condition()
     }
 }
 
