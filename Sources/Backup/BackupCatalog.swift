@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import PostgresClient
 
@@ -117,7 +118,7 @@ public struct BackupCatalog: Sendable {
             info: info, database: database, passfile: passfile?.path, connectTimeout: settings.connectTimeout)
         let psql = settings.psqlPath ?? PostgresPrograms.path(of: "psql", serverVersion: serverVersion)
         let commands = [
-            ChildCommand(executable: settings.gzipPath, arguments: ["-dc"], environment: ProcessInfo.processInfo.environment),
+            ChildCommand(executable: settings.gzipPath, arguments: ["-dc"], environment: ChildEnvironment.base()),
             ChildCommand(executable: psql, arguments: ["-X", "-v", "ON_ERROR_STOP=1", "-q", "--single-transaction"], environment: environment),
         ]
         var failure: BackupError?

@@ -10,7 +10,11 @@ struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Claim and run jobs from maintenance_jobs until SIGTERM/SIGINT.",
-        discussion: "Logs one JSON object per line on stderr (text on a terminal). Exit code 0 after a clean drain.")
+        discussion: """
+            Logs one JSON object per line on stderr (text on a terminal). Exit status: 0 after a
+            clean drain; 64 bad flags; 69 the database cannot be reached at start; 78 a
+            configuration error (file, CLOSEBELL_* variable or secret file).
+            """)
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var settings: WorkerOptions
@@ -20,6 +24,9 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = Logger(label: "closebell.worker")
         let environment = try RuntimeEnvironment.load(configPath: settings.config)
         let config = environment.config
+        // A database that cannot be reached at start ends the worker with 69 (EX_UNAVAILABLE):
+        // systemd restarts it; a configuration error (78) above stops the unit instead.
+        try await database.checkReachable()
         var periodic = environment.periodicWork(conninfo: database.conninfo, schedule: settings.schedule)
         if config.alerts.webhookURL != nil {
             let webhook = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: 5, timeout: config.alerts.timeoutSeconds))
