@@ -23,10 +23,20 @@ int cchild_addclosefrom(posix_spawn_file_actions_t *actions, int lowest) {
 
 int cchild_default_attributes(posix_spawnattr_t *attributes) {
     sigset_t all, none;
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
+    sigemptyset(&all);
     sigemptyset(&none);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+#ifdef __GLIBC__
+        // sigaddset refuses glibc's internal signals (32 and 33), and posix_spawn leaves those
+        // ignored in the child unless they are in the default set: set their bits directly.
+        unsigned long *words = (unsigned long *)&all;
+        const int bits = 8 * (int)sizeof(unsigned long);
+        words[(sig - 1) / bits] |= 1UL << ((sig - 1) % bits);
+#else
+        sigaddset(&all, sig);
+#endif
+    }
     int result = posix_spawnattr_setsigdefault(attributes, &all);
     if (result == 0) result = posix_spawnattr_setsigmask(attributes, &none);
     short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
