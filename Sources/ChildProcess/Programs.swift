@@ -46,6 +46,15 @@ public enum PostgresPrograms {
         return program
     }
 
+    /// The path of `program` from `$CLOSEBELL_PG_BINDIR`, else the newest installed major, else
+    /// the bare name (looked up on the PATH): for tools that talk to no particular server.
+    public static func newest(_ program: String) -> String {
+        if let dir = configuredDirectory, FileManager.default.isExecutableFile(atPath: "\(dir)/\(program)") {
+            return "\(dir)/\(program)"
+        }
+        return installedMajors(having: program).last.map { "\(root)/\($0)/bin/\(program)" } ?? program
+    }
+
     /// The folder of the server programs (`initdb`, `pg_ctl`, `postgres`):
     /// `$CLOSEBELL_PG_BINDIR`, else the newest `/usr/lib/postgresql/N/bin`, else the folder of
     /// `initdb` on the PATH; nil when none is installed.
