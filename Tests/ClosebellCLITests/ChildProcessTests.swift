@@ -6,16 +6,11 @@ import XCTest
 /// The one spawn helper: environments built on purpose, and waits that stop the programs when
 /// the task is cancelled (SIGTERM, then SIGKILL after the grace).
 final class ChildProcessTests: XCTestCase {
-    private var scratch: URL!
+    private var folder: ScratchFolder!
+    private var scratch: URL { folder.url }
 
-    override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-child-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(at: scratch)
-    }
+    override func setUpWithError() throws { folder = try ScratchFolder("child") }
+    override func tearDown() { folder = nil }
 
     func testEnvironmentsLeaveTheSecretsBehind() {
         let parent = [

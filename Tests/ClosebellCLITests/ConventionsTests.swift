@@ -7,16 +7,11 @@ import XCTest
 /// What an operator's tools rely on: exit codes, --version, secrets, environment overrides,
 /// cycles that wait for their time, and children that inherit nothing they should not.
 final class ConventionsTests: XCTestCase {
-    private var scratch: URL!
+    private var folder: ScratchFolder!
+    private var scratch: URL { folder.url }
 
-    override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-conv-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(at: scratch)
-    }
+    override func setUpWithError() throws { folder = try ScratchFolder("conv") }
+    override func tearDown() { folder = nil }
 
     private func write(_ name: String, _ text: String, mode: Int = 0o600) throws -> String {
         let path = scratch.appendingPathComponent(name).path
