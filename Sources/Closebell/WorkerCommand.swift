@@ -23,10 +23,10 @@ struct WorkerCommand: AsyncParsableCommand {
         LogSetup.bootstrap(format: settings.logFormat, level: settings.logLevel)
         let logger = Logger(label: "closebell.worker")
         let environment = try RuntimeEnvironment.load(configPath: settings.config)
-        let config = environment.config
         // A database that cannot be reached at start ends the worker with 69 (EX_UNAVAILABLE):
         // systemd restarts it; a configuration error (78) above stops the unit instead.
         try await database.checkReachable()
+        let config = environment.config
         var periodic = environment.periodicWork(conninfo: database.conninfo, schedule: settings.schedule)
         if config.alerts.webhookURL != nil {
             let webhook = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: 5, timeout: config.alerts.timeoutSeconds))
