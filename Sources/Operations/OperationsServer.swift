@@ -246,7 +246,7 @@ struct Routes: Sendable {
         }
         do {
             let row = try database.withSession { session in
-                try session.query("SELECT run_id, created, period::text AS period, note, due_at FROM maintenance_enqueue_cycle($1)", [cycle]).first
+                try session.query("SELECT run_id, created, period::text AS period, note FROM maintenance_enqueue_cycle($1)", [cycle]).first
             }
             guard let row else { return json(["error": "maintenance_enqueue_cycle returned no row"], status: 500) }
             let runID: Int64? = try row.decodeIfPresent("run_id")
@@ -255,10 +255,7 @@ struct Routes: Sendable {
                 "cycle": "\(cycle)", "run_id": "\(runID.map { String($0) } ?? "none")", "created": "\(created)",
                 "note": "\(row["note"] ?? "")",
             ])
-            var body: [String: Any] = [
-                "cycle": cycle, "created": created, "period": row["period"] ?? NSNull(), "note": row["note"] ?? "",
-                "due_at": row["due_at"] ?? NSNull(),
-            ]
+            var body: [String: Any] = ["cycle": cycle, "created": created, "period": row["period"] ?? NSNull(), "note": row["note"] ?? ""]
             body["run_id"] = runID.map { NSNumber(value: $0) } ?? NSNull()
             return json(body)
         } catch let error as PostgresError where error.sqlState == "22023" {
