@@ -40,7 +40,7 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(help: "Queue name (default: default).")
     var queue: String = "default"
 
-    @Option(help: "Enqueue one run of this cycle (daily, weekly, monthly) instead of a task.")
+    @Option(help: "Enqueue one run of this cycle (daily, weekly, monthly, quarterly, or one of your own) instead of a task.")
     var cycle: String?
 
     @Option(help: "With --cycle: the period's date (YYYY-MM-DD; default today in New York).")
