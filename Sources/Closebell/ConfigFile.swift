@@ -176,10 +176,22 @@ enum EnvironmentOverrides {
         return result
     }
 
-    /// A variable's text as a YAML value (number, boolean, list, mapping), else the text itself.
+    /// A variable's text as a number (`8`, `1.5`), a boolean (`true`, `false`), or a YAML flow
+    /// list or mapping (`[a, b]`, `{k: v}`); anything else is the text itself (so `20:00` stays a
+    /// time, not YAML 1.1's base-60 number).
     static func parse(_ text: String) -> Any {
-        guard let value = try? Yams.load(yaml: text), !(value is NSNull) else { return text }
-        return value
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let number = Int(trimmed) { return number }
+        if trimmed.range(of: #"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$"#, options: .regularExpression) != nil, let number = Double(trimmed) {
+            return number
+        }
+        switch trimmed.lowercased() {
+        case "true": return true
+        case "false": return false
+        default: break
+        }
+        if trimmed.hasPrefix("[") || trimmed.hasPrefix("{"), let value = try? Yams.load(yaml: trimmed), !(value is NSNull) { return value }
+        return text
     }
 }
 

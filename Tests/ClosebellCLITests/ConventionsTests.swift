@@ -65,6 +65,13 @@ final class ConventionsTests: XCTestCase {
         let port = try LocalCluster.freePort()
         let unreachable = try ClosebellBinary.run(["worker"], environment: ["DATABASE_URL": "postgresql://closebell@127.0.0.1:\(port)/none?connect_timeout=3"])
         XCTAssertEqual(unreachable.status, 69, unreachable.output)
+        // Overrides read as text unless they are numbers, booleans or flow collections: 20:00
+        // stays a time (not YAML 1.1's base 60), a list is a list; the config is accepted.
+        let accepted = try ClosebellBinary.run(["worker"], environment: [
+            "DATABASE_URL": "postgresql://closebell@127.0.0.1:\(port)/none?connect_timeout=3", "CLOSEBELL_ALERTS_DAILY_DEADLINE": "20:00",
+            "CLOSEBELL_VACUUM_TABLES": "[market_data_daily, volume_slots]", "CLOSEBELL_WORKER_LEASE_SECONDS": "1.5e1",
+        ])
+        XCTAssertEqual(accepted.status, 69, accepted.output)
     }
 
     func testSecretsFromFilesAndCredentialsAndOverridePrecedence() async throws {
