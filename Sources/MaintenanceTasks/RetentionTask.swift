@@ -35,6 +35,10 @@ public struct RetentionSettings: Sendable, Equatable {
     public var batchSize: Int
     /// Pause between two batches, to leave I/O to the rest of the server (default none).
     public var pauseBetweenBatches: Duration
+    /// The New York date (`YYYY-MM-DD`) the windows count back from. nil (the default): the
+    /// server's current date in New York. Set it to replay a run for a given day (tests do,
+    /// so their expected rows do not move at midnight).
+    public var today: String?
 
     /// The default windows.
     public static let defaultRules: [RetentionRule] = [
@@ -45,10 +49,14 @@ public struct RetentionSettings: Sendable, Equatable {
     ]
 
     /// Creates settings; every argument has the documented default.
-    public init(rules: [RetentionRule] = RetentionSettings.defaultRules, batchSize: Int = 10_000, pauseBetweenBatches: Duration = .zero) {
+    public init(
+        rules: [RetentionRule] = RetentionSettings.defaultRules, batchSize: Int = 10_000, pauseBetweenBatches: Duration = .zero,
+        today: String? = nil
+    ) {
         self.rules = rules
         self.batchSize = batchSize
         self.pauseBetweenBatches = pauseBetweenBatches
+        self.today = today
     }
 
     /// Adds a rule, replacing the one for the same table.
@@ -64,6 +72,12 @@ public struct RetentionSettings: Sendable, Equatable {
         }
         guard pauseBetweenBatches >= .zero else {
             throw MaintenanceError.invalidSetting(key: "retention.pause_between_batches", reason: "must not be negative")
+        }
+        if let today {
+            let parts = today.split(separator: "-", omittingEmptySubsequences: false)
+            guard parts.map(\.count) == [4, 2, 2], parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }) else {
+                throw MaintenanceError.invalidSetting(key: "retention.today", reason: "must be a YYYY-MM-DD date, got \(today)")
+            }
         }
         var seen = Set<String>()
         for rule in rules {
@@ -94,17 +108,18 @@ public struct RetentionTableReport: Sendable, Codable, Equatable {
     public var days: Int
     /// Rows dated before this New York date were removed (`YYYY-MM-DD`).
     public var cutoff: String
-    /// `batched_delete`, `drop_chunks`, or `count` (dry run).
+    /// `batched_delete` (one physical table at a time: partitions, inheritance children and
+    /// chunks each get their own batches), `drop_chunks`, or `count` (dry run).
     public var method: String
     /// Rows deleted (batched delete), or rows that would be (dry run).
     public var rows: Int
     /// Chunks dropped (or droppable, dry run) on a hypertable.
     public var chunks: Int?
-    /// DELETE statements run.
+    /// DELETE statements run (at least one per physical table).
     public var batches: Int
     /// Wall time.
     public var seconds: Double
-    /// Anything the user should know (drop_chunks granularity).
+    /// Anything the user should know (drop_chunks granularity, foreign partitions left alone).
     public var note: String?
 
     enum CodingKeys: String, CodingKey {
@@ -282,9 +297,8 @@ public struct RetentionTask: JobTask {
             }
             try checkCancellation()
             let started = ContinuousClock.now
-            let cutoff: String = try await connection.query(
-                "SELECT ((now() AT TIME ZONE 'America/New_York')::date - $1::int)::text AS cutoff", [target.rule.days]
-            ).first!.decode("cutoff")
+            let cutoff: String = try await connection.query(RetentionSQL.cutoffDate, [target.rule.days, settings.today])
+                .first!.decode("cutoff")
             var report = RetentionTableReport(
                 table: target.table.qualified, column: target.rule.column, days: target.rule.days, cutoff: cutoff,
                 method: "batched_delete", rows: 0, chunks: nil, batches: 0, seconds: 0, note: nil)
@@ -296,37 +310,54 @@ public struct RetentionTask: JobTask {
                 report.method = dryRun ? "count" : "drop_chunks"
                 report.chunks = try await connection.query(sql, [target.table.quoted, cutoff]).first?.decode("chunks", as: Int.self) ?? 0
                 report.note = "drop_chunks removes only chunks whose whole time range is before the cutoff; rows in a chunk that straddles it stay until the chunk is entirely past it"
-            } else if dryRun {
-                report.method = "count"
-                let sql = RetentionSQL.count(
-                    table: target.table.quoted, column: target.column.quoted, columnType: target.column.typeName,
-                    filterColumn: target.filterColumn?.quoted)
-                let params: [any PostgresBindable] = target.filterColumn == nil ? [cutoff] : [cutoff, filterValues]
-                report.rows = try await connection.query(sql, params).first?.decode("n", as: Int.self) ?? 0
             } else {
-                if progress.currentTable == target.table.qualified {
-                    report.rows = progress.currentRows
-                    report.batches = progress.currentBatches
+                let leaves = try await Self.leaves(of: target.table, connection: connection)
+                if leaves.foreign > 0 {
+                    report.note = "\(leaves.foreign) foreign-table partition(s) left alone: retention deletes only from local tables"
                 }
-                progress.currentTable = target.table.qualified
-                let sql = RetentionSQL.batchDelete(
-                    table: target.table.quoted, column: target.column.quoted, columnType: target.column.typeName,
-                    filterColumn: target.filterColumn?.quoted)
-                let startRows = report.rows, startBatches = report.batches
-                let snapshot = progress
-                let (rows, batches) = try await deleteInBatches(
-                    connection: connection, sql: sql, cutoff: cutoff,
-                    filterValues: target.filterColumn == nil ? nil : filterValues,
-                    batchSize: settings.batchSize, pause: settings.pauseBetweenBatches,
-                    checkCancellation: checkCancellation,
-                    afterBatch: { rows, batches in
-                        var saved = snapshot
-                        saved.currentRows = startRows + rows
-                        saved.currentBatches = startBatches + batches
-                        try await checkpoint(saved)
-                    })
-                report.rows += rows
-                report.batches += batches
+                let filter: [String]? = target.filterColumn == nil ? nil : filterValues
+                if dryRun {
+                    report.method = "count"
+                    let sql = { (leaf: String) in
+                        RetentionSQL.count(
+                            leaf: leaf, column: target.column.quoted, columnType: target.column.typeName,
+                            filterColumn: target.filterColumn?.quoted)
+                    }
+                    for leaf in leaves.tables {
+                        try checkCancellation()
+                        let params: [any PostgresBindable] = filter.map { [cutoff, $0] } ?? [cutoff]
+                        report.rows += try await Self.ignoringDroppedLeaf {
+                            try await connection.query(sql(leaf), params).first?.decode("n", as: Int.self) ?? 0
+                        } ?? 0
+                    }
+                } else {
+                    if progress.currentTable == target.table.qualified {
+                        report.rows = progress.currentRows
+                        report.batches = progress.currentBatches
+                    }
+                    progress.currentTable = target.table.qualified
+                    for leaf in leaves.tables {
+                        let sql = RetentionSQL.batchDelete(
+                            leaf: leaf, column: target.column.quoted, columnType: target.column.typeName,
+                            filterColumn: target.filterColumn?.quoted)
+                        let startRows = report.rows, startBatches = report.batches
+                        let snapshot = progress
+                        let (rows, batches) = try await Self.ignoringDroppedLeaf {
+                            try await deleteInBatches(
+                                connection: connection, sql: sql, cutoff: cutoff, filterValues: filter,
+                                batchSize: settings.batchSize, pause: settings.pauseBetweenBatches,
+                                checkCancellation: checkCancellation,
+                                afterBatch: { rows, batches in
+                                    var saved = snapshot
+                                    saved.currentRows = startRows + rows
+                                    saved.currentBatches = startBatches + batches
+                                    try await checkpoint(saved)
+                                })
+                        } ?? (0, 0)
+                        report.rows += rows
+                        report.batches += batches
+                    }
+                }
             }
             report.seconds = Self.seconds(since: started)
             reports.append(report)
@@ -341,6 +372,32 @@ public struct RetentionTask: JobTask {
         return RetentionReport(
             dryRun: dryRun, batchSize: settings.batchSize, tables: reports, skipped: skipped,
             totalRowsRemoved: dryRun ? 0 : reports.reduce(0) { $0 + $1.rows })
+    }
+
+    /// The physical tables holding the table's rows (see `RetentionSQL.leaves`), quoted, and
+    /// how many foreign tables are among its partitions (left alone).
+    static func leaves(of table: ResolvedTable, connection: PostgresConnection) async throws -> (tables: [String], foreign: Int) {
+        let rows = try await connection.query(RetentionSQL.leaves, [table.oid])
+        var tables: [String] = []
+        var foreign = 0
+        for row in rows {
+            if try row.decode("relkind", as: String.self) == "f" {
+                foreign += 1
+            } else {
+                tables.append(try row.decode("quoted"))
+            }
+        }
+        return (tables, foreign)
+    }
+
+    /// Runs `body`; a partition or chunk dropped since the leaves were listed (SQLSTATE 42P01)
+    /// has no rows left to delete or count, so it yields nil instead of failing the run.
+    static func ignoringDroppedLeaf<T>(_ body: () async throws -> T) async throws -> T? {
+        do {
+            return try await body()
+        } catch let error as PostgresError where error.sqlState == "42P01" {
+            return nil
+        }
     }
 
     /// Runs `sql` (a batch delete: $1 cutoff, $2 limit, optional $3 filter values) until a

@@ -1,0 +1,55 @@
+/// The statements of the batched retention delete. They work on one physical table (a
+/// "leaf": a plain table, a partition, an inheritance child or a chunk) at a time, because a
+/// `ctid` is unique only inside one physical table: it repeats in every partition, child and
+/// chunk, so matching by `ctid` through a parent would delete rows inside the window.
+extension RetentionSQL {
+    /// Every physical table that holds rows of the table with oid $1: the table itself when it
+    /// is an ordinary table, and all its descendants in `pg_inherits` (partitions at every
+    /// level, default partitions, inheritance children, TimescaleDB chunks) that are ordinary
+    /// tables. Columns `oid`, `quoted` (`schema.name`, quoted), `relkind`; foreign-table
+    /// descendants are listed (relkind `f`) so the task can say it leaves them alone.
+    public static let leaves = """
+        WITH RECURSIVE tree(oid) AS (
+            SELECT $1::oid
+            UNION
+            SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid
+        )
+        SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS quoted, c.relkind::text AS relkind
+          FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'f')
+         ORDER BY c.oid
+        """
+
+    /// Deletes at most $2 rows of the one physical table `leaf` (`FROM ONLY`) older than cutoff
+    /// $1 (and, with a filter, whose filter column's text is in $3), as one short statement.
+    /// The condition is repeated outside the `ctid` list, so a row inside the window can never
+    /// match, even if its `ctid` was in the list.
+    public static func batchDelete(leaf: String, column: String, columnType: String, filterColumn: String?) -> String {
+        let condition = condition(column: column, columnType: columnType, filterColumn: filterColumn)
+        return "DELETE FROM ONLY \(leaf) WHERE ctid = ANY(ARRAY(SELECT ctid FROM ONLY \(leaf) WHERE \(condition) LIMIT $2)) AND \(condition)"
+    }
+
+    /// Counts the rows of the physical table `leaf` a run would delete (dry run): cutoff $1,
+    /// filter values $2.
+    public static func count(leaf: String, column: String, columnType: String, filterColumn: String?) -> String {
+        "SELECT count(*) AS n FROM ONLY \(leaf) WHERE \(condition(column: column, columnType: columnType, filterColumn: filterColumn, filterParameter: "$2"))"
+    }
+
+    /// Deletes every row past the cutoff $1 in one statement (the benchmark's baseline).
+    public static func singleDelete(table: String, column: String, columnType: String) -> String {
+        "DELETE FROM \(table) WHERE \(condition(column: column, columnType: columnType, filterColumn: nil))"
+    }
+
+    /// The New York date `days` ($1) before today, as text: today is $2 when given (a
+    /// `YYYY-MM-DD` New York date), else the server's current date in New York.
+    public static let cutoffDate = """
+        SELECT (coalesce($2::date, (now() AT TIME ZONE 'America/New_York')::date) - $1::int)::text AS cutoff
+        """
+
+    /// `column < cutoff($1)` and, with a filter, `filter::text = ANY(filterParameter)`.
+    static func condition(column: String, columnType: String, filterColumn: String?, filterParameter: String = "$3") -> String {
+        var text = "\(column) < \(cutoff(parameter: "$1", columnType: columnType))"
+        if let filterColumn { text += " AND \(filterColumn)::text = ANY(\(filterParameter)::text[])" }
+        return text
+    }
+}
