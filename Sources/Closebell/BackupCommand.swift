@@ -156,10 +156,13 @@ struct BackupVerifyCommand: AsyncParsableCommand {
 struct BackupRestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
-        abstract: "Restore a backup into a database (created when missing) in one transaction.",
+        abstract: "Restore a backup into a database, all or nothing.",
         discussion: """
-            A database that already has tables is refused unless --force, which drops it
-            (disconnecting its sessions) and recreates it before restoring.
+            The whole file is verified first, then loaded into a new database with a
+            temporary name; only when that succeeded is it swapped in (the target's sessions
+            disconnected, the old database renamed aside and dropped). Any failure leaves the
+            target exactly as it was and names the step that failed. A database that already
+            has tables is refused unless --force.
             """)
 
     @OptionGroup var database: DatabaseOptions
@@ -171,15 +174,16 @@ struct BackupRestoreCommand: AsyncParsableCommand {
     @Option(help: "The database to restore into.")
     var dbname: String
 
-    @Flag(help: "Drop and recreate the database when it already has tables.")
+    @Flag(help: "Replace the database even when it already has tables.")
     var force = false
 
     func run() async throws {
         do {
             let result = try await BackupCatalog(settings: try folder.settings)
                 .restore(path: try folder.resolve(file), into: dbname, conninfo: database.conninfo, force: force)
-            let how = result.created ? "created" : result.replaced ? "dropped and recreated" : "existing, empty"
+            let how = result.created ? "created" : "replaced"
             print(String(format: "restored %@ into %@ (%@) in %.1f s", result.path, result.database, how, result.seconds))
+            for warning in result.warnings { print("warning: \(warning)") }
         } catch {
             throw failure(error)
         }

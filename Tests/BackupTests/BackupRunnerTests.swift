@@ -52,7 +52,7 @@ final class BackupRunnerTests: XCTestCase {
         let afterRefusal = try await BackupFixtures.tableChecksums(cluster.url(database: target))
         XCTAssertEqual(afterRefusal, original)
 
-        // With force the database is dropped and recreated, then restored again.
+        // With force the database is replaced by a fresh restore.
         let conn = try await PostgresConnection.connect(cluster.url(database: target))
         try await conn.execute("INSERT INTO market.bars (symbol, at) VALUES ('EXTRA', now()); CREATE TABLE junk (x int)")
         await conn.close()
@@ -61,11 +61,11 @@ final class BackupRunnerTests: XCTestCase {
         let afterForce = try await BackupFixtures.tableChecksums(cluster.url(database: target))
         XCTAssertEqual(afterForce, original)
 
-        // An existing empty database is restored into.
+        // An existing empty database is replaced without force.
         let empty = try TestCluster.freshDatabase("bkempty")
         let intoEmpty = try await catalog.restore(path: result.path, into: empty.name, conninfo: db.url)
         XCTAssertFalse(intoEmpty.created)
-        XCTAssertFalse(intoEmpty.replaced)
+        XCTAssertTrue(intoEmpty.replaced)
         let inEmpty = try await BackupFixtures.tableChecksums(empty.url)
         XCTAssertEqual(inEmpty, original)
     }
@@ -195,7 +195,7 @@ final class BackupRunnerTests: XCTestCase {
         // A restore of the truncated file fails and creates nothing.
         let catalog = BackupCatalog(settings: BackupSettings(directory: folder))
         let restoreError = await expectBackupError { try await catalog.restore(path: truncated.path, into: db.name + "_t", conninfo: db.url) }
-        XCTAssertEqual(restoreError?.stage, .restore)
+        XCTAssertEqual(restoreError?.stage, .verify)
     }
 
     func testRotationThroughARealBackupKeepsNewestAndSparesOtherFiles() async throws {
