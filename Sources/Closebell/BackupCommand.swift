@@ -8,8 +8,10 @@ struct BackupCommand: AsyncParsableCommand {
         commandName: "backup",
         abstract: "Make, list, verify and restore gzip-compressed pg_dump backups.",
         discussion: """
-            Files are {dbname}_{YYYYMMDD_HHMMSS}.sql.gz (UTC), mode 0600, in --dir
-            (default: $CLOSEBELL_BACKUP_DIR, else ./backups).
+            Files are {dbname}_{YYYYMMDD_HHMMSS}.sql.gz (UTC), or {dbname}_{YYYYMMDD_HHMMSS}+{label}.sql.gz
+            for a labelled backup, mode 0600, in --dir (default: $CLOSEBELL_BACKUP_DIR, else ./backups).
+            Characters of the database name other than letters, digits, '_', '-' and '.' are
+            written %XX, so two databases never share file names.
             """,
         subcommands: [BackupRunCommand.self, BackupListCommand.self, BackupVerifyCommand.self, BackupRestoreCommand.self]
     )
@@ -71,21 +73,24 @@ struct BackupRunCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var folder: BackupDirectoryOptions
 
-    @Option(help: "Keep this many newest backups of the database (default 7).")
+    @Option(help: "Keep at least this many newest backups of the database and label (never fewer than configured).")
     var keep: Int?
+
+    @Option(help: "Label (weekly, monthly, ...): part of the file name; rotation keeps each label's backups by its own count.")
+    var label: String?
 
     @Flag(help: "Print the result as JSON.")
     var json = false
 
     func validate() throws {
         if let keep, keep < 1 { throw ValidationError("--keep must be at least 1") }
+        if let label, !BackupNaming.isValidLabel(label) { throw ValidationError("--label must be 1 to 64 letters, digits, '-' or '_'") }
     }
 
     func run() async throws {
-        var settings = try folder.settings
-        if let keep { settings.keep = keep }
+        let settings = try folder.settings
         do {
-            let result = try await BackupRunner(settings: settings).run(conninfo: database.conninfo)
+            let result = try await BackupRunner(settings: settings).run(conninfo: database.conninfo, label: label, keep: keep)
             if json {
                 try printJSON(result)
             } else {

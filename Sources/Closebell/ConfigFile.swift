@@ -229,6 +229,13 @@ struct ClosebellConfig {
             if let v = try section.int("keep_daily", min: 0) { backup.keepDaily = v }
             if let v = try section.int("keep_weekly", min: 0) { backup.keepWeekly = v }
             if let v = try section.int("keep_monthly", min: 0) { backup.keepMonthly = v }
+            if let labels = try section.mapping("keep_labelled") {
+                let counts = ConfigSection(file: file, path: "backup.keep_labelled", values: labels)
+                for label in labels.keys.sorted() {
+                    guard BackupNaming.isValidLabel(label) else { throw counts.fail(label, "a label is 1 to 64 letters, digits, '-' or '_'") }
+                    backup.keepLabelled[label] = try counts.int(label, min: 1)
+                }
+            }
             if let v = try section.string("compressor") { backup.compressor = v }
             if let v = try section.int("compression_level", min: 1) {
                 guard v <= 9 else { throw section.fail("compression_level", "must be 1...9, got \(v)") }
