@@ -29,10 +29,26 @@ extension RetentionSQL {
         return "DELETE FROM ONLY \(leaf) WHERE ctid = ANY(ARRAY(SELECT ctid FROM ONLY \(leaf) WHERE \(condition) LIMIT $2)) AND \(condition)"
     }
 
+    /// The compressed chunks of hypertable $1 (schema) . $2 (name), quoted: their rows are not
+    /// in the chunk's own heap, so `FROM ONLY chunk` and `ctid` cannot reach them.
+    public static let compressedChunks = """
+        SELECT format('%I.%I', chunk_schema, chunk_name) AS quoted FROM timescaledb_information.chunks
+         WHERE hypertable_schema = $1 AND hypertable_name = $2 AND is_compressed
+        """
+
+    /// Deletes the rows of one compressed TimescaleDB chunk older than cutoff $1 (filter values
+    /// $2) in one statement: TimescaleDB decompresses the batches concerned and deletes from
+    /// them (bounded by the chunk and by `timescaledb.max_tuples_decompressed_per_dml_transaction`).
+    public static func compressedChunkDelete(chunk: String, column: String, columnType: String, filterColumn: String?) -> String {
+        "DELETE FROM \(chunk) WHERE \(condition(column: column, columnType: columnType, filterColumn: filterColumn, filterParameter: "$2"))"
+    }
+
     /// Counts the rows of the physical table `leaf` a run would delete (dry run): cutoff $1,
-    /// filter values $2.
-    public static func count(leaf: String, column: String, columnType: String, filterColumn: String?) -> String {
-        "SELECT count(*) AS n FROM ONLY \(leaf) WHERE \(condition(column: column, columnType: columnType, filterColumn: filterColumn, filterParameter: "$2"))"
+    /// filter values $2. `compressed`: a compressed chunk, counted through TimescaleDB's
+    /// decompression as its delete sees it.
+    public static func count(leaf: String, column: String, columnType: String, filterColumn: String?, compressed: Bool = false) -> String {
+        let only = compressed ? "" : "ONLY "
+        return "SELECT count(*) AS n FROM \(only)\(leaf) WHERE \(condition(column: column, columnType: columnType, filterColumn: filterColumn, filterParameter: "$2"))"
     }
 
     /// Deletes every row past the cutoff $1 in one statement (the benchmark's baseline).

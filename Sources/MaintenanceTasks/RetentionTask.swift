@@ -200,6 +200,8 @@ public struct RetentionTask: JobTask {
         let filterColumn: ResolvedColumn?
         /// The hypertable's time column type when drop_chunks applies.
         let hypertable: Bool
+        /// TimescaleDB is installed (chunks may be compressed).
+        let timescale: Bool
     }
 
     public func run(_ context: JobContext) async throws -> JobResult {
@@ -275,7 +277,7 @@ public struct RetentionTask: JobTask {
                     .first?.decodeIfPresent("column_name")
                 hypertable = dimension == rule.column
             }
-            targets.append(Target(rule: rule, table: table, column: column, filterColumn: filter, hypertable: hypertable))
+            targets.append(Target(rule: rule, table: table, column: column, filterColumn: filter, hypertable: hypertable, timescale: timescale))
         }
         return (targets, skipped)
     }
@@ -311,23 +313,21 @@ public struct RetentionTask: JobTask {
                 report.chunks = try await connection.query(sql, [target.table.quoted, cutoff]).first?.decode("chunks", as: Int.self) ?? 0
                 report.note = "drop_chunks removes only chunks whose whole time range is before the cutoff; rows in a chunk that straddles it stay until the chunk is entirely past it"
             } else {
-                let leaves = try await Self.leaves(of: target.table, connection: connection)
+                let leaves = try await Self.leaves(of: target.table, timescale: target.timescale, connection: connection)
                 if leaves.foreign > 0 {
                     report.note = "\(leaves.foreign) foreign-table partition(s) left alone: retention deletes only from local tables"
                 }
                 let filter: [String]? = target.filterColumn == nil ? nil : filterValues
                 if dryRun {
                     report.method = "count"
-                    let sql = { (leaf: String) in
-                        RetentionSQL.count(
-                            leaf: leaf, column: target.column.quoted, columnType: target.column.typeName,
-                            filterColumn: target.filterColumn?.quoted)
-                    }
                     for leaf in leaves.tables {
                         try checkCancellation()
+                        let sql = RetentionSQL.count(
+                            leaf: leaf.quoted, column: target.column.quoted, columnType: target.column.typeName,
+                            filterColumn: target.filterColumn?.quoted, compressed: leaf.compressed)
                         let params: [any PostgresBindable] = filter.map { [cutoff, $0] } ?? [cutoff]
                         report.rows += try await Self.ignoringDroppedLeaf {
-                            try await connection.query(sql(leaf), params).first?.decode("n", as: Int.self) ?? 0
+                            try await connection.query(sql, params).first?.decode("n", as: Int.self) ?? 0
                         } ?? 0
                     }
                 } else {
@@ -337,8 +337,22 @@ public struct RetentionTask: JobTask {
                     }
                     progress.currentTable = target.table.qualified
                     for leaf in leaves.tables {
+                        if leaf.compressed {
+                            try checkCancellation()
+                            let sql = RetentionSQL.compressedChunkDelete(
+                                chunk: leaf.quoted, column: target.column.quoted, columnType: target.column.typeName,
+                                filterColumn: target.filterColumn?.quoted)
+                            let params: [any PostgresBindable] = filter.map { [cutoff, $0] } ?? [cutoff]
+                            report.rows += try await Self.ignoringDroppedLeaf { try await connection.query(sql, params).affectedRows ?? 0 } ?? 0
+                            report.batches += 1
+                            var saved = progress
+                            saved.currentRows = report.rows
+                            saved.currentBatches = report.batches
+                            try await checkpoint(saved)
+                            continue
+                        }
                         let sql = RetentionSQL.batchDelete(
-                            leaf: leaf, column: target.column.quoted, columnType: target.column.typeName,
+                            leaf: leaf.quoted, column: target.column.quoted, columnType: target.column.typeName,
                             filterColumn: target.filterColumn?.quoted)
                         let startRows = report.rows, startBatches = report.batches
                         let snapshot = progress
@@ -374,17 +388,29 @@ public struct RetentionTask: JobTask {
             totalRowsRemoved: dryRun ? 0 : reports.reduce(0) { $0 + $1.rows })
     }
 
-    /// The physical tables holding the table's rows (see `RetentionSQL.leaves`), quoted, and
-    /// how many foreign tables are among its partitions (left alone).
-    static func leaves(of table: ResolvedTable, connection: PostgresConnection) async throws -> (tables: [String], foreign: Int) {
+    /// One physical table holding rows of a retention table.
+    struct Leaf {
+        /// `schema.name`, quoted.
+        let quoted: String
+        /// A compressed TimescaleDB chunk (deleted from through TimescaleDB, not by ctid).
+        let compressed: Bool
+    }
+
+    /// The physical tables holding the table's rows (see `RetentionSQL.leaves`), and how many
+    /// foreign tables are among its partitions (left alone).
+    static func leaves(of table: ResolvedTable, timescale: Bool, connection: PostgresConnection) async throws -> (tables: [Leaf], foreign: Int) {
         let rows = try await connection.query(RetentionSQL.leaves, [table.oid])
-        var tables: [String] = []
+        let compressed: Set<String> = timescale
+            ? Set(try await connection.query(RetentionSQL.compressedChunks, [table.schema, table.name]).map { try $0.decode("quoted") })
+            : []
+        var tables: [Leaf] = []
         var foreign = 0
         for row in rows {
             if try row.decode("relkind", as: String.self) == "f" {
                 foreign += 1
             } else {
-                tables.append(try row.decode("quoted"))
+                let quoted: String = try row.decode("quoted")
+                tables.append(Leaf(quoted: quoted, compressed: compressed.contains(quoted)))
             }
         }
         return (tables, foreign)

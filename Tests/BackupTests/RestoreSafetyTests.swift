@@ -101,6 +101,58 @@ final class RestoreSafetyTests: XCTestCase {
         await session.close()
     }
 
+    /// TimescaleDB's documented procedure around the load. Needs a server with TimescaleDB
+    /// preloaded: the one `CLOSEBELL_TEST_TIMESCALE_URL` names, else the test cluster if it has it.
+    func testTimescaleDumpRestoresWithPreAndPostRestore() async throws {
+        var server = ProcessInfo.processInfo.environment["CLOSEBELL_TEST_TIMESCALE_URL"] ?? ""
+        if server.isEmpty { server = try TestCluster.shared().url(database: "postgres") }
+        let admin = try await PostgresConnection.connect(server)
+        let preload: String = try await admin.query("SELECT current_setting('shared_preload_libraries') AS s").first!.decode("s")
+        guard preload.contains("timescaledb") else {
+            await admin.close()
+            throw XCTSkip("TimescaleDB is not in shared_preload_libraries of the test server")
+        }
+        let suffix = UInt32.random(in: 0...UInt32.max)
+        let (source, target) = ("closebell_tss_\(suffix)", "closebell_tst_\(suffix)")
+        try await admin.execute("CREATE DATABASE \(source)")
+        try await admin.execute("CREATE DATABASE \(target)")
+        await admin.close()
+        let info = try ConnectionInfo(parsing: server)
+        let sourceURL = info.conninfoString(overriding: ["dbname": source])
+        let targetURL = info.conninfoString(overriding: ["dbname": target])
+        let setup = try await PostgresConnection.connect(sourceURL)
+        try await setup.execute(
+            """
+            CREATE EXTENSION timescaledb;
+            CREATE TABLE ht (id int NOT NULL, at timestamptz NOT NULL, symbol text NOT NULL);
+            SELECT create_hypertable('ht', 'at', chunk_time_interval => interval '7 days');
+            INSERT INTO ht SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 hour', 'S' || (g % 4) FROM generate_series(0, 24 * 40 - 1) g;
+            ALTER TABLE ht SET (timescaledb.compress, timescaledb.compress_segmentby = 'symbol');
+            SELECT count(compress_chunk(c)) FROM show_chunks('ht', older_than => timestamptz '2026-01-22') c;
+            """)
+        await setup.close()
+        let other = try await PostgresConnection.connect(targetURL)
+        try await other.execute("CREATE TABLE keep_me (x int); INSERT INTO keep_me VALUES (1)")
+        await other.close()
+
+        let folder = try BackupFixtures.folder()
+        let backup = try await BackupRunner(settings: BackupSettings(directory: folder)).run(conninfo: sourceURL)
+        let restored = try await BackupCatalog(settings: BackupSettings(directory: folder)).restore(
+            path: backup.path, into: target, conninfo: server, force: true)
+        XCTAssertTrue(restored.replaced)
+        let conn = try await PostgresConnection.connect(targetURL)
+        let row = try await conn.query(
+            """
+            SELECT (SELECT count(*) FROM ht) AS n,
+                   (SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'ht' AND is_compressed) AS compressed,
+                   current_setting('timescaledb.restoring') AS restoring
+            """).first
+        await conn.close()
+        XCTAssertEqual(try row?.decode("n", as: Int.self), 24 * 40)
+        XCTAssertEqual(try row?.decode("compressed", as: Int.self), 3)
+        XCTAssertEqual(row?["restoring"], "off")
+    }
+
     func testRestoreIntoTheMaintenanceDatabaseIsRefused() async throws {
         let folder = try BackupFixtures.folder()
         let error = await expectBackupError {
