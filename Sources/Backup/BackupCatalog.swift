@@ -385,6 +385,6 @@ extension BackupError {
         if let target { text += "; the database \(target) was not changed" }
         return BackupError(
             stage: stage, message: text, path: self.path ?? path, database: database, program: program, exitStatus: exitStatus,
-            stderrTail: stderrTail, errno: errno)
+            stderrTail: stderrTail, errno: errno, operation: "restore")
     }
 }
