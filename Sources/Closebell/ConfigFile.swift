@@ -265,6 +265,8 @@ struct ClosebellConfig {
         if let section = try root.section("retention") {
             if let v = try section.int("batch_size", min: 1) { retention.batchSize = v }
             if let v = try section.double("pause_ms", min: 0) { retention.pauseBetweenBatches = .milliseconds(Int64(v)) }
+            if let v = try section.bool("drop_partitions") { retention.dropPartitions = v }
+            if let v = try section.double("drop_lock_timeout_ms", min: 1) { retention.dropLockTimeout = .milliseconds(Int64(v)) }
             if let tables = try section.mapping("tables") {
                 for (table, value) in tables.sorted(by: { $0.key < $1.key }) {
                     let key = "tables.\(table)"

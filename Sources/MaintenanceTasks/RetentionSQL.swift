@@ -56,6 +56,30 @@ extension RetentionSQL {
         "DELETE FROM \(table) WHERE \(condition(column: column, columnType: columnType, filterColumn: nil))"
     }
 
+    /// The partitions (at any level) of table $1 that hold only rows before the cutoff $3:
+    /// partitions of a range on the single column $2 whose upper bound is at or before the
+    /// cutoff (never a default partition, never MINVALUE/MAXVALUE), the topmost such one of each
+    /// branch. Column `quoted`.
+    public static func droppablePartitions(columnType: String) -> String {
+        """
+        WITH candidates AS (
+            SELECT t.relid, t.parentrelid, format('%I.%I', n.nspname, c.relname) AS quoted
+              FROM pg_partition_tree($1::oid::regclass) t
+              JOIN pg_class c ON c.oid = t.relid
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+              JOIN pg_partitioned_table pt ON pt.partrelid = t.parentrelid
+              LEFT JOIN pg_attribute a ON a.attrelid = t.parentrelid AND a.attnum = pt.partattrs[0]
+             WHERE t.relid <> $1::oid
+               -- CASE: the bound is cast only for a range on the rule's (date or time) column.
+               AND CASE WHEN pt.partstrat = 'r' AND pt.partnatts = 1 AND pt.partexprs IS NULL AND a.attname = $2
+                        THEN (substring(pg_get_expr(c.relpartbound, c.oid) from 'TO \\(''([^'']*)''\\)'))::\(columnType)
+                             <= \(cutoff(parameter: "$3", columnType: columnType))
+                        ELSE false END
+        )
+        SELECT quoted FROM candidates WHERE parentrelid NOT IN (SELECT relid FROM candidates) ORDER BY quoted
+        """
+    }
+
     /// The New York date `days` ($1) before today, as text: today is $2 when given (a
     /// `YYYY-MM-DD` New York date), else the server's current date in New York.
     public static let cutoffDate = """

@@ -39,6 +39,13 @@ public struct RetentionSettings: Sendable, Equatable {
     /// server's current date in New York. Set it to replay a run for a given day (tests do,
     /// so their expected rows do not move at midnight).
     public var today: String?
+    /// Drop whole range partitions whose upper bound is at or before the cutoff (the way
+    /// `drop_chunks` does for hypertables) instead of deleting their rows batch by batch. Only
+    /// partitions of a range on the rule's column alone, for rules without a filter. Default off.
+    public var dropPartitions: Bool
+    /// How long dropping a partition may wait for its parent's lock before the partition is
+    /// emptied by batched deletes instead (default 5 s).
+    public var dropLockTimeout: Duration
 
     /// The default windows.
     public static let defaultRules: [RetentionRule] = [
@@ -51,12 +58,14 @@ public struct RetentionSettings: Sendable, Equatable {
     /// Creates settings; every argument has the documented default.
     public init(
         rules: [RetentionRule] = RetentionSettings.defaultRules, batchSize: Int = 10_000, pauseBetweenBatches: Duration = .zero,
-        today: String? = nil
+        today: String? = nil, dropPartitions: Bool = false, dropLockTimeout: Duration = .seconds(5)
     ) {
         self.rules = rules
         self.batchSize = batchSize
         self.pauseBetweenBatches = pauseBetweenBatches
         self.today = today
+        self.dropPartitions = dropPartitions
+        self.dropLockTimeout = dropLockTimeout
     }
 
     /// Adds a rule, replacing the one for the same table.
@@ -69,6 +78,9 @@ public struct RetentionSettings: Sendable, Equatable {
     public func validate() throws {
         guard (1...1_000_000).contains(batchSize) else {
             throw MaintenanceError.invalidSetting(key: "retention.batch_size", reason: "must be 1...1000000, got \(batchSize)")
+        }
+        guard dropLockTimeout > .zero else {
+            throw MaintenanceError.invalidSetting(key: "retention.drop_lock_timeout_ms", reason: "must be positive")
         }
         guard pauseBetweenBatches >= .zero else {
             throw MaintenanceError.invalidSetting(key: "retention.pause_between_batches", reason: "must not be negative")
@@ -115,6 +127,8 @@ public struct RetentionTableReport: Sendable, Codable, Equatable {
     public var rows: Int
     /// Chunks dropped (or droppable, dry run) on a hypertable.
     public var chunks: Int?
+    /// Partitions dropped whole (or droppable, dry run) with `drop_partitions`.
+    public var partitions: Int?
     /// DELETE statements run (at least one per physical table).
     public var batches: Int
     /// Wall time.
@@ -123,7 +137,7 @@ public struct RetentionTableReport: Sendable, Codable, Equatable {
     public var note: String?
 
     enum CodingKeys: String, CodingKey {
-        case table, column, days, cutoff, method, chunks, batches, seconds, note
+        case table, column, days, cutoff, method, chunks, partitions, batches, seconds, note
         case rows = "rows_removed"
     }
 }
@@ -303,7 +317,7 @@ public struct RetentionTask: JobTask {
                 .first!.decode("cutoff")
             var report = RetentionTableReport(
                 table: target.table.qualified, column: target.rule.column, days: target.rule.days, cutoff: cutoff,
-                method: "batched_delete", rows: 0, chunks: nil, batches: 0, seconds: 0, note: nil)
+                method: "batched_delete", rows: 0, chunks: nil, partitions: nil, batches: 0, seconds: 0, note: nil)
             let filterValues = target.rule.filterValues
             if target.hypertable {
                 let sql = dryRun
@@ -313,6 +327,18 @@ public struct RetentionTask: JobTask {
                 report.chunks = try await connection.query(sql, [target.table.quoted, cutoff]).first?.decode("chunks", as: Int.self) ?? 0
                 report.note = "drop_chunks removes only chunks whose whole time range is before the cutoff; rows in a chunk that straddles it stay until the chunk is entirely past it"
             } else {
+                if settings.dropPartitions, target.filterColumn == nil {
+                    let dropped = try await Self.dropPartitions(
+                        target: target, cutoff: cutoff, dryRun: dryRun, lockTimeout: settings.dropLockTimeout, connection: connection)
+                    report.partitions = dropped.partitions
+                    report.rows += dropped.rows
+                    if !dryRun, dropped.partitions > 0 {
+                        var saved = progress
+                        saved.currentTable = target.table.qualified
+                        saved.currentRows = report.rows
+                        try await checkpoint(saved)
+                    }
+                }
                 let leaves = try await Self.leaves(of: target.table, timescale: target.timescale, connection: connection)
                 if leaves.foreign > 0 {
                     report.note = "\(leaves.foreign) foreign-table partition(s) left alone: retention deletes only from local tables"
@@ -332,7 +358,7 @@ public struct RetentionTask: JobTask {
                     }
                 } else {
                     if progress.currentTable == target.table.qualified {
-                        report.rows = progress.currentRows
+                        report.rows = max(report.rows, progress.currentRows)
                         report.batches = progress.currentBatches
                     }
                     progress.currentTable = target.table.qualified
@@ -414,6 +440,48 @@ public struct RetentionTask: JobTask {
             }
         }
         return (tables, foreign)
+    }
+
+    /// Drops the partitions of the target entirely before the cutoff (see
+    /// `RetentionSQL.droppablePartitions`), counting their rows in the same transaction; a dry
+    /// run only counts the partitions (their rows are counted with every other leaf's).
+    /// A partition whose parent stays locked past `lockTimeout` is left to the batched delete.
+    static func dropPartitions(
+        target: Target, cutoff: String, dryRun: Bool, lockTimeout: Duration, connection: PostgresConnection
+    ) async throws -> (partitions: Int, rows: Int) {
+        let sql = RetentionSQL.droppablePartitions(columnType: target.column.typeName)
+        let candidates = try await connection.query(sql, [target.table.oid, target.rule.column, cutoff])
+            .map { try $0.decode("quoted", as: String.self) }
+        var partitions = 0, rows = 0
+        let milliseconds = lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
+        for partition in candidates {
+            if !dryRun {
+                do {
+                    // One short transaction: the count is exactly the rows the drop removes.
+                    let dropped = try await connection.withSession { session in
+                        try session.execute("BEGIN")
+                        do {
+                            try session.execute("SET LOCAL lock_timeout = \(max(1, milliseconds))")
+                            let rows: Int = try session.query("SELECT count(*) AS n FROM \(partition)").first?.decode("n") ?? 0
+                            try session.execute("DROP TABLE \(partition)")
+                            try session.execute("COMMIT")
+                            return rows
+                        } catch {
+                            _ = try? session.execute("ROLLBACK")
+                            throw error
+                        }
+                    }
+                    rows += dropped
+                    partitions += 1
+                } catch let error as PostgresError where error.sqlState == "55P03" || error.sqlState == "42P01" {
+                    continue
+                }
+            } else {
+                // Every row of the partition is before the cutoff: the leaves' counts include them.
+                partitions += 1
+            }
+        }
+        return (partitions, rows)
     }
 
     /// Runs `body`; a partition or chunk dropped since the leaves were listed (SQLSTATE 42P01)

@@ -115,6 +115,7 @@ private struct Scenario {
     let windowDays: Int
     let batchSize: Int
     let filter: [String]?
+    let dropPartitions: Bool
     let rows: [Row]
     /// Which inheritance child (0 = the parent) each row goes to.
     let homes: [Int]
@@ -124,7 +125,7 @@ private struct Scenario {
     var cutoff: Int { today - windowDays }
     var summary: String {
         "layout \(layout.rawValue)\(withDefault ? "+default" : ""), \(columnType), today \(Civil.text(today)), \(windowDays) days, "
-            + "batch \(batchSize), filter \(filter.map { "\($0)" } ?? "none"), \(rows.count) rows"
+            + "batch \(batchSize), filter \(filter.map { "\($0)" } ?? "none"), drop partitions \(dropPartitions), \(rows.count) rows"
     }
 
     /// New York DST switch days, where a wrong offset would show.
@@ -166,7 +167,8 @@ private struct Scenario {
         let filter: [String]? = random.chance(30) ? random.pick([["a"], ["a", "c"], ["b", "c"], []]) : nil
         return Scenario(
             index: index, layout: layout, columnType: columnType, withDefault: withDefault, today: cutoff + windowDays,
-            windowDays: windowDays, batchSize: random.pick([1, 2, 3, 7, 50, 10_000]), filter: filter, rows: rows, homes: homes)
+            windowDays: windowDays, batchSize: random.pick([1, 2, 3, 7, 50, 10_000]), filter: filter, dropPartitions: random.chance(40),
+            rows: rows, homes: homes)
     }
 
     /// True when the oracle says retention removes `row`.
@@ -282,7 +284,7 @@ private struct Scenario {
     func check(url: String, connection: PostgresConnection) async throws {
         try await connection.execute((ddl() + inserts()).joined(separator: ";\n"))
         let rule = RetentionRule(table: table, column: "v", days: windowDays, filterColumn: filter == nil ? nil : "kind", filterValues: filter ?? [])
-        let settings = RetentionSettings(rules: [rule], batchSize: batchSize, today: Civil.text(today))
+        let settings = RetentionSettings(rules: [rule], batchSize: batchSize, today: Civil.text(today), dropPartitions: dropPartitions)
         let task = RetentionTask(settings: settings)
         let expectedRemoved = rows.filter(removes).count
         let kept = rows.filter { !removes($0) }.map(\.id).sorted()

@@ -230,6 +230,43 @@ final class RetentionTests: XCTestCase {
         XCTAssertEqual(after?["first"], "2026-09-16")
     }
 
+    /// drop_partitions: whole partitions before the cutoff are dropped (sub-partitioned ones
+    /// too), the one holding the cutoff and the default partition are emptied row by row.
+    func testDropPartitionsDropsOnlyPartitionsEntirelyBeforeTheCutoff() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(
+            """
+            CREATE TABLE ev (id int NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at);
+            CREATE TABLE ev_default PARTITION OF ev DEFAULT;
+            CREATE TABLE ev_2026_01 PARTITION OF ev FOR VALUES FROM ('2026-01-01 00:00-05') TO ('2026-02-01 00:00-05');
+            CREATE TABLE ev_2026_02 PARTITION OF ev FOR VALUES FROM ('2026-02-01 00:00-05') TO ('2026-03-01 00:00-05')
+              PARTITION BY RANGE (at);
+            CREATE TABLE ev_2026_02a PARTITION OF ev_2026_02 FOR VALUES FROM ('2026-02-01 00:00-05') TO ('2026-02-15 00:00-05');
+            CREATE TABLE ev_2026_02b PARTITION OF ev_2026_02 FOR VALUES FROM ('2026-02-15 00:00-05') TO ('2026-03-01 00:00-05');
+            CREATE TABLE ev_2026_03 PARTITION OF ev FOR VALUES FROM ('2026-03-01 00:00-05') TO ('2026-04-01 00:00-04');
+            INSERT INTO ev SELECT g, timestamptz '2025-12-20 00:00-05' + g * interval '1 hour' FROM generate_series(0, 24 * 100) g;
+            """)
+        // Cutoff 2026-03-01: January and February (with its sub-partitions) go whole.
+        let settings = RetentionSettings(
+            rules: [RetentionRule(table: "ev", column: "at", days: 10)], batchSize: 100, today: "2026-03-11", dropPartitions: true)
+        let expected: Int = try await conn.query("SELECT count(*) AS n FROM ev WHERE at < timestamptz '2026-03-01 00:00-05'").first!.decode("n")
+        let dry = try object(try await RetentionTask(settings: settings).run(makeContext(url: db.url, task: "retention", args: #"{"dry_run": true}"#)))
+        let dryTable = try XCTUnwrap((dry["tables"] as? [[String: Any]])?.first)
+        XCTAssertEqual(dryTable["rows_removed"] as? Int, expected)
+        XCTAssertEqual(dryTable["partitions"] as? Int, 2)
+        let result = try object(try await RetentionTask(settings: settings).run(makeContext(url: db.url, task: "retention")))
+        let table = try XCTUnwrap((result["tables"] as? [[String: Any]])?.first)
+        XCTAssertEqual(table["rows_removed"] as? Int, expected)
+        XCTAssertEqual(table["partitions"] as? Int, 2)
+        let left = try await conn.query(
+            "SELECT string_agg(relid::text, ',' ORDER BY relid::text) AS parts FROM pg_partition_tree('ev') WHERE relid <> 'ev'::regclass").first?["parts"]
+        XCTAssertEqual(left, "ev_2026_03,ev_default")
+        let first = try await conn.query("SELECT min(at) = timestamptz '2026-03-01 00:00-05' AS ok, count(*) AS n FROM ev").first
+        XCTAssertEqual(first?["ok"], "t")
+        XCTAssertEqual(try first?.decode("n", as: Int.self), 24 * 100 + 1 - expected)
+    }
+
     /// Inheritance children and a timestamptz column whose New York midnight moves with DST.
     func testInheritanceChildrenAndDaylightSavingBoundary() async throws {
         let db = try TestCluster.migratedDatabase()
