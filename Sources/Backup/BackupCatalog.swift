@@ -178,8 +178,9 @@ public struct BackupCatalog: Sendable {
         do {
             try await load(path: path, into: temporary, info: info, serverVersion: admin.serverVersion, timescale: timescale, secrets: secrets)
             try await swap(admin: admin, temporary: temporary, aside: aside, target: database, exists: exists)
-        } catch let error as BackupError {
+        } catch {
             _ = try? await admin.execute("DROP DATABASE IF EXISTS \(quotedTemporary) WITH (FORCE)")
+            guard let error = error as? BackupError else { throw fail(.load(temporary), "\(error)") }
             throw error.failedStep(nil, target: database, path: path)
         }
         var warnings: [String] = []

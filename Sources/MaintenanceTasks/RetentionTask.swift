@@ -327,6 +327,14 @@ public struct RetentionTask: JobTask {
                 report.chunks = try await connection.query(sql, [target.table.quoted, cutoff]).first?.decode("chunks", as: Int.self) ?? 0
                 report.note = "drop_chunks removes only chunks whose whole time range is before the cutoff; rows in a chunk that straddles it stay until the chunk is entirely past it"
             } else {
+                if !dryRun {
+                    // Resuming: the rows and statements of the interrupted attempt count too.
+                    if progress.currentTable == target.table.qualified {
+                        report.rows = progress.currentRows
+                        report.batches = progress.currentBatches
+                    }
+                    progress.currentTable = target.table.qualified
+                }
                 if settings.dropPartitions, target.filterColumn == nil {
                     let dropped = try await Self.dropPartitions(
                         target: target, cutoff: cutoff, dryRun: dryRun, lockTimeout: settings.dropLockTimeout, connection: connection)
@@ -334,8 +342,8 @@ public struct RetentionTask: JobTask {
                     report.rows += dropped.rows
                     if !dryRun, dropped.partitions > 0 {
                         var saved = progress
-                        saved.currentTable = target.table.qualified
                         saved.currentRows = report.rows
+                        saved.currentBatches = report.batches
                         try await checkpoint(saved)
                     }
                 }
@@ -357,11 +365,6 @@ public struct RetentionTask: JobTask {
                         } ?? 0
                     }
                 } else {
-                    if progress.currentTable == target.table.qualified {
-                        report.rows = max(report.rows, progress.currentRows)
-                        report.batches = progress.currentBatches
-                    }
-                    progress.currentTable = target.table.qualified
                     for leaf in leaves.tables {
                         if leaf.compressed {
                             try checkCancellation()
