@@ -44,9 +44,8 @@ let package = Package(
             swiftSettings: strict
         ),
         // pg_dump | pigz backups (verified, rotated), listing, verification and restore.
-        // mkostemp with O_CLOEXEC for Backup's password file (Swift's Glibc module does not expose it).
-        .target(name: "CBackupSupport"),
-        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "ChildProcess", "CBackupSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // (CChildProcess: mkostemp with O_CLOEXEC for the password file.)
+        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "ChildProcess", "CChildProcess", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
         .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Market-data tasks: daily bars, volume slots, metadata, volume stats, universe sync.

@@ -1,4 +1,4 @@
-import CBackupSupport
+import CChildProcess
 import ChildProcess
 import Foundation
 import PostgresClient
@@ -387,7 +387,7 @@ final class PasswordFile: Sendable {
     init?(password: String?, database: String) throws {
         guard let password, !password.isEmpty else { return nil }
         var template = Array((NSTemporaryDirectory() + "/closebell-pgpass-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { cbackup_mkstemp_cloexec($0.baseAddress!) }
+        let fd = template.withUnsafeMutableBufferPointer { cchild_mkstemp_cloexec($0.baseAddress!) }
         guard fd >= 0 else {
             let code = errno
             throw BackupError(stage: .prepare, message: "cannot create a password file: \(String(cString: strerror(code)))", database: database, errno: code)
