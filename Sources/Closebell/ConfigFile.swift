@@ -213,6 +213,8 @@ struct ClosebellConfig {
             if let v = try section.int("missing_retry_hours", min: 0) { marketData.missingRetryHours = v }
             if let v = try section.int("abort_after_failures", min: 1) { marketData.abortAfterFailures = v }
             if let v = try section.int("max_named_failures", min: 0) { marketData.maxNamedFailures = v }
+            if let v = try section.int("earnings_days_ahead", min: 0) { marketData.earningsDaysAhead = v }
+            if let v = try section.int("earnings_days_back", min: 0) { marketData.earningsDaysBack = v }
             try section.finish()
             do {
                 try marketData.validate()

@@ -20,11 +20,15 @@ public struct MarketDataSettings: Sendable, Equatable {
     public var abortAfterFailures: Int
     /// Failures named in a result (the count is always complete). Default 100.
     public var maxNamedFailures: Int
+    /// `earnings` looks this many days ahead of today. Default 90.
+    public var earningsDaysAhead: Int
+    /// `earnings` also refreshes announcements of this many past days (actual EPS). Default 100.
+    public var earningsDaysBack: Int
 
     /// Creates settings; every value has the documented default.
     public init(ohlcDays: Int = 30, slotsDays: Int = 10, metadataLimit: Int = 500, staleDays: Int = 7,
                 missingRetryHours: Int = 24, concurrency: Int = 4, abortAfterFailures: Int = 10,
-                maxNamedFailures: Int = 100) {
+                maxNamedFailures: Int = 100, earningsDaysAhead: Int = 90, earningsDaysBack: Int = 100) {
         self.ohlcDays = ohlcDays
         self.slotsDays = slotsDays
         self.metadataLimit = metadataLimit
@@ -33,6 +37,8 @@ public struct MarketDataSettings: Sendable, Equatable {
         self.concurrency = concurrency
         self.abortAfterFailures = abortAfterFailures
         self.maxNamedFailures = maxNamedFailures
+        self.earningsDaysAhead = earningsDaysAhead
+        self.earningsDaysBack = earningsDaysBack
     }
 
     /// Checks every value, naming the first bad one.
@@ -42,6 +48,7 @@ public struct MarketDataSettings: Sendable, Equatable {
             ("metadata_limit", metadataLimit, 1...1_000_000), ("stale_days", staleDays, 0...3650),
             ("missing_retry_hours", missingRetryHours, 0...100_000), ("concurrency", concurrency, 1...64),
             ("abort_after_failures", abortAfterFailures, 1...1_000_000), ("max_named_failures", maxNamedFailures, 0...100_000),
+            ("earnings_days_ahead", earningsDaysAhead, 0...3660), ("earnings_days_back", earningsDaysBack, 0...3660),
         ]
         for (key, value, range) in checks where !range.contains(value) {
             throw InvalidMarketDataSetting(key: key, value: value, allowed: range)

@@ -3,10 +3,10 @@ import JobQueue
 import Logging
 import PostgresClient
 
-/// The five market-data tasks, built around one shared data source (one `PolygonClient` per
+/// The market-data tasks, built around one shared data source (one `PolygonClient` per
 /// worker process, so its rate limit covers them all).
 public enum MarketDataTaskSet {
-    /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats` and `universe_sync`.
+    /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats`, `universe_sync` and `earnings`.
     public static func all(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) -> [any JobTask] {
         [
             OHLCDailyTask(source: source, settings: settings),
@@ -14,6 +14,7 @@ public enum MarketDataTaskSet {
             MetadataEnrichTask(source: source, settings: settings),
             VolumeStatsTask(),
             UniverseSyncTask(source: source, settings: settings),
+            EarningsTask(source: source, settings: settings),
         ]
     }
 }

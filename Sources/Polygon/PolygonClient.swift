@@ -168,6 +168,41 @@ public final class PolygonClient: Sendable {
         return try await get(url, context: context, as: [PolygonMarketHoliday].self)
     }
 
+    /// Benzinga earnings events of one ticker dated `from` through `to` (inclusive), every
+    /// `next_url` page followed. A plan without the Benzinga add-on answers 403
+    /// (`.notAuthorized` with status 403).
+    public func earnings(symbol: String, from: TradingDate, to: TradingDate) async throws -> [PolygonEarning] {
+        let context = PolygonRequestContext(endpoint: .earnings, symbol: symbol, date: "\(from)..\(to)")
+        _ = try encodeSymbol(symbol, context: context)
+        let first = try makeURL(path: "/benzinga/v1/earnings", query: [
+            URLQueryItem(name: "ticker", value: symbol),
+            URLQueryItem(name: "date.gte", value: from.description),
+            URLQueryItem(name: "date.lte", value: to.description),
+            URLQueryItem(name: "sort", value: "date.asc"),
+            URLQueryItem(name: "limit", value: "1000"),
+        ], context: context)
+        var rows: [PolygonEarning] = []
+        try await paginate(first: first, context: context, as: PolygonResultsPage<PolygonEarning>.self) { page in
+            rows.append(contentsOf: page.results ?? [])
+            return page.nextURL
+        }
+        return rows
+    }
+
+    /// The newest free-float figure of one ticker (`/stocks/vX/float`), or nil when the API has
+    /// none. A plan without the endpoint answers 403 (`.notAuthorized` with status 403).
+    public func freeFloat(symbol: String) async throws -> PolygonFloat? {
+        let context = PolygonRequestContext(endpoint: .float, symbol: symbol)
+        _ = try encodeSymbol(symbol, context: context)
+        let url = try makeURL(path: "/stocks/vX/float", query: [
+            URLQueryItem(name: "ticker", value: symbol),
+            URLQueryItem(name: "sort", value: "effective_date.desc"),
+            URLQueryItem(name: "limit", value: "1"),
+        ], context: context)
+        let page = try await get(url, context: context, as: PolygonResultsPage<PolygonFloat>.self)
+        return page.results?.max { ($0.effectiveDate ?? "") < ($1.effectiveDate ?? "") }
+    }
+
     // MARK: - URLs
 
     private static let symbolAllowed: CharacterSet = {

@@ -25,9 +25,11 @@ struct MarketFixture {
     let db: (url: String, name: String)
     let connection: PostgresConnection
 
-    init(symbols: [String], apiKey: String = MarketFixture.apiKey, aggregatesLimit: Int = 50_000) async throws {
-        data = SampleMarketData(symbols: symbols, from: TradingDate("2025-02-24"), through: TradingDate("2025-11-14"))
-        server = try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: MarketFixture.apiKey))
+    init(symbols: [String], apiKey: String = MarketFixture.apiKey, aggregatesLimit: Int = 50_000,
+         from: TradingDate? = TradingDate("2025-02-24"), through: TradingDate? = TradingDate("2025-11-14"),
+         options: SampleServerOptions = SampleServerOptions(apiKey: MarketFixture.apiKey)) async throws {
+        data = SampleMarketData(symbols: symbols, from: from, through: through)
+        server = try SamplePolygonServer.start(data: data, options: options)
         client = PolygonClient(configuration: PolygonConfiguration(
             baseURL: server.baseURL, apiKey: apiKey, requestsPerSecond: 1000, maxConcurrentRequests: 8,
             retry: PolygonRetryPolicy(maxAttempts: 3, baseDelay: 0.01, maxDelay: 0.05, maxRetryAfter: 1, jitter: false),
