@@ -215,6 +215,9 @@ struct ClosebellConfig {
             if let v = try section.int("max_named_failures", min: 0) { marketData.maxNamedFailures = v }
             if let v = try section.int("earnings_days_ahead", min: 0) { marketData.earningsDaysAhead = v }
             if let v = try section.int("earnings_days_back", min: 0) { marketData.earningsDaysBack = v }
+            if let v = try section.int("history_bars", min: 0) { marketData.historyBars = v }
+            if let v = try section.int("history_margin_days", min: 0) { marketData.historyMarginDays = v }
+            if let v = try section.int("initial_history_days", min: 0) { marketData.initialHistoryDays = v }
             try section.finish()
             do {
                 try marketData.validate()

@@ -231,11 +231,15 @@ struct BatchResult: Encodable {
     var requests: Int
     var seconds: Double
     var attempt: Int
+    /// Symbols with fewer bars than the longest statistics window, for which the range was
+    /// extended back (see `HistoryNeed`).
+    var historySymbols: Int?
 
     enum CodingKeys: String, CodingKey {
         case task, mode, from, to, symbols, dates, requests, seconds, attempt
         case symbolsWithoutBars = "symbols_without_bars"
         case rowsWritten = "rows_written"
+        case historySymbols = "history_symbols"
     }
 }
 

@@ -24,11 +24,20 @@ public struct MarketDataSettings: Sendable, Equatable {
     public var earningsDaysAhead: Int
     /// `earnings` also refreshes announcements of this many past days (actual EPS). Default 100.
     public var earningsDaysBack: Int
+    /// The longest statistics window: `ohlc_daily` (without `from`/`to`) reaches further back
+    /// for a symbol with fewer bars than this. Default 50. 0 turns the extension off.
+    public var historyBars: Int
+    /// Trading days loaded beyond `historyBars` when history is missing. Default 10.
+    public var historyMarginDays: Int
+    /// On a fresh install (no symbol has a bar), calendar days to load instead, when larger than
+    /// `historyBars + historyMarginDays` trading days (for example 365). Default 0: off.
+    public var initialHistoryDays: Int
 
     /// Creates settings; every value has the documented default.
     public init(ohlcDays: Int = 30, slotsDays: Int = 10, metadataLimit: Int = 500, staleDays: Int = 7,
                 missingRetryHours: Int = 24, concurrency: Int = 4, abortAfterFailures: Int = 10,
-                maxNamedFailures: Int = 100, earningsDaysAhead: Int = 90, earningsDaysBack: Int = 100) {
+                maxNamedFailures: Int = 100, earningsDaysAhead: Int = 90, earningsDaysBack: Int = 100,
+                historyBars: Int = 50, historyMarginDays: Int = 10, initialHistoryDays: Int = 0) {
         self.ohlcDays = ohlcDays
         self.slotsDays = slotsDays
         self.metadataLimit = metadataLimit
@@ -39,6 +48,9 @@ public struct MarketDataSettings: Sendable, Equatable {
         self.maxNamedFailures = maxNamedFailures
         self.earningsDaysAhead = earningsDaysAhead
         self.earningsDaysBack = earningsDaysBack
+        self.historyBars = historyBars
+        self.historyMarginDays = historyMarginDays
+        self.initialHistoryDays = initialHistoryDays
     }
 
     /// Checks every value, naming the first bad one.
@@ -49,6 +61,8 @@ public struct MarketDataSettings: Sendable, Equatable {
             ("missing_retry_hours", missingRetryHours, 0...100_000), ("concurrency", concurrency, 1...64),
             ("abort_after_failures", abortAfterFailures, 1...1_000_000), ("max_named_failures", maxNamedFailures, 0...100_000),
             ("earnings_days_ahead", earningsDaysAhead, 0...3660), ("earnings_days_back", earningsDaysBack, 0...3660),
+            ("history_bars", historyBars, 0...1000), ("history_margin_days", historyMarginDays, 0...1000),
+            ("initial_history_days", initialHistoryDays, 0...3660),
         ]
         for (key, value, range) in checks where !range.contains(value) {
             throw InvalidMarketDataSetting(key: key, value: value, allowed: range)

@@ -6,7 +6,7 @@ import PostgresClient
 /// The market-data tasks, built around one shared data source (one `PolygonClient` per
 /// worker process, so its rate limit covers them all).
 public enum MarketDataTaskSet {
-    /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats`, `universe_sync` and `earnings`.
+    /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats`, `universe_sync`, `earnings` and `backfill`.
     public static func all(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) -> [any JobTask] {
         [
             OHLCDailyTask(source: source, settings: settings),
@@ -15,6 +15,7 @@ public enum MarketDataTaskSet {
             VolumeStatsTask(),
             UniverseSyncTask(source: source, settings: settings),
             EarningsTask(source: source, settings: settings),
+            BackfillTask(source: source, settings: settings),
         ]
     }
 }
@@ -42,7 +43,8 @@ func universeSymbols(_ connection: PostgresConnection, explicit: [String]?) asyn
 /// `ohlc_daily`: daily bars for a date range, for the active universe (or `symbols`).
 ///
 /// Default mode: one grouped-daily request per weekday of the range (the whole market for that
-/// date; holidays return nothing), filtered to the universe; units are dates. `mode:
+/// date; holidays return nothing), filtered to the universe; units are dates. Without
+/// `from`/`to`, the range reaches back far enough for symbols short of history (`HistoryNeed`). `mode:
 /// "per_symbol"`: one daily-aggregates request per symbol over the range; units are symbols.
 /// Every write is COPY into a staging table and one upsert, so a rerun changes nothing.
 public struct OHLCDailyTask: JobTask {
@@ -66,9 +68,14 @@ public struct OHLCDailyTask: JobTask {
         case let other: throw InvalidJobArguments(task: name, reason: "\"mode\" must be \"grouped\" or \"per_symbol\", got \"\(other)\"")
         }
         let previous = BatchProgress.resume(context.previousProgress, task: name, logger: context.logger)
-        let range = try previous?.range ?? args.range(defaultDays: settings.ohlcDays, today: NewYorkTime.today(), task: name)
+        let requested = try previous?.range ?? args.range(defaultDays: settings.ohlcDays, today: NewYorkTime.today(), task: name)
         return try await withJobConnection(context) { connection in
             let symbols = try await universeSymbols(connection, explicit: args.symbols)
+            var history: HistoryNeed?
+            if previous == nil, args.from == nil {
+                history = try await HistoryNeed.check(connection, symbols: symbols, settings: settings, today: NewYorkTime.today())
+            }
+            let range = history.map { DateRange(from: min($0.from, requested.from), to: requested.to) } ?? requested
             let wanted = Set(symbols)
             var runner = BatchRunner(context: context, settings: settings, source: source,
                                      progress: previous ?? BatchProgress(task: name, from: range.from, to: range.to))
@@ -86,12 +93,8 @@ public struct OHLCDailyTask: JobTask {
                     return UnitOutcome(rows: outcome.written, requests: fetched.requests)
                 }
             } else if !wanted.isEmpty {
-                try await runner.run(units: range.weekdays.map(\.description), concurrency: concurrency) { day in
-                    let fetched = try await source.groupedDaily(date: CivilDate(day)!)
-                    let bars = fetched.value.filter { wanted.contains($0.symbol) }
-                    let outcome = try await connection.withSession { try MarketDataWriter.writeDailyBars(bars, session: $0) }
-                    return UnitOutcome(rows: outcome.written, requests: fetched.requests)
-                }
+                try await runner.loadGroupedDays(range.weekdays.map(\.description), symbols: wanted, concurrency: concurrency,
+                                                 connection: connection)
             }
             let loaded = try await connection.query("""
                 SELECT count(DISTINCT symbol) AS n FROM market_data_daily
@@ -101,6 +104,7 @@ public struct OHLCDailyTask: JobTask {
             var result = BatchResult(task: name, mode: perSymbol ? "per_symbol" : "grouped", from: range.from, to: range.to,
                                      rowsWritten: progress.rowsWritten, requests: progress.requests,
                                      seconds: elapsedSeconds(since: start), attempt: context.attempt)
+            result.historySymbols = history?.symbols
             if perSymbol {
                 result.symbols = progress.counts
                 result.symbolsWithoutBars = progress.unitsWithoutData

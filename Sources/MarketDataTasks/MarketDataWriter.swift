@@ -148,8 +148,9 @@ public enum MarketDataWriter {
 
     /// Recomputes `ticker_volume_stats` in one statement: the newest 50 rows of each symbol in
     /// `market_data_daily` ranked by date, averaged over the newest 5/10/30/50 (fewer when
-    /// fewer exist) in exact numeric. `symbols` limits the symbols (nil: all). Returns the
-    /// number of symbols written.
+    /// fewer exist) in exact numeric; `bars_5d`...`bars_50d` record how many bars each average
+    /// used (an average with fewer bars than its window is partial, never NULLed). `symbols`
+    /// limits the symbols (nil: all). Returns the number of symbols written.
     @discardableResult
     public static func refreshVolumeStats(symbols: [String]?, session: PostgresSession) throws -> Int {
         let rows = try session.query("""
@@ -159,12 +160,17 @@ public enum MarketDataWriter {
                  WHERE $1::text[] IS NULL OR symbol = ANY ($1::text[])
             )
             INSERT INTO ticker_volume_stats AS s
-                   (symbol, avg_volume_5d, avg_volume_10d, avg_volume_30d, avg_volume_50d, days_available, updated_at)
+                   (symbol, avg_volume_5d, avg_volume_10d, avg_volume_30d, avg_volume_50d, days_available,
+                    bars_5d, bars_10d, bars_30d, bars_50d, updated_at)
             SELECT symbol,
                    avg(volume) FILTER (WHERE rn <= 5),
                    avg(volume) FILTER (WHERE rn <= 10),
                    avg(volume) FILTER (WHERE rn <= 30),
                    avg(volume),
+                   count(*)::integer,
+                   count(*) FILTER (WHERE rn <= 5)::integer,
+                   count(*) FILTER (WHERE rn <= 10)::integer,
+                   count(*) FILTER (WHERE rn <= 30)::integer,
                    count(*)::integer,
                    now()
               FROM ranked
@@ -173,7 +179,8 @@ public enum MarketDataWriter {
             ON CONFLICT (symbol) DO UPDATE
                SET avg_volume_5d = EXCLUDED.avg_volume_5d, avg_volume_10d = EXCLUDED.avg_volume_10d,
                    avg_volume_30d = EXCLUDED.avg_volume_30d, avg_volume_50d = EXCLUDED.avg_volume_50d,
-                   days_available = EXCLUDED.days_available, updated_at = EXCLUDED.updated_at
+                   days_available = EXCLUDED.days_available, bars_5d = EXCLUDED.bars_5d, bars_10d = EXCLUDED.bars_10d,
+                   bars_30d = EXCLUDED.bars_30d, bars_50d = EXCLUDED.bars_50d, updated_at = EXCLUDED.updated_at
             """, texts: [symbols.map { $0.postgresText } ?? nil])
         return rows.affectedRows ?? 0
     }

@@ -160,3 +160,10 @@ extension EarningsTask {
         self.init(source: PolygonMarketDataSource(client: client), settings: settings)
     }
 }
+
+extension BackfillTask {
+    /// Creates the task around the worker's shared Polygon client.
+    public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {
+        self.init(source: PolygonMarketDataSource(client: client), settings: settings)
+    }
+}
