@@ -218,6 +218,8 @@ struct ClosebellConfig {
             if let v = try section.int("history_bars", min: 0) { marketData.historyBars = v }
             if let v = try section.int("history_margin_days", min: 0) { marketData.historyMarginDays = v }
             if let v = try section.int("initial_history_days", min: 0) { marketData.initialHistoryDays = v }
+            if let v = try section.int("completeness_days", min: 1) { marketData.completenessDays = v }
+            if let v = try section.int("completeness_max_refetch", min: 0) { marketData.completenessMaxRefetch = v }
             try section.finish()
             do {
                 try marketData.validate()

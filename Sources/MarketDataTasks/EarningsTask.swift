@@ -59,9 +59,7 @@ public struct EarningsTask: JobTask {
         guard (0...3660).contains(daysAhead), (0...3660).contains(daysBack) else {
             throw InvalidJobArguments(task: name, reason: "\"days_ahead\" and \"days_back\" must be 0...3660")
         }
-        if let concurrency = args.concurrency, !(1...64).contains(concurrency) {
-            throw InvalidJobArguments(task: name, reason: "\"concurrency\" must be 1...64, got \(concurrency)")
-        }
+        try MarketDataArguments.checkConcurrency(args.concurrency, task: name)
         let previous = BatchProgress.resume(context.previousProgress, task: name, logger: context.logger)
         let today = NewYorkTime.today()
         let window = previous?.range ?? DateRange(from: today.adding(days: -daysBack), to: today.adding(days: daysAhead))

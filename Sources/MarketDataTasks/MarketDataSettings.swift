@@ -32,12 +32,17 @@ public struct MarketDataSettings: Sendable, Equatable {
     /// On a fresh install (no symbol has a bar), calendar days to load instead, when larger than
     /// `historyBars + historyMarginDays` trading days (for example 365). Default 0: off.
     public var initialHistoryDays: Int
+    /// Days of `market_data_daily` the `completeness` task checks. Default 30.
+    public var completenessDays: Int
+    /// Units (daily dates or slot symbols) `completeness` refetches per run at most. Default 50.
+    public var completenessMaxRefetch: Int
 
     /// Creates settings; every value has the documented default.
     public init(ohlcDays: Int = 30, slotsDays: Int = 10, metadataLimit: Int = 500, staleDays: Int = 7,
                 missingRetryHours: Int = 24, concurrency: Int = 4, abortAfterFailures: Int = 10,
                 maxNamedFailures: Int = 100, earningsDaysAhead: Int = 90, earningsDaysBack: Int = 100,
-                historyBars: Int = 50, historyMarginDays: Int = 10, initialHistoryDays: Int = 0) {
+                historyBars: Int = 50, historyMarginDays: Int = 10, initialHistoryDays: Int = 0,
+                completenessDays: Int = 30, completenessMaxRefetch: Int = 50) {
         self.ohlcDays = ohlcDays
         self.slotsDays = slotsDays
         self.metadataLimit = metadataLimit
@@ -51,6 +56,8 @@ public struct MarketDataSettings: Sendable, Equatable {
         self.historyBars = historyBars
         self.historyMarginDays = historyMarginDays
         self.initialHistoryDays = initialHistoryDays
+        self.completenessDays = completenessDays
+        self.completenessMaxRefetch = completenessMaxRefetch
     }
 
     /// Checks every value, naming the first bad one.
@@ -62,7 +69,8 @@ public struct MarketDataSettings: Sendable, Equatable {
             ("abort_after_failures", abortAfterFailures, 1...1_000_000), ("max_named_failures", maxNamedFailures, 0...100_000),
             ("earnings_days_ahead", earningsDaysAhead, 0...3660), ("earnings_days_back", earningsDaysBack, 0...3660),
             ("history_bars", historyBars, 0...1000), ("history_margin_days", historyMarginDays, 0...1000),
-            ("initial_history_days", initialHistoryDays, 0...3660),
+            ("initial_history_days", initialHistoryDays, 0...3660), ("completeness_days", completenessDays, 1...3660),
+            ("completeness_max_refetch", completenessMaxRefetch, 0...100_000),
         ]
         for (key, value, range) in checks where !range.contains(value) {
             throw InvalidMarketDataSetting(key: key, value: value, allowed: range)

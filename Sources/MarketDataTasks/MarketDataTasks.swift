@@ -6,7 +6,8 @@ import PostgresClient
 /// The market-data tasks, built around one shared data source (one `PolygonClient` per
 /// worker process, so its rate limit covers them all).
 public enum MarketDataTaskSet {
-    /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats`, `universe_sync`, `earnings` and `backfill`.
+    /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats`, `universe_sync`, `earnings`,
+    /// `backfill` and `completeness`.
     public static func all(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) -> [any JobTask] {
         [
             OHLCDailyTask(source: source, settings: settings),
@@ -16,6 +17,7 @@ public enum MarketDataTaskSet {
             UniverseSyncTask(source: source, settings: settings),
             EarningsTask(source: source, settings: settings),
             BackfillTask(source: source, settings: settings),
+            CompletenessTask(source: source, settings: settings),
         ]
     }
 }
@@ -145,13 +147,7 @@ public struct VolumeSlotsTask: JobTask {
             let source = self.source
             try await runner.run(units: symbols, concurrency: args.concurrency ?? settings.concurrency) { symbol in
                 let fetched = try await source.aggregates(symbol: symbol, timespan: .minute, from: range.from, to: range.to)
-                // Only days of the requested range: the API's range is inclusive, but a bar's New
-                // York date can differ from the date the request named.
-                let slots = VolumeSlot.rollUp(fetched.value.map { bar -> MarketBar in
-                    var bar = bar
-                    bar.symbol = symbol
-                    return bar
-                }).filter { $0.date >= range.from && $0.date <= range.to }
+                let slots = VolumeSlot.rollUp(symbol: symbol, bars: fetched.value, range: range)
                 let outcome = try await connection.withSession { try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
                 return UnitOutcome(rows: outcome.written, requests: fetched.requests, empty: slots.isEmpty)
             }

@@ -20,6 +20,16 @@ public struct VolumeSlot: Sendable, Equatable, Hashable {
         self.volume = volume
     }
 
+    /// Rolls one symbol's minute bars into slots, keeping only days of `range` (the API's range
+    /// is inclusive, but a bar's New York date can differ from the date the request named).
+    public static func rollUp(symbol: String, bars: [MarketBar], range: DateRange) -> [VolumeSlot] {
+        rollUp(bars.map { bar -> MarketBar in
+            var bar = bar
+            bar.symbol = symbol
+            return bar
+        }).filter { $0.date >= range.from && $0.date <= range.to }
+    }
+
     /// Rolls minute bars into slots: each bar starting at 04:00 ≤ t < 20:00 New York time adds
     /// its volume to slot (minutes since 04:00 on its New York date) / 5; bars outside are
     /// ignored and slots without bars are absent. Sorted by symbol, date, slot.

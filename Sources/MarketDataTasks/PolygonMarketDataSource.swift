@@ -167,3 +167,10 @@ extension BackfillTask {
         self.init(source: PolygonMarketDataSource(client: client), settings: settings)
     }
 }
+
+extension CompletenessTask {
+    /// Creates the task around the worker's shared Polygon client.
+    public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {
+        self.init(source: PolygonMarketDataSource(client: client), settings: settings)
+    }
+}
