@@ -220,6 +220,7 @@ struct ClosebellConfig {
             if let v = try section.int("initial_history_days", min: 0) { marketData.initialHistoryDays = v }
             if let v = try section.int("completeness_days", min: 1) { marketData.completenessDays = v }
             if let v = try section.int("completeness_max_refetch", min: 0) { marketData.completenessMaxRefetch = v }
+            if let v = try section.int("validate_days", min: 0) { marketData.validateDays = v }
             try section.finish()
             do {
                 try marketData.validate()

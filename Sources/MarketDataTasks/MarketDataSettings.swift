@@ -36,13 +36,15 @@ public struct MarketDataSettings: Sendable, Equatable {
     public var completenessDays: Int
     /// Units (daily dates or slot symbols) `completeness` refetches per run at most. Default 50.
     public var completenessMaxRefetch: Int
+    /// Days back the `validate` task checks (0: whole tables). Default 30.
+    public var validateDays: Int
 
     /// Creates settings; every value has the documented default.
     public init(ohlcDays: Int = 30, slotsDays: Int = 10, metadataLimit: Int = 500, staleDays: Int = 7,
                 missingRetryHours: Int = 24, concurrency: Int = 4, abortAfterFailures: Int = 10,
                 maxNamedFailures: Int = 100, earningsDaysAhead: Int = 90, earningsDaysBack: Int = 100,
                 historyBars: Int = 50, historyMarginDays: Int = 10, initialHistoryDays: Int = 0,
-                completenessDays: Int = 30, completenessMaxRefetch: Int = 50) {
+                completenessDays: Int = 30, completenessMaxRefetch: Int = 50, validateDays: Int = 30) {
         self.ohlcDays = ohlcDays
         self.slotsDays = slotsDays
         self.metadataLimit = metadataLimit
@@ -58,6 +60,7 @@ public struct MarketDataSettings: Sendable, Equatable {
         self.initialHistoryDays = initialHistoryDays
         self.completenessDays = completenessDays
         self.completenessMaxRefetch = completenessMaxRefetch
+        self.validateDays = validateDays
     }
 
     /// Checks every value, naming the first bad one.
@@ -70,7 +73,7 @@ public struct MarketDataSettings: Sendable, Equatable {
             ("earnings_days_ahead", earningsDaysAhead, 0...3660), ("earnings_days_back", earningsDaysBack, 0...3660),
             ("history_bars", historyBars, 0...1000), ("history_margin_days", historyMarginDays, 0...1000),
             ("initial_history_days", initialHistoryDays, 0...3660), ("completeness_days", completenessDays, 1...3660),
-            ("completeness_max_refetch", completenessMaxRefetch, 0...100_000),
+            ("completeness_max_refetch", completenessMaxRefetch, 0...100_000), ("validate_days", validateDays, 0...3660),
         ]
         for (key, value, range) in checks where !range.contains(value) {
             throw InvalidMarketDataSetting(key: key, value: value, allowed: range)

@@ -7,7 +7,7 @@ import PostgresClient
 /// worker process, so its rate limit covers them all).
 public enum MarketDataTaskSet {
     /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats`, `universe_sync`, `earnings`,
-    /// `backfill` and `completeness`.
+    /// `backfill`, `completeness` and `validate`.
     public static func all(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) -> [any JobTask] {
         [
             OHLCDailyTask(source: source, settings: settings),
@@ -18,6 +18,7 @@ public enum MarketDataTaskSet {
             EarningsTask(source: source, settings: settings),
             BackfillTask(source: source, settings: settings),
             CompletenessTask(source: source, settings: settings),
+            ValidateTask(settings: settings),
         ]
     }
 }
