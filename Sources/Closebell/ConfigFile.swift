@@ -221,6 +221,7 @@ struct ClosebellConfig {
             if let v = try section.int("completeness_days", min: 1) { marketData.completenessDays = v }
             if let v = try section.int("completeness_max_refetch", min: 0) { marketData.completenessMaxRefetch = v }
             if let v = try section.int("validate_days", min: 0) { marketData.validateDays = v }
+            if let v = try section.bool("float") { marketData.fetchFloat = v }
             try section.finish()
             do {
                 try marketData.validate()

@@ -234,9 +234,11 @@ struct BatchResult: Encodable {
     /// Symbols with fewer bars than the longest statistics window, for which the range was
     /// extended back (see `HistoryNeed`).
     var historySymbols: Int?
+    /// `metadata_enrich`: how free float went (see `FloatFetcher`).
+    var float: FloatOutcome?
 
     enum CodingKeys: String, CodingKey {
-        case task, mode, from, to, symbols, dates, requests, seconds, attempt
+        case task, mode, from, to, symbols, dates, requests, seconds, attempt, float
         case symbolsWithoutBars = "symbols_without_bars"
         case rowsWritten = "rows_written"
         case historySymbols = "history_symbols"

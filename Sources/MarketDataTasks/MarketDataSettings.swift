@@ -38,13 +38,16 @@ public struct MarketDataSettings: Sendable, Equatable {
     public var completenessMaxRefetch: Int
     /// Days back the `validate` task checks (0: whole tables). Default 30.
     public var validateDays: Int
+    /// `metadata_enrich` also asks the float endpoint (one more request per symbol). Default true.
+    public var fetchFloat: Bool
 
     /// Creates settings; every value has the documented default.
     public init(ohlcDays: Int = 30, slotsDays: Int = 10, metadataLimit: Int = 500, staleDays: Int = 7,
                 missingRetryHours: Int = 24, concurrency: Int = 4, abortAfterFailures: Int = 10,
                 maxNamedFailures: Int = 100, earningsDaysAhead: Int = 90, earningsDaysBack: Int = 100,
                 historyBars: Int = 50, historyMarginDays: Int = 10, initialHistoryDays: Int = 0,
-                completenessDays: Int = 30, completenessMaxRefetch: Int = 50, validateDays: Int = 30) {
+                completenessDays: Int = 30, completenessMaxRefetch: Int = 50, validateDays: Int = 30,
+                fetchFloat: Bool = true) {
         self.ohlcDays = ohlcDays
         self.slotsDays = slotsDays
         self.metadataLimit = metadataLimit
@@ -61,6 +64,7 @@ public struct MarketDataSettings: Sendable, Equatable {
         self.completenessDays = completenessDays
         self.completenessMaxRefetch = completenessMaxRefetch
         self.validateDays = validateDays
+        self.fetchFloat = fetchFloat
     }
 
     /// Checks every value, naming the first bad one.

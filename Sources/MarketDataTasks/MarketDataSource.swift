@@ -78,8 +78,9 @@ public struct TickerDetails: Sendable, Equatable {
 
     /// `share_class_shares_outstanding`, else `weighted_shares_outstanding`.
     public var sharesOutstanding: Decimal? { shareClassSharesOutstanding ?? weightedSharesOutstanding }
-    /// The SIC division of `sicCode`.
-    public var sector: String? { SICDivision.name(forCode: sicCode) }
+    /// The SIC division of `sicCode` (stored as `sic_division`; the economic `sector` comes from
+    /// the SQL mapping table `sic_sector_map`).
+    public var sicDivision: String? { SICDivision.name(forCode: sicCode) }
 }
 
 /// When an earnings announcement comes, relative to the regular session.

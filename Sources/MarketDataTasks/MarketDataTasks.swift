@@ -191,17 +191,23 @@ public struct MetadataEnrichTask: JobTask {
             var runner = BatchRunner(context: context, settings: settings, source: source,
                                      progress: previous ?? BatchProgress(task: name))
             let source = self.source
+            let float = FloatFetcher(source: source, enabled: settings.fetchFloat)
             try await runner.run(units: symbols, concurrency: args.concurrency ?? settings.concurrency) { symbol in
                 let fetched = try await source.tickerDetails(symbol: symbol)
                 var details = fetched.value
                 details.symbol = symbol
                 let stored = details
-                try await connection.withSession { try MarketDataWriter.writeMetadata(stored, session: $0) }
-                return UnitOutcome(rows: 1, requests: fetched.requests)
+                let shares = try await float.fetch(symbol)
+                try await connection.withSession {
+                    try MarketDataWriter.writeMetadata(stored, floatShares: shares.value, floatFetched: shares.fetched, session: $0)
+                }
+                return UnitOutcome(rows: 1, requests: fetched.requests + shares.requests)
             }
             let progress = runner.progress
-            return try JobResult(BatchResult(task: name, symbols: progress.counts, rowsWritten: progress.rowsWritten,
-                                             requests: progress.requests, seconds: elapsedSeconds(since: start), attempt: context.attempt))
+            var result = BatchResult(task: name, symbols: progress.counts, rowsWritten: progress.rowsWritten,
+                                     requests: progress.requests, seconds: elapsedSeconds(since: start), attempt: context.attempt)
+            result.float = float.outcome
+            return try JobResult(result)
         }
     }
 

@@ -140,19 +140,27 @@ public enum MarketDataWriter {
         }
     }
 
-    /// Upserts one symbol's ticker details into `ticker_metadata` (sector and shares derived
-    /// by `TickerDetails`), stamping `updated_at`.
-    public static func writeMetadata(_ details: TickerDetails, session: PostgresSession) throws {
+    /// Upserts one symbol's ticker details into `ticker_metadata`, stamping `updated_at`:
+    /// `sic_division` from `TickerDetails.sicDivision`, `sector` from the SQL mapping
+    /// `sic_sector(sic_code)`, shares from `TickerDetails.sharesOutstanding`. `floatShares` is
+    /// stored when `floatFetched` (nil then means the API has no figure); otherwise the stored
+    /// value is kept (NULL for a new row).
+    public static func writeMetadata(_ details: TickerDetails, floatShares: Decimal? = nil, floatFetched: Bool = false,
+                                     session: PostgresSession) throws {
         try session.query("""
-            INSERT INTO ticker_metadata AS m (symbol, name, market_cap, shares_outstanding, sector, industry, sic_code, primary_exchange, updated_at)
-            VALUES ($1, $2, $3::numeric, $4::numeric, $5, $6, $7, $8, now())
+            INSERT INTO ticker_metadata AS m (symbol, name, market_cap, shares_outstanding, sector, sic_division, industry, sic_code,
+                                              primary_exchange, float_shares, description, homepage_url, updated_at)
+            VALUES ($1, $2, $3::numeric, $4::numeric, sic_sector($7), $5, $6, $7, $8, $9::numeric, $10, $11, now())
             ON CONFLICT (symbol) DO UPDATE
                SET name = EXCLUDED.name, market_cap = EXCLUDED.market_cap, shares_outstanding = EXCLUDED.shares_outstanding,
-                   sector = EXCLUDED.sector, industry = EXCLUDED.industry, sic_code = EXCLUDED.sic_code,
-                   primary_exchange = EXCLUDED.primary_exchange, updated_at = EXCLUDED.updated_at
+                   sector = EXCLUDED.sector, sic_division = EXCLUDED.sic_division, industry = EXCLUDED.industry,
+                   sic_code = EXCLUDED.sic_code, primary_exchange = EXCLUDED.primary_exchange,
+                   float_shares = CASE WHEN $12::boolean THEN EXCLUDED.float_shares ELSE m.float_shares END,
+                   description = EXCLUDED.description, homepage_url = EXCLUDED.homepage_url, updated_at = EXCLUDED.updated_at
             """, texts: [
                 details.symbol, details.name, details.marketCap.map(text), details.sharesOutstanding.map(text),
-                details.sector, details.sicDescription, details.sicCode, details.primaryExchange,
+                details.sicDivision, details.sicDescription, details.sicCode, details.primaryExchange,
+                floatFetched ? floatShares.map(text) : nil, details.description, details.homepageURL, floatFetched ? "true" : "false",
             ])
     }
 
