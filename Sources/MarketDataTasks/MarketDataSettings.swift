@@ -40,6 +40,8 @@ public struct MarketDataSettings: Sendable, Equatable {
     public var validateDays: Int
     /// `metadata_enrich` also asks the float endpoint (one more request per symbol). Default true.
     public var fetchFloat: Bool
+    /// Per-task pacing by task name (`market_data.pacing`), on top of the API budget. Default none.
+    public var pacing: [String: TaskPacing]
 
     /// Creates settings; every value has the documented default.
     public init(ohlcDays: Int = 30, slotsDays: Int = 10, metadataLimit: Int = 500, staleDays: Int = 7,
@@ -47,7 +49,7 @@ public struct MarketDataSettings: Sendable, Equatable {
                 maxNamedFailures: Int = 100, earningsDaysAhead: Int = 90, earningsDaysBack: Int = 100,
                 historyBars: Int = 50, historyMarginDays: Int = 10, initialHistoryDays: Int = 0,
                 completenessDays: Int = 30, completenessMaxRefetch: Int = 50, validateDays: Int = 30,
-                fetchFloat: Bool = true) {
+                fetchFloat: Bool = true, pacing: [String: TaskPacing] = [:]) {
         self.ohlcDays = ohlcDays
         self.slotsDays = slotsDays
         self.metadataLimit = metadataLimit
@@ -65,6 +67,7 @@ public struct MarketDataSettings: Sendable, Equatable {
         self.completenessMaxRefetch = completenessMaxRefetch
         self.validateDays = validateDays
         self.fetchFloat = fetchFloat
+        self.pacing = pacing
     }
 
     /// Checks every value, naming the first bad one.
@@ -82,6 +85,22 @@ public struct MarketDataSettings: Sendable, Equatable {
         for (key, value, range) in checks where !range.contains(value) {
             throw InvalidMarketDataSetting(key: key, value: value, allowed: range)
         }
+    }
+}
+
+/// How one task paces its units (symbols or dates): at most `concurrency` in flight (overrides
+/// the task's own concurrency, a job's `concurrency` argument included) and `delayMilliseconds`
+/// between two unit starts. For example `metadata_enrich: {concurrency: 5, delay_ms: 200}`.
+public struct TaskPacing: Sendable, Equatable {
+    /// Units in flight at most (nil: the task's concurrency).
+    public var concurrency: Int?
+    /// Milliseconds between two unit starts. Default 0.
+    public var delayMilliseconds: Int
+
+    /// Creates pacing.
+    public init(concurrency: Int? = nil, delayMilliseconds: Int = 0) {
+        self.concurrency = concurrency
+        self.delayMilliseconds = delayMilliseconds
     }
 }
 

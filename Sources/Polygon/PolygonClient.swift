@@ -54,23 +54,28 @@ public struct PolygonRetryEvent: Sendable, Equatable {
 ///
 /// The API key travels only in an `Authorization: Bearer` header: it is never put in a URL, an
 /// error or a description, and an `apiKey=` query item in a `next_url` is dropped. Every
-/// request (retries and `next_url` pages included) passes through one `PolygonRateLimiter`.
+/// request (retries and `next_url` pages included) passes through one `PolygonRateLimiter`
+/// and, when given, a `PolygonRequestBudget` shared with other processes.
 /// Create one client per process and share it between tasks (it is `Sendable`).
 public final class PolygonClient: Sendable {
     /// The configuration the client was made with.
     public let configuration: PolygonConfiguration
     /// The limiter every request of this client passes.
     public let limiter: PolygonRateLimiter
+    /// The cluster-wide budget every request also asks, if any.
+    public let budget: (any PolygonRequestBudget)?
     private let http: HTTPClient
     private let stats = Locked(PolygonClientStatistics())
     private let onRetry: (@Sendable (PolygonRetryEvent) -> Void)?
 
     /// Creates a client. `limiter` defaults to a new one from the configuration (pass one
     /// limiter to every client of a process to share the limit); `http` defaults to a new
-    /// `HTTPClient` with the configuration's timeouts; `onRetry` hears about each retry.
+    /// `HTTPClient` with the configuration's timeouts; `onRetry` hears about each retry;
+    /// `budget` is asked for every request after the limiter (nil: this process's limit only).
     public init(configuration: PolygonConfiguration, limiter: PolygonRateLimiter? = nil, http: HTTPClient? = nil,
-                onRetry: (@Sendable (PolygonRetryEvent) -> Void)? = nil) {
+                budget: (any PolygonRequestBudget)? = nil, onRetry: (@Sendable (PolygonRetryEvent) -> Void)? = nil) {
         self.configuration = configuration
+        self.budget = budget
         self.limiter = limiter ?? PolygonRateLimiter(requestsPerSecond: configuration.requestsPerSecond,
                                                      maxConcurrent: configuration.maxConcurrentRequests)
         self.http = http ?? HTTPClient(configuration: HTTPClientConfiguration(
@@ -318,6 +323,14 @@ public final class PolygonClient: Sendable {
         while true {
             attempt += 1
             try await limiter.acquire()
+            if let budget {
+                do {
+                    try await budget.acquire()
+                } catch {
+                    limiter.release()
+                    throw error
+                }
+            }
             record {
                 $0.requests += 1
                 if attempt > 1 { $0.retries += 1 }
