@@ -162,7 +162,14 @@ struct DemoCommand: AsyncParsableCommand {
             parts.append("\(tables.count) table sizes recorded for \(recorded)")
         }
         if let history = number("history_symbols") { parts.append("history loaded for \(history) symbols") }
-        if let quarantined = number("quarantined") { parts.append("\(quarantined) rows quarantined") }
+        if let quarantined = number("quarantined") {
+            var reasons: [String: Int] = [:]
+            for table in (object["tables"] as? [String: [String: Any]] ?? [:]).values {
+                for (reason, count) in table["reasons"] as? [String: NSNumber] ?? [:] { reasons[reason, default: 0] += count.intValue }
+            }
+            let why = reasons.keys.sorted().map { "\($0): \(reasons[$0]!)" }.joined(separator: ", ")
+            parts.append("\(quarantined) rows quarantined" + (why.isEmpty ? "" : " (\(why))"))
+        }
         if object["task"] as? String == "completeness", let tables = object["tables"] as? [String: [String: Any]] {
             let shares = tables.keys.sorted().compactMap { table in
                 (tables[table]?["percent"] as? NSNumber).map { "\(table) \($0)%" }
