@@ -116,6 +116,9 @@ struct ClosebellConfig {
     var sharedBudget = true
     /// `polygon.shared_budget_margin`: how much the shared budget stretches its window. Default 0.1.
     var sharedBudgetMargin = 0.1
+    /// `polygon.shared_max_concurrent_requests`: requests in flight across the cluster (0: no
+    /// cluster-wide cap). Default: `polygon.max_concurrent_requests`.
+    var sharedMaxConcurrent: Int?
     var marketData = MarketDataSettings()
     var backup: BackupSettings
     var retention = RetentionSettings()
@@ -206,6 +209,7 @@ struct ClosebellConfig {
             if let v = try section.double("connect_timeout_seconds", min: 0.1) { polygon.connectTimeout = v }
             if let v = try section.double("request_timeout_seconds", min: 0.1) { polygon.requestTimeout = v }
             if let v = try section.bool("shared_budget") { sharedBudget = v }
+            if let v = try section.int("shared_max_concurrent_requests", min: 0) { sharedMaxConcurrent = v }
             if let v = try section.double("shared_budget_margin", min: 0) {
                 guard v <= 0.5 else { throw section.fail("shared_budget_margin", "must be 0...0.5, got \(v)") }
                 sharedBudgetMargin = v
@@ -404,8 +408,10 @@ struct RuntimeEnvironment {
         var config = try ClosebellConfig.load(path: configPath)
         try config.applyOperationsEnvironment()
         let budget = conninfo.flatMap { conninfo in
-            config.sharedBudget ? PostgresAPIBudget(conninfo: conninfo, requestsPerSecond: config.polygon.requestsPerSecond,
-                                                    margin: config.sharedBudgetMargin) : nil
+            config.sharedBudget ? PostgresAPIBudget(
+                conninfo: conninfo, requestsPerSecond: config.polygon.requestsPerSecond,
+                maxInFlight: config.sharedMaxConcurrent ?? config.polygon.maxConcurrentRequests,
+                margin: config.sharedBudgetMargin, lease: config.polygon.requestTimeout + 30) : nil
         }
         return RuntimeEnvironment(config: config, polygon: PolygonClient(configuration: config.polygon, budget: budget))
     }

@@ -2,12 +2,15 @@ import Foundation
 import Polygon
 import PostgresClient
 
-/// The cluster-wide Polygon budget: rows of `polygon_api_budget`/`polygon_api_grants` that every
-/// worker process takes request starts from (SQL `polygon_api_acquire`, a sliding-window log, one
-/// short transaction per call). A rate of R requests per second becomes N = max(1, ⌊R⌋) starts
-/// per window of N / R seconds, stretched by `margin` (default 10 %), which absorbs the jitter
-/// between a grant and the request reaching the API: no one-second window at the API holds more
-/// than R requests. A caller that must wait sleeps the time the database names, then asks again.
+/// The cluster-wide Polygon budget: rows of `polygon_api_budget`, `polygon_api_grants` and
+/// `polygon_api_inflight` that every worker process takes request starts from (SQL
+/// `polygon_api_acquire`, one short transaction per call). Rate: a sliding-window log; a rate of
+/// R requests per second becomes N = max(1, ⌊R⌋) starts per window of N / R seconds, stretched
+/// by `margin` (default 10 %), which absorbs the delay between a grant and the request reaching
+/// the API, so no one-second window at the API holds more than R requests. Concurrency: at most
+/// `maxInFlight` requests hold a slot at once across the cluster (0: no cluster-wide cap); a
+/// slot is given back after the answer (`polygon_api_release`) or lapses after `lease` seconds.
+/// A caller that must wait sleeps the time the database names, then asks again.
 ///
 /// One connection per process, opened on first use and reopened after a failure; a failure to
 /// reach the database fails the request with `APIBudgetUnavailable` (the task's usual error
@@ -23,10 +26,16 @@ public final class PostgresAPIBudget: PolygonRequestBudget, @unchecked Sendable 
     public let slots: Int
     /// The window, in seconds.
     public let window: Double
+    /// Requests in flight at once across the cluster (0: no cluster-wide cap).
+    public let maxInFlight: Int
+    /// Seconds after which an in-flight slot that was never given back lapses.
+    public let lease: Double
 
-    /// Creates a budget of `requestsPerSecond` (0 or less: unlimited) for the database at
-    /// `conninfo`, with its window stretched by `margin` (0...0.5, default 0.1).
-    public init(conninfo: String, name: String = "polygon", requestsPerSecond: Double, margin: Double = 0.1) {
+    /// Creates a budget of `requestsPerSecond` (0 or less: unlimited) and `maxInFlight`
+    /// concurrent requests (0: uncapped) for the database at `conninfo`, with its window
+    /// stretched by `margin` (0...0.5, default 0.1) and in-flight slots lapsing after `lease` seconds.
+    public init(conninfo: String, name: String = "polygon", requestsPerSecond: Double, maxInFlight: Int = 0,
+                margin: Double = 0.1, lease: Double = 120) {
         self.conninfo = conninfo
         self.name = name
         let kept = min(0.5, max(0, margin.isNaN ? 0 : margin))
@@ -37,23 +46,35 @@ public final class PostgresAPIBudget: PolygonRequestBudget, @unchecked Sendable 
             slots = 0
             window = 0
         }
+        self.maxInFlight = max(0, maxInFlight)
+        self.lease = lease.isFinite ? max(1, lease) : 120
     }
 
-    public func acquire() async throws {
-        guard slots > 0 else { return }
+    public func acquire() async throws -> PolygonBudgetPermit {
+        let holder = UUID().uuidString
+        guard slots > 0 || maxInFlight > 0 else { return PolygonBudgetPermit(slot: nil, holder: holder) }
         while true {
-            let wait: Double
+            let row: PostgresRow?
             do {
                 let db = try await open()
-                wait = try await db.query("SELECT polygon_api_acquire($1, $2, $3) AS wait", [name, slots, window])
-                    .first?.decode("wait", as: Double.self) ?? 0
+                row = try await db.query("SELECT wait, slot FROM polygon_api_acquire($1, $2, $3, $4, $5, $6)",
+                                         [name, max(slots, 1), window, maxInFlight, lease, holder]).first
             } catch {
                 await close()
                 throw APIBudgetUnavailable(reason: String(describing: error))
             }
-            if wait <= 0 { return }
+            let wait = try row?.decode("wait", as: Double.self) ?? 0
+            if wait <= 0 {
+                let slot = try row?.decodeIfPresent("slot", as: Int.self)
+                return PolygonBudgetPermit(slot: slot.flatMap { $0 >= 0 ? $0 : nil }, holder: holder)
+            }
             try await Task.sleep(for: .nanoseconds(Int64(min(wait, 3600) * 1_000_000_000)))
         }
+    }
+
+    public func release(_ permit: PolygonBudgetPermit) async {
+        guard let slot = permit.slot, let db = try? await open() else { return }
+        _ = try? await db.query("SELECT polygon_api_release($1, $2, $3)", [name, slot, permit.holder])
     }
 
     /// Closes the connection (a later `acquire` opens a new one).

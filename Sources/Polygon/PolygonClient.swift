@@ -323,9 +323,10 @@ public final class PolygonClient: Sendable {
         while true {
             attempt += 1
             try await limiter.acquire()
+            var permit: PolygonBudgetPermit?
             if let budget {
                 do {
-                    try await budget.acquire()
+                    permit = try await budget.acquire()
                 } catch {
                     limiter.release()
                     throw error
@@ -338,8 +339,10 @@ public final class PolygonClient: Sendable {
             let response: HTTPResponse
             do {
                 response = try await http.send(request)
+                if let budget, let permit { await budget.release(permit) }
                 limiter.release()
             } catch let error as HTTPClientError {
+                if let budget, let permit { await budget.release(permit) }
                 limiter.release()
                 record { $0.transportFailures += 1 }
                 if case .cancelled = error, Task.isCancelled { throw CancellationError() }
@@ -349,6 +352,7 @@ public final class PolygonClient: Sendable {
                 }
                 throw fail(.transport(context, error, attempts: attempt))
             } catch {
+                if let budget, let permit { await budget.release(permit) }
                 limiter.release()
                 throw error
             }

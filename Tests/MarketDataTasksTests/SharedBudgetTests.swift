@@ -75,6 +75,8 @@ final class SharedBudgetTests: XCTestCase {
         XCTAssertEqual(requests.count, 45)
         XCTAssertEqual(requests.filter { $0.status == 429 }.count, 0)
         XCTAssertLessThanOrEqual(Self.busiestSecond(requests), limit)
+        // The cluster-wide cap on requests in flight defaults to max_concurrent_requests (4).
+        XCTAssertLessThanOrEqual(server.maxInFlight, 4)
         let granted = try await conn.query("SELECT granted FROM polygon_api_budget WHERE name = 'polygon'").first?.decode("granted", as: Int.self)
         XCTAssertEqual(granted, 45)
         let slots = try await conn.query("SELECT count(*)::int AS n FROM polygon_api_grants").first?.decode("n", as: Int.self)
@@ -101,6 +103,7 @@ final class SharedBudgetTests: XCTestCase {
         XCTAssertEqual(server.requests.filter { $0.status == 429 }.count, 0)
         XCTAssertLessThanOrEqual(Self.busiestSecond(server.requests), 10)
         for client in clients { await (client.budget as? PostgresAPIBudget)?.close() }
+        await slowServerConcurrency(db: db.url)
 
         // An unreachable budget fails the request (not sent) with a clear error.
         let broken = PolygonClient(configuration: PolygonConfiguration(baseURL: server.baseURL, requestsPerSecond: 0),
@@ -124,5 +127,34 @@ final class SharedBudgetTests: XCTestCase {
         XCTAssertTrue(json.text.contains(#""ok":12"#), json.text)
         XCTAssertEqual(fixture.server.maxInFlight, 1)
         await fixture.stop()
+    }
+
+    /// Two clients of one budget capped at 2 in flight, against a slow server: never more than 2
+    /// requests at the server at once, and every slot is given back.
+    private func slowServerConcurrency(db url: String) async {
+        do {
+            let server = try SamplePolygonServer.start(data: SampleMarketData(symbols: 2), options: SampleServerOptions(latency: 0.1))
+            defer { server.stop() }
+            let budgets = (0..<2).map { _ in PostgresAPIBudget(conninfo: url, name: "capped", requestsPerSecond: 0, maxInFlight: 2) }
+            let clients = budgets.map {
+                PolygonClient(configuration: PolygonConfiguration(baseURL: server.baseURL, requestsPerSecond: 0, maxConcurrentRequests: 8), budget: $0)
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for client in clients {
+                    for _ in 0..<5 { group.addTask { _ = try await client.tickerDetails(symbol: "AAPL") } }
+                }
+                try await group.waitForAll()
+            }
+            XCTAssertEqual(server.requestCount, 10)
+            XCTAssertEqual(server.maxInFlight, 2)
+            let connection = try await PostgresConnection.connect(url)
+            let held = try await connection.query(
+                "SELECT count(*)::int AS n FROM polygon_api_inflight WHERE name = 'capped' AND expires_at > now()").first?.decode("n", as: Int.self)
+            XCTAssertEqual(held, 0)
+            await connection.close()
+            for budget in budgets { await budget.close() }
+        } catch {
+            XCTFail("\(error)")
+        }
     }
 }
