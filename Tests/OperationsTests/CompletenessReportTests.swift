@@ -1,5 +1,5 @@
 import Foundation
-import Operations
+@testable import Operations
 import PostgresClient
 import TestSupport
 import XCTest
@@ -21,6 +21,9 @@ final class CompletenessReportTests: XCTestCase {
         XCTAssertTrue(text.contains("market_data_daily: 98.7% of symbol-days present over 10 trading days (13 missing)"), text)
         XCTAssertTrue(try report.render(.csv).contains("completeness,market_data_daily,10 days,percent,98.700"))
         XCTAssertTrue(try report.render(.html).contains("Data completeness"))
+        // The same figure feeds closebell_market_data_completeness_percent{table} on /metrics.
+        let metric = try await connection.withSession { try QueueSnapshot.read($0, runningLimit: 0).completeness }
+        XCTAssertEqual(metric, ["market_data_daily": 98.7])
         await connection.close()
     }
 }
