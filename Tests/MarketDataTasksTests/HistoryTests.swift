@@ -66,6 +66,24 @@ final class HistoryTests: XCTestCase {
         await fixture.stop()
     }
 
+    func testAFreshInstallCanAskForAYearOfHistory() async throws {
+        let today = TradingDate.today()
+        let fixture = try await MarketFixture(symbols: ["AAPL", "KO"], from: today.adding(days: -400), through: today)
+        try await fixture.seed(["AAPL", "KO"])
+        let settings = MarketDataSettings(initialHistoryDays: 365)
+        let result = try await fixture.run(OHLCDailyTask(client: fixture.client, settings: settings), args: #"{"days": 30}"#)
+            .decode(Result.self)
+        XCTAssertEqual(result.from, NewYorkTime.today().adding(days: -365).description)
+        XCTAssertEqual(result.history_symbols, 2)
+        // Not a fresh install any more: a symbol added now gets the usual 60 trading days.
+        _ = try await fixture.connection.query("INSERT INTO ticker_universe (symbol) VALUES ('MSFT')")
+        let later = try await fixture.run(OHLCDailyTask(client: fixture.client, settings: settings), args: #"{"days": 30}"#)
+            .decode(Result.self)
+        XCTAssertEqual(later.history_symbols, 1)
+        XCTAssertGreaterThan(try XCTUnwrap(CivilDate(later.from)), NewYorkTime.today().adding(days: -120))
+        await fixture.stop()
+    }
+
     func testAPartialAverageIsMarkedWithItsBarCount() async throws {
         let fixture = try await MarketFixture(symbols: ["AAPL"])
         try await fixture.seed(["AAPL"])
