@@ -157,4 +157,22 @@ final class SharedBudgetTests: XCTestCase {
             XCTFail("\(error)")
         }
     }
+
+    func testBadBudgetAndPacingSettingsAreRefusedWithTheirKeys() throws {
+        let db = try TestCluster.migratedDatabase()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pacing-\(UUID().uuidString).yaml").path
+        defer { unlink(path) }
+        let cases = [
+            ("polygon:\n  shared_budget_margin: 0.9\n", "polygon.shared_budget_margin: must be 0...0.5, got 0.9"),
+            ("market_data:\n  pacing:\n    metadata_enrich: {concurency: 5}\n", "market_data.pacing.metadata_enrich.concurency: unknown key"),
+            ("market_data:\n  pacing:\n    metadata_enrich: 5\n", "market_data.pacing.metadata_enrich: expected {concurrency: N, delay_ms: N}"),
+            ("market_data:\n  pacing:\n    earnings: {concurrency: 0}\n", "market_data.pacing.earnings.concurrency: must be at least 1, got 0"),
+        ]
+        for (yaml, message) in cases {
+            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+            let result = try ClosebellBinary.run(["worker", "--config", path], environment: ["DATABASE_URL": db.url])
+            XCTAssertNotEqual(result.status, 0, yaml)
+            XCTAssertTrue(result.output.contains(message), result.output)
+        }
+    }
 }
