@@ -8,8 +8,9 @@ import PostgresClient
 /// `maintenance_is_trading_day`, half days included), through yesterday in New York (today's
 /// bars may not be final). It refetches missing data, at most `max_refetch` units per run:
 /// a missing daily date is one grouped-daily request (every symbol of that date); a symbol's
-/// missing slot days are one minute-aggregates request over their span. Then it records
-/// completeness per table and day in `market_data_completeness`.
+/// missing slot days are one minute-aggregates request over their span. A missing row that
+/// `validate` quarantined is counted but not refetched (the API would send the same invalid
+/// row). Then it records completeness per table and day in `market_data_completeness`.
 public struct CompletenessTask: JobTask {
     public let name = "completeness"
     let source: any MarketDataSource
@@ -39,10 +40,12 @@ public struct CompletenessTask: JobTask {
         var expected: Int
         var present: Int
         var missingBefore: Int
+        /// Missing because `validate` quarantined them (not refetched).
+        var quarantined: Int
         var percent: Double?
         var missingDays: [String]
         enum CodingKeys: String, CodingKey {
-            case expected, present, percent
+            case expected, present, percent, quarantined
             case missingBefore = "missing_before", missingDays = "missing_days"
         }
     }
@@ -68,6 +71,9 @@ public struct CompletenessTask: JobTask {
         var table: String
         var symbol: String
         var day: CivilDate
+        /// The row was loaded and then quarantined by `validate`: refetching would load the same
+        /// invalid row again, so it is counted missing but not refetched.
+        var quarantined: Bool
     }
 
     public func run(_ context: JobContext) async throws -> JobResult {
@@ -86,9 +92,10 @@ public struct CompletenessTask: JobTask {
             let before = try await Self.gaps(connection, from: from, slotsFrom: slotsFrom, to: to, symbols: args.symbols)
             // Units: daily dates first (one request mends every symbol of the date), newest first
             // within the bound, then symbols whose slot days are missing.
-            let dailyDays = Array(Set(before.filter { $0.table == "market_data_daily" }.map(\.day))).sorted(by: >)
+            let mendable = before.filter { !$0.quarantined }
+            let dailyDays = Array(Set(mendable.filter { $0.table == "market_data_daily" }.map(\.day))).sorted(by: >)
             var slotDays: [String: [CivilDate]] = [:]
-            for gap in before where gap.table == "volume_slots" { slotDays[gap.symbol, default: []].append(gap.day) }
+            for gap in mendable where gap.table == "volume_slots" { slotDays[gap.symbol, default: []].append(gap.day) }
             let candidates = dailyDays.map { "daily:\($0)" } + slotDays.keys.sorted().map { "slots:\($0)" }
             let units = (args.refetch ?? true) ? Array(candidates.prefix(maxRefetch)) : []
             let universe = Set(try await universeSymbols(connection, explicit: args.symbols))
@@ -121,10 +128,16 @@ public struct CompletenessTask: JobTask {
     static func gaps(_ connection: PostgresConnection, from: CivilDate, slotsFrom: CivilDate, to: CivilDate,
                      symbols: [String]?) async throws -> [Gap] {
         let rows = try await connection.query("""
-            SELECT table_name, symbol, day::text AS day FROM market_data_expected_days($1::date, $2::date, $3::date, $4::text[])
-             WHERE NOT present ORDER BY table_name, symbol, day
+            SELECT e.table_name, e.symbol, e.day::text AS day,
+                   EXISTS (SELECT 1 FROM market_data_quarantine q
+                            WHERE q.table_name = e.table_name AND q.symbol = e.symbol AND q.date = e.day) AS quarantined
+              FROM market_data_expected_days($1::date, $2::date, $3::date, $4::text[]) e
+             WHERE NOT e.present ORDER BY e.table_name, e.symbol, e.day
             """, [from.description, slotsFrom.description, to.description, symbols])
-        return try rows.map { Gap(table: try $0.decode("table_name"), symbol: try $0.decode("symbol"), day: CivilDate(try $0.decode("day", as: String.self))!) }
+        return try rows.map {
+            Gap(table: try $0.decode("table_name"), symbol: try $0.decode("symbol"), day: CivilDate(try $0.decode("day", as: String.self))!,
+                quarantined: $0["quarantined"] == "t")
+        }
     }
 
     /// Records completeness per table and day (after the refetch) and returns the totals.
@@ -150,6 +163,7 @@ public struct CompletenessTask: JobTask {
         var tables: [String: TableCompleteness] = [:]
         for table in ["market_data_daily", "volume_slots"] {
             tables[table] = TableCompleteness(expected: 0, present: 0, missingBefore: before.filter { $0.table == table }.count,
+                                              quarantined: before.filter { $0.table == table && $0.quarantined }.count,
                                               percent: nil, missingDays: [])
         }
         for row in rows {

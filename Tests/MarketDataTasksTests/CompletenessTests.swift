@@ -12,6 +12,7 @@ final class CompletenessTests: XCTestCase {
         var expected: Int
         var present: Int
         var missing_before: Int
+        var quarantined: Int
         var percent: Double?
         var missing_days: [String]
     }
@@ -74,6 +75,16 @@ final class CompletenessTests: XCTestCase {
 
         let summary = try await fixture.connection.query("SELECT table_name, percent::float8 AS percent FROM market_data_completeness_summary(30)")
         XCTAssertEqual(summary.map { "\($0["table_name"]!)=\($0["percent"]!)" }, ["market_data_daily=100", "volume_slots=100"])
+
+        // A bar validate quarantined is missing, but refetching would bring the same bad bar back.
+        _ = try await fixture.connection.query("UPDATE market_data_daily SET volume = -1 WHERE symbol = 'AAPL' AND date = $1::date",
+                                               [middle[1]])
+        _ = try await fixture.run(ValidateTask(), args: "{}")
+        let quarantined = try await fixture.run(CompletenessTask(client: fixture.client), args: "{}").decode(Result.self)
+        XCTAssertEqual(quarantined.tables["market_data_daily"]?.missing_before, 1)
+        XCTAssertEqual(quarantined.tables["market_data_daily"]?.quarantined, 1)
+        XCTAssertEqual(quarantined.refetched.ok + quarantined.refetched.failed, 0)
+        XCTAssertEqual(quarantined.tables["market_data_daily"]?.missing_days, [middle[1]])
         await fixture.stop()
     }
 }
