@@ -128,6 +128,12 @@ struct DemoCommand: AsyncParsableCommand {
             WHERE to_regclass(t) IS NOT NULL
             """)
         Output.table(["TABLE", "ROWS", "SIZE"], sizes.map { [$0["name"] ?? "", $0["rows"] ?? "", $0["size"] ?? ""] })
+        if let upcoming = try await connection.query("""
+            SELECT count(*) AS n, string_agg(symbol || ' ' || date || ' ' || replace(time_of_day, '_', ' '), ', ') FILTER (WHERE rn <= 3) AS first
+              FROM (SELECT *, row_number() OVER () AS rn FROM upcoming_earnings(14)) u
+            """).first, let count = upcoming["n"] {
+            print("\nEarnings in the next 14 days (upcoming_earnings(14)): \(count)" + (upcoming["first"].map { ", first: \($0)" } ?? ""))
+        }
         if let backup = try await connection.query(
             "SELECT result ->> 'path' AS path, (result ->> 'bytes')::bigint AS bytes FROM maintenance_jobs WHERE run_id = $1 AND task = 'backup' AND state = 'succeeded'",
             [runID]).first, let path = backup["path"] {

@@ -251,10 +251,12 @@ public struct SampleMarketData: Sendable {
 
     // MARK: - Earnings and float
 
-    /// The Benzinga-style earnings events of `symbol`: one per calendar quarter from the year
+    /// The Benzinga-style earnings events of `symbol`: one per fiscal quarter from the year
     /// before `firstDate` through the year after `lastDate`, announced on a weekday 20 to 44
-    /// days after the quarter ends (the same offset every quarter for a symbol). `fiscal_period`
-    /// is the calendar quarter (Q1...Q4). Time: 08:00 (before the open) for about 45% of
+    /// days after the quarter ends (the same offset every quarter for a symbol). Fiscal quarters
+    /// end in March/June/September/December, or one or two months earlier (a third of symbols
+    /// each), so announcements fall in every part of the year; `fiscal_period` is Q1...Q4 and
+    /// `fiscal_year` the year the quarter ends in. Time: 08:00 (before the open) for about 45% of
     /// symbols, 16:05 (after the close) for about 45%, none for the rest. Events up to
     /// `lastDate` are `confirmed` and have an actual EPS; later ones within 14 days are
     /// `confirmed`, the rest `projected`. Empty for unknown symbols.
@@ -266,9 +268,12 @@ public struct SampleMarketData: Sendable {
         let time: String? = timeShape < 0.45 ? "08:00:00" : (timeShape < 0.9 ? "16:05:00" : nil)
         let baseEPS = 0.2 + 3 * unit(s, 0, 32)
         var rows: [PolygonEarning] = []
+        let shift = Int(unit(s, 0, 38) * 3) % 3
         for year in (firstDate.year - 1)...(lastDate.year + 1) {
             for quarter in 1...4 {
-                let quarterEnd = TradingDate(year: year, month: quarter * 3, day: quarter == 1 || quarter == 4 ? 31 : 30)!
+                let month = quarter * 3 - shift
+                let quarterEnd = (month == 12 ? TradingDate(year: year + 1, month: 1, day: 1)! : TradingDate(year: year, month: month + 1, day: 1)!)
+                    .adding(days: -1)
                 var day = quarterEnd.adding(days: offset)
                 while !day.isWeekday { day = day.adding(days: 1) }
                 let q = UInt64(year * 4 + quarter)

@@ -16,6 +16,7 @@ final class DemoTests: XCTestCase {
             XCTAssertTrue(line?.contains("succeeded") ?? false, "\(task): \(line ?? "missing")")
         }
         XCTAssertTrue(result.output.contains("8 ok, 0 failed"), result.output)
+        XCTAssertTrue(result.output.contains("Earnings in the next 14 days (upcoming_earnings(14)): "), result.output)
         let backups = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("backups").path)
         XCTAssertEqual(backups.filter { $0.hasPrefix("closebell_demo_") && $0.hasSuffix(".sql.gz") }.count, 1, "\(backups)")
         // The demo's API key never reaches the workers' logs.

@@ -27,13 +27,15 @@ final class EarningsTests: XCTestCase {
     func testEarningsLoadsTheWindowOnlyForSymbolsWithoutAFutureDate() async throws {
         let fixture = try await fixture()
         try await fixture.seed(universe)
-        let first = try await fixture.run(EarningsTask(client: fixture.client), args: "{}").decode(Result.self)
+        // 120 days ahead: every sample symbol (quarterly reports) then has a future date, whatever today is.
+        let ahead = #"{"days_ahead": 120}"#
+        let first = try await fixture.run(EarningsTask(client: fixture.client), args: ahead).decode(Result.self)
         XCTAssertEqual(first.candidates, universe.count)
         XCTAssertEqual(first.requests, universe.count)
 
         // Every event of the window, exactly as served.
         let today = NewYorkTime.today()
-        let from = today.adding(days: -100), to = today.adding(days: 90)
+        let from = today.adding(days: -100), to = today.adding(days: 120)
         var expected: [String] = []
         for symbol in universe.sorted() {
             for e in fixture.data.earnings(symbol: symbol) where e.date >= from.description && e.date <= to.description {
@@ -64,16 +66,16 @@ final class EarningsTests: XCTestCase {
         let withFuture = try await fixture.connection.query(
             "SELECT count(DISTINCT symbol)::int AS n FROM ticker_earnings WHERE date >= $1::date", [today.description]).first!.decode("n", as: Int.self)
         XCTAssertEqual(withFuture, universe.count)
-        let second = try await fixture.run(EarningsTask(client: fixture.client), args: "{}").decode(Result.self)
+        let second = try await fixture.run(EarningsTask(client: fixture.client), args: ahead).decode(Result.self)
         XCTAssertEqual(second.candidates, 0)
         XCTAssertEqual(second.requests, 0)
         _ = try await fixture.connection.query("DELETE FROM ticker_earnings WHERE symbol = 'MSFT' AND date >= $1::date", [today.description])
-        let third = try await fixture.run(EarningsTask(client: fixture.client), args: "{}").decode(Result.self)
+        let third = try await fixture.run(EarningsTask(client: fixture.client), args: ahead).decode(Result.self)
         XCTAssertEqual(third.candidates, 1)
         XCTAssertGreaterThan(third.rows_written, 0)
 
         // force refetches all; nothing changed, so nothing is rewritten.
-        let forced = try await fixture.run(EarningsTask(client: fixture.client), args: #"{"force": true, "symbols": ["AAPL", "JPM"]}"#)
+        let forced = try await fixture.run(EarningsTask(client: fixture.client), args: #"{"force": true, "symbols": ["AAPL", "JPM"], "days_ahead": 120}"#)
             .decode(Result.self)
         XCTAssertEqual(forced.candidates, 2)
         XCTAssertEqual(forced.requests, 2)
