@@ -22,7 +22,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         LogSetup.bootstrap(format: settings.logFormat, level: settings.logLevel)
         let logger = Logger(label: "closebell.worker")
-        let environment = try RuntimeEnvironment.load(configPath: settings.config)
+        let environment = try RuntimeEnvironment.load(configPath: settings.config, conninfo: database.conninfo)
         // A database that cannot be reached at start ends the worker with 69 (EX_UNAVAILABLE):
         // systemd restarts it; a configuration error (78) above stops the unit instead.
         try await database.checkReachable()
