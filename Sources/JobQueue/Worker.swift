@@ -197,17 +197,19 @@ public final class Worker: @unchecked Sendable {
         }
         let seconds = Date().timeIntervalSince(started)
         stats.recordFinished(task: job.task, outcome: outcome, seconds: seconds)
+        // A number (microsecond precision), not text formatted per line: this is the hot path.
+        let duration = Logger.MetadataValue.stringConvertible((seconds * 1_000_000).rounded() / 1_000_000)
         switch outcome {
         case .succeeded:
-            jobLogger.info("task_completed", metadata: ["duration_s": "\(String(format: "%.3f", seconds))"])
+            jobLogger.info("task_completed", metadata: ["duration_s": duration])
         case .failed(let record, let retryable, let delay):
             let willRetry = retryable && job.attempt < job.maxAttempts
             jobLogger.error("task_failed", metadata: [
-                "duration_s": "\(String(format: "%.3f", seconds))", "error": "\(record.error)",
+                "duration_s": duration, "error": "\(record.error)",
                 "retry_in_s": willRetry ? "\(String(format: "%.1f", delay))" : "none",
             ])
         case .cancelled:
-            jobLogger.warning("task_cancelled", metadata: ["duration_s": "\(String(format: "%.3f", seconds))"])
+            jobLogger.warning("task_cancelled", metadata: ["duration_s": duration])
         }
         // The slot frees as soon as the task is done; the outcome is written by the ack loop,
         // batched with others (the job keeps its lease until then).

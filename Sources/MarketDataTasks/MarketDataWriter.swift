@@ -178,6 +178,82 @@ public enum MarketDataWriter {
         return rows.affectedRows ?? 0
     }
 
-    /// The exact decimal text of a value (`Decimal.description` never uses an exponent).
-    static func text(_ value: Decimal) -> String { value.description }
+    /// The exact decimal text of a value, as `Decimal.description` writes it (no exponent, no
+    /// trailing fraction zeros). Foundation's `description` divides the 128-bit mantissa digit by
+    /// digit and allocates on the way, which made formatting the largest cost of a load; this
+    /// writes the digits of a mantissa that fits 64 bits directly.
+    static func text(_ value: Decimal) -> String {
+        guard let parts = DecimalParts(value), parts.mantissa != 0 else { return value.isZero ? "0" : value.description }
+        var mantissa = parts.mantissa, exponent = parts.exponent
+        while exponent < 0, mantissa % 10 == 0 {
+            mantissa /= 10
+            exponent += 1
+        }
+        var digits = Array(String(mantissa).utf8)
+        if exponent > 0 {
+            digits.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: exponent))
+        } else if exponent < 0 {
+            let fraction = -exponent
+            if digits.count <= fraction {
+                digits.insert(contentsOf: repeatElement(UInt8(ascii: "0"), count: fraction - digits.count + 1), at: 0)
+            }
+            digits.insert(UInt8(ascii: "."), at: digits.count - fraction)
+        }
+        if parts.negative { digits.insert(UInt8(ascii: "-"), at: 0) }
+        return String(decoding: digits, as: UTF8.self)
+    }
+}
+
+/// The sign, exponent and (64-bit) mantissa of a `Decimal`, read from its storage.
+///
+/// swift-foundation stores a `Decimal` in 20 bytes: an `Int8` exponent; a byte holding the
+/// length in 16-bit words (high 4 bits), the sign (bit 3) and the compact flag (bit 2); two
+/// reserved bytes; eight little-endian 16-bit mantissa words. It does not expose those fields
+/// on Linux. The layout is checked
+/// once against values built through the public API; if it ever differs, `init` always fails
+/// and callers use `description`.
+struct DecimalParts {
+    let negative: Bool
+    let exponent: Int
+    let mantissa: UInt64
+
+    /// Nil for NaN, for a mantissa wider than 64 bits, or when the layout check failed.
+    init?(_ value: Decimal) {
+        guard Self.layoutMatches, let parts = Self.read(value) else { return nil }
+        self = parts
+    }
+
+    private init(negative: Bool, exponent: Int, mantissa: UInt64) {
+        self.negative = negative
+        self.exponent = exponent
+        self.mantissa = mantissa
+    }
+
+    private static func read(_ value: Decimal) -> DecimalParts? {
+        guard MemoryLayout<Decimal>.size == 20 else { return nil }
+        return withUnsafeBytes(of: value) { raw -> DecimalParts? in
+            let exponent = Int(Int8(bitPattern: raw[0]))
+            let length = Int(raw[1] >> 4)
+            let negative = raw[1] & 0x08 != 0
+            guard length > 0 || !negative, length <= 4 else { return nil }
+            var mantissa: UInt64 = 0
+            for word in (0..<length).reversed() {
+                mantissa = mantissa << 16 | UInt64(raw[4 + 2 * word]) | UInt64(raw[5 + 2 * word]) << 8
+            }
+            return DecimalParts(negative: negative, exponent: exponent, mantissa: mantissa)
+        }
+    }
+
+    /// Whether `read` decodes values built through the public API to what they are.
+    private static let layoutMatches: Bool = {
+        let probes: [(Decimal, Bool, Int, UInt64)] = [
+            (Decimal(sign: .minus, exponent: -2, significand: 1234), true, -2, 1234),
+            (Decimal(sign: .plus, exponent: 7, significand: Decimal(UInt64(0x1234_5678_9ABC))), false, 7, 0x1234_5678_9ABC),
+            (Decimal(sign: .plus, exponent: -20, significand: Decimal(UInt64.max)), false, -20, UInt64.max),
+        ]
+        return probes.allSatisfy { value, negative, exponent, mantissa in
+            guard let parts = read(value) else { return false }
+            return parts.negative == negative && parts.exponent == exponent && parts.mantissa == mantissa
+        }
+    }()
 }
