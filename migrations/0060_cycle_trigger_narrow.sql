@@ -59,3 +59,16 @@ CREATE TRIGGER maintenance_jobs_cycle_advance
     FOR EACH STATEMENT
     WHEN (current_setting('closebell.cycle_runs_ended', true) <> '')
     EXECUTE FUNCTION maintenance_jobs_cycle_advance();
+
+-- The same narrowing for 0001's finish-time trigger, which ran its PL/pgSQL function for
+-- every claim and every completion although it only acts when a job becomes final without a
+-- finished_at (a state set by hand): the condition moves into its WHEN. The function is 0001's.
+DROP TRIGGER maintenance_jobs_finish_time ON maintenance_jobs;
+
+CREATE TRIGGER maintenance_jobs_finish_time
+    BEFORE UPDATE OF state ON maintenance_jobs
+    FOR EACH ROW
+    WHEN (NEW.state IN ('succeeded', 'failed', 'cancelled')
+          AND NEW.finished_at IS NULL
+          AND NEW.state IS DISTINCT FROM OLD.state)
+    EXECUTE FUNCTION maintenance_jobs_finish_time();

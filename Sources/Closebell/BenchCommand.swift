@@ -79,8 +79,13 @@ struct QueueBench: AsyncParsableCommand {
     @Option(help: "Drains of each configuration; the minimum and median are printed.") var repeats = 3
     @Option(help: "Jobs enqueued one by one (single INSERTs) for the latency figure.") var latencyJobs = 300
     @Option(help: "Milliseconds between those INSERTs.") var latencyIntervalMs = 20.0
-    @Option(help: "Jobs claimed per pgbench transaction.") var pgbenchBatch = 10
+    @Option(help: "Jobs claimed per pgbench transaction (default: half the high concurrency, capped at 32: what a busy worker claims at once).")
+    var pgbenchBatch: Int?
+
+    private var batch: Int { pgbenchBatch ?? max(1, min(concurrency, 64) / 2) }
     @Option(help: "The workers' --log-level (default: the product's default, info).") var logLevel: String?
+    @Option(help: "Run the workers of another closebell build (a baseline; give it its schema with CLOSEBELL_MIGRATIONS_DIR).")
+    var workerBinary: String?
 
     func run() async throws {
         let bench = try await BenchDatabase.prepare(database, name: "closebell_bench")
@@ -92,7 +97,7 @@ struct QueueBench: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: logs) }
         print("database: fsync=\(settings["fsync"] ?? "?") synchronous_commit=\(settings["sc"] ?? "?"); "
-              + "\(workers) worker processes; log level \(logLevel ?? "info (default)"), JSON lines to a file per worker")
+              + "\(workers) worker processes\(workerBinary.map { " of \($0)" } ?? ""); log level \(logLevel ?? "info (default)"), JSON lines to a file per worker")
 
         // 1. Throughput: N jobs become due at one commit; clocked until the last completion is committed.
         var best: [Int: Double] = [:]
@@ -147,7 +152,7 @@ struct QueueBench: AsyncParsableCommand {
         await connection.close()
         let ceiling = runs.max() ?? 0
         print(String(format: "ceiling: pgbench, %d clients, claim %d + complete per transaction pair: %.0f jobs/s (best of %@)",
-                     workers, pgbenchBatch, ceiling, runs.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
+                     workers, batch, ceiling, runs.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
         for (workerConcurrency, rate) in best.sorted(by: { $0.key < $1.key }) {
             print(String(format: "closebell %d × %d reaches %.0f%% of the ceiling (best run)", workers, workerConcurrency, 100 * rate / ceiling))
         }
@@ -173,12 +178,14 @@ struct QueueBench: AsyncParsableCommand {
         let start = DispatchTime.now().uptimeNanoseconds
         try await connection.execute("COMMIT")
         while true {
+            // Cheap while the queue churns: each condition reads one partial index.
             let idle: Bool = try await connection.query("""
-                SELECT NOT EXISTS (SELECT 1 FROM maintenance_jobs WHERE state IN ('available', 'running')) AS idle
+                SELECT NOT EXISTS (SELECT 1 FROM maintenance_jobs WHERE state = 'available')
+                   AND NOT EXISTS (SELECT 1 FROM maintenance_jobs WHERE state = 'running') AS idle
                 """).first!.decode("idle")
             if idle { break }
             if DispatchTime.now().uptimeNanoseconds - start > 600_000_000_000 { throw CommandFailure("benchmark timed out draining \(jobs) jobs") }
-            try await Task.sleep(nanoseconds: 2_000_000)
+            try await Task.sleep(nanoseconds: 5_000_000)
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let peaks = children.map { Self.peakRSSKiB(pid: $0.pid) }
@@ -197,7 +204,7 @@ struct QueueBench: AsyncParsableCommand {
     }
 
     private func startWorkers(_ url: String, count: Int, concurrency: Int, logDirectory: String) throws -> [ChildProcess] {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let executable = workerBinary ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
         let level = logLevel.map { ["--log-level", $0] } ?? []
         return try (0..<count).map { index in
@@ -241,18 +248,18 @@ struct QueueBench: AsyncParsableCommand {
         throw CommandFailure("benchmark timed out waiting for \(count) jobs")
     }
 
-    /// Runs pgbench with a script that claims `pgbenchBatch` jobs in one transaction and
+    /// Runs pgbench with a script that claims `batch` jobs in one transaction and
     /// completes them in a second, like a worker; returns jobs per second.
     private func runPgbench(_ bench: BenchDatabase) throws -> Double {
         let script = """
-            WITH picked AS (SELECT id FROM maintenance_jobs WHERE state = 'available' AND queue = 'default' AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT \(pgbenchBatch) FOR UPDATE SKIP LOCKED), claimed AS (UPDATE maintenance_jobs j SET state = 'running', attempts = j.attempts + 1, locked_by = 'pgbench-' || :client_id, lease_expires_at = now() + interval '60 seconds', heartbeat_at = now(), started_at = now() FROM picked WHERE j.id = picked.id RETURNING j.id, j.attempts) SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(attempts), '{}') AS attempts FROM claimed \\gset
+            WITH picked AS (SELECT id FROM maintenance_jobs WHERE state = 'available' AND queue = 'default' AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT \(batch) FOR UPDATE SKIP LOCKED), claimed AS (UPDATE maintenance_jobs j SET state = 'running', attempts = j.attempts + 1, locked_by = 'pgbench-' || :client_id, lease_expires_at = now() + interval '60 seconds', heartbeat_at = now(), started_at = now() FROM picked WHERE j.id = picked.id RETURNING j.id, j.attempts) SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(attempts), '{}') AS attempts FROM claimed \\gset
             UPDATE maintenance_jobs j SET state = 'succeeded', finished_at = now(), result = c.result, locked_by = NULL, lease_expires_at = NULL FROM unnest(':ids'::bigint[], ':attempts'::int[], array_fill('{}'::jsonb, ARRAY[cardinality(':ids'::bigint[])])) AS c(id, attempt, result) WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = 'pgbench-' || :client_id AND j.state = 'running';
 
             """
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-pgbench-\(getpid()).sql").path
         try script.write(toFile: path, atomically: true, encoding: .utf8)
         defer { unlink(path) }
-        let perClient = max(1, jobs / pgbenchBatch / workers)
+        let perClient = max(1, jobs / batch / workers)
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-pgbench-\(getpid()).out").path
         defer { unlink(output) }
         let pgbench = bench.cluster?.programPath("pgbench") ?? "pgbench"
@@ -265,7 +272,7 @@ struct QueueBench: AsyncParsableCommand {
               let tps = Double(line.dropFirst(6).split(separator: " ").first ?? "") else {
             throw CommandFailure("pgbench failed: \(text.suffix(500))")
         }
-        return tps * Double(pgbenchBatch)
+        return tps * Double(batch)
     }
 }
 

@@ -60,6 +60,19 @@ final class CycleTriggerTests: XCTestCase {
         XCTAssertEqual(plain, [:])
     }
 
+    func testAStateSetByHandStillGetsItsFinishTime() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("INSERT INTO maintenance_jobs (task) VALUES ('noop'), ('noop')")
+        try await conn.execute("UPDATE maintenance_jobs SET state = 'running'")
+        try await conn.execute("UPDATE maintenance_jobs SET state = 'cancelled' WHERE id = (SELECT min(id) FROM maintenance_jobs)")
+        try await conn.execute("UPDATE maintenance_jobs SET state = 'succeeded', finished_at = '2026-01-02T03:04:05Z' WHERE state = 'running'")
+        let rows = try await conn.query("SELECT state, finished_at IS NOT NULL AS stamped, finished_at = '2026-01-02T03:04:05Z' AS given FROM maintenance_jobs ORDER BY id")
+        XCTAssertEqual(rows.map { $0["state"] }, ["cancelled", "succeeded"])
+        XCTAssertEqual(rows.map { $0["stamped"] }, ["t", "t"], "the cancel by hand got its finished_at")
+        XCTAssertEqual(rows.map { $0["given"] }.last, "t", "a finished_at given by the update is kept")
+    }
+
     func testAFailedStatementLeavesNoMarkedRunBehind() async throws {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
