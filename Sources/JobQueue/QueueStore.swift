@@ -95,7 +95,7 @@ public enum QueueStore {
     /// Claims up to `limit` due jobs of `queue`, highest priority first, and marks them running
     /// with a lease of `leaseSeconds`.
     public static func claim(_ session: PostgresSession, worker: String, queue: String, limit: Int, leaseSeconds: Double) throws -> [ClaimedJob] {
-        let rows = try session.queryPrepared("""
+        let rows = try session.query("""
             WITH picked AS (
                 SELECT id FROM maintenance_jobs
                 WHERE state = 'available' AND queue = $1 AND run_at <= now()
@@ -125,7 +125,7 @@ public enum QueueStore {
     /// missing from the answer was cancelled, rescued or finished by someone else.
     public static func heartbeat(_ session: PostgresSession, worker: String, jobs: [(id: Int64, attempt: Int)], leaseSeconds: Double) throws -> Set<Int64> {
         guard !jobs.isEmpty else { return [] }
-        let rows = try session.queryPrepared("""
+        let rows = try session.query("""
             UPDATE maintenance_jobs AS j
                SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => $4)
               FROM unnest($1::bigint[], $2::int[]) AS h(id, attempt)
@@ -202,7 +202,7 @@ public enum QueueStore {
             attempts.append(job.attempt)
         }
         guard !ids.isEmpty else { return [:] }
-        let rows = try session.queryPrepared("""
+        let rows = try session.query("""
             UPDATE maintenance_jobs AS j
                SET state = CASE WHEN c.ok THEN 'succeeded'
                                 WHEN c.retryable AND j.attempts < j.max_attempts THEN 'available'

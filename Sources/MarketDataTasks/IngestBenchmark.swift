@@ -84,9 +84,33 @@ public enum IngestBenchmark {
                 let label = m.label.padding(toLength: 58, withPad: " ", startingAt: 0)
                 lines.append("  " + label + String(format: " %8d rows %8.3f s %10.0f rows/s", m.rows, m.seconds, m.rowsPerSecond))
             }
+            for (name, ours, copy) in [("daily bars", Labels.dailyEmpty, Labels.dailyCopy), ("volume slots", Labels.slotsEmpty, Labels.slotsCopy)] {
+                if let ratio = ratio(ours, to: copy) {
+                    lines.append(String(format: "  %@: COPY + upsert into an empty table runs at %.0f%% of psql \\copy's rows/s", name, ratio * 100))
+                }
+            }
             if let apiRun { lines.append(apiRun.text) }
             return lines.joined(separator: "\n")
         }
+
+        /// rows/s of the measurement labelled `label` over that of `baseline`.
+        public func ratio(_ label: String, to baseline: String) -> Double? {
+            guard let ours = measurements.first(where: { $0.label == label }),
+                  let base = measurements.first(where: { $0.label == baseline }), base.rowsPerSecond > 0 else { return nil }
+            return ours.rowsPerSecond / base.rowsPerSecond
+        }
+    }
+
+    /// The labels of the measurements the ratios to `psql \copy` compare.
+    public enum Labels {
+        /// The write path into an empty daily table.
+        public static let dailyEmpty = "daily bars: COPY + upsert, empty table"
+        /// psql's \copy into the emptied daily table.
+        public static let dailyCopy = "daily bars: psql \\copy (plain COPY, no upsert)"
+        /// The write path into an empty slots table (already rolled up).
+        public static let slotsEmpty = "slots: COPY + upsert, empty table"
+        /// psql's \copy into the emptied slots table.
+        public static let slotsCopy = "slots: psql \\copy (plain COPY, no upsert)"
     }
 
     /// Figures of the ohlc_daily + volume_slots run against a sample server.
@@ -176,7 +200,7 @@ public enum IngestBenchmark {
                 try await body()
                 report.measurements.append(Measurement(label: label, rows: rows, seconds: elapsedSeconds(since: start, precise: true)))
             }
-            try await timed("daily bars: COPY + upsert, empty table", rows: daily.count) {
+            try await timed(Labels.dailyEmpty, rows: daily.count) {
                 try await connection.withSession { _ = try MarketDataWriter.writeDailyBars(daily, session: $0) }
             }
             try await timed("daily bars: COPY + upsert, rerun (unchanged)", rows: daily.count) {
@@ -193,6 +217,10 @@ public enum IngestBenchmark {
             try await timed("minute bars → slots: roll-up + COPY + upsert, empty table", rows: slots.count) {
                 let rolled = VolumeSlot.rollUp(minutes)
                 try await connection.withSession { _ = try MarketDataWriter.writeVolumeSlots(rolled, session: $0) }
+            }
+            try await connection.execute("TRUNCATE closebell_bench.volume_slots")
+            try await timed(Labels.slotsEmpty, rows: slots.count) {
+                try await connection.withSession { _ = try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
             }
             try await timed("slots: COPY + upsert, rerun (unchanged)", rows: slots.count) {
                 try await connection.withSession { _ = try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
@@ -211,11 +239,11 @@ public enum IngestBenchmark {
             // psql connects through PG* variables: no connection string (or password) on its command line.
             let environment = try ConnectionInfo(parsing: conninfo).environment(includingPassword: true).mapValues { Optional($0) }
             try await connection.execute("TRUNCATE closebell_bench.market_data_daily, closebell_bench.volume_slots")
-            try await timed("daily bars: psql \\copy (plain COPY, no upsert)", rows: daily.count) {
+            try await timed(Labels.dailyCopy, rows: daily.count) {
                 try await psqlCopy(psql, table: "closebell_bench.market_data_daily (symbol, date, open, high, low, close, volume, vwap, trades_count)",
                                    file: dailyFile.path, environment: environment)
             }
-            try await timed("slots: psql \\copy (plain COPY, no upsert)", rows: slots.count) {
+            try await timed(Labels.slotsCopy, rows: slots.count) {
                 try await psqlCopy(psql, table: "closebell_bench.volume_slots (symbol, date, slot_index, volume)",
                                    file: slotFile.path, environment: environment)
             }

@@ -18,9 +18,6 @@ public struct PostgresNotification: Sendable, Equatable {
 /// never on Swift's cooperative pool.
 public final class PostgresSession {
     private var handle: OpaquePointer?
-    /// Statements prepared on this connection by `queryPrepared`: SQL text → statement name.
-    private var prepared: [String: String] = [:]
-    private var preparedCount = 0
     /// Warnings and notices the server sent since the last `takeNotices()` (at most 100 kept).
     public private(set) var notices: [String] = []
 
@@ -128,38 +125,6 @@ public final class PostgresSession {
             PQexecParams(conn, sql, Int32(texts.count), nil, buffer.baseAddress, nil, nil, 0)
         }
         return try consume(result, conn: conn)
-    }
-
-    /// Like `query`, but the statement is parsed and planned once per connection (a named
-    /// prepared statement), then only bound and executed: for the statements a worker runs
-    /// thousands of times a second. When a schema change makes the prepared plan unusable
-    /// (SQLSTATE 0A000, "cached plan must not change result type"), the statement is dropped
-    /// and the error thrown; the next call prepares it again.
-    @discardableResult
-    public func queryPrepared(_ sql: String, _ parameters: [any PostgresBindable] = []) throws -> PostgresRows {
-        let conn = try connection()
-        let name: String
-        if let known = prepared[sql] {
-            name = known
-        } else {
-            preparedCount += 1
-            name = "closebell_\(preparedCount)"
-            _ = try consume(PQprepare(conn, name, sql, Int32(parameters.count), nil), conn: conn)
-            prepared[sql] = name
-        }
-        let cValues = parameters.map { $0.postgresText.map { strdup($0) } ?? nil }
-        defer { cValues.forEach { free($0) } }
-        let pointers = cValues.map { $0.map { UnsafePointer<CChar>($0) } }
-        let result = pointers.withUnsafeBufferPointer { buffer in
-            PQexecPrepared(conn, name, Int32(parameters.count), buffer.baseAddress, nil, nil, 0)
-        }
-        do {
-            return try consume(result, conn: conn)
-        } catch let error as PostgresError where error.sqlState == "0A000" {
-            prepared[sql] = nil
-            _ = try? execute("DEALLOCATE \(name)")
-            throw error
-        }
     }
 
     /// Runs one or more statements without parameters (the simple query protocol); returns the
