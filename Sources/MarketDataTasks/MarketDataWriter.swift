@@ -66,15 +66,27 @@ public enum MarketDataWriter {
         return try session.transaction { tx in
             try tx.execute("""
                 CREATE TEMP TABLE closebell_daily_staging (
-                    symbol text, date date, ts bigint, open numeric, high numeric, low numeric, close numeric,
+                    symbol text, date date, open numeric, high numeric, low numeric, close numeric,
                     volume numeric, vwap numeric, trades_count bigint
                 ) ON COMMIT DROP
                 """)
+            // One row per key, the latest bar winning, chosen here, and the rows in key order
+            // (concurrent writers lock the rows they update in one order): the upsert then needs
+            // no DISTINCT ON, a sort of the whole batch in the server.
             var zone = NewYorkTime.OffsetCache()
+            var latest: [String: (bar: MarketBar, date: String)] = [:]
+            latest.reserveCapacity(bars.count)
+            for bar in bars {
+                let date = zone.local(epochMilliseconds: bar.timestamp).date.description
+                let key = bar.symbol + "\u{1F}" + date
+                if let kept = latest[key], kept.bar.timestamp > bar.timestamp { continue }
+                latest[key] = (bar, date)
+            }
+            let rows = latest.sorted { $0.key < $1.key }
             let staged = try tx.copyIn("COPY closebell_daily_staging FROM STDIN") { writer in
-                for bar in bars {
+                for (_, (bar, date)) in rows {
                     try writer.writeRow([
-                        bar.symbol, zone.local(epochMilliseconds: bar.timestamp).date.description, String(bar.timestamp),
+                        bar.symbol, date,
                         text(bar.open), text(bar.high), text(bar.low), text(bar.close), text(bar.volume),
                         bar.vwap.map(text), bar.tradesCount.map { String($0) },
                     ])
@@ -82,9 +94,8 @@ public enum MarketDataWriter {
             }
             let merged = try tx.execute("""
                 INSERT INTO market_data_daily AS d (symbol, date, open, high, low, close, volume, vwap, trades_count, updated_at)
-                SELECT DISTINCT ON (symbol, date) symbol, date, open, high, low, close, volume, vwap, trades_count, now()
+                SELECT symbol, date, open, high, low, close, volume, vwap, trades_count, now()
                   FROM closebell_daily_staging
-                 ORDER BY symbol, date, ts DESC
                 ON CONFLICT (symbol, date) DO UPDATE
                    SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
                        volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, trades_count = EXCLUDED.trades_count,

@@ -61,6 +61,19 @@ final class WriterTests: XCTestCase {
         await conn.close()
     }
 
+    func testTheLatestBarOfAKeyInOneBatchWins() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        var later = bar("AAPL", "2025-03-10", close: "2", volume: "20")
+        later.timestamp += 60_000
+        let batch = [later, bar("AAPL", "2025-03-10", close: "1", volume: "10"), bar("MSFT", "2025-03-10", close: "3", volume: "30")]
+        let outcome = try await conn.withSession { try MarketDataWriter.writeDailyBars(batch, session: $0) }
+        XCTAssertEqual(outcome, MarketDataWriter.Outcome(staged: 2, written: 2))
+        let rows = try await conn.query("SELECT symbol, close::text AS c FROM market_data_daily ORDER BY 1")
+        XCTAssertEqual(rows.values, [["AAPL", "2"], ["MSFT", "3"]])
+        await conn.close()
+    }
+
     func testVolumeSlotsReplaceADaysSlots() async throws {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
