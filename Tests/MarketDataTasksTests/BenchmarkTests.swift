@@ -14,7 +14,9 @@ final class BenchmarkTests: XCTestCase {
         print(report.text)
         XCTAssertEqual(report.slotRows, 3 * 192)
         XCTAssertEqual(report.minuteBars, 3 * 960)
-        XCTAssertEqual(report.measurements.count, 7)
+        XCTAssertEqual(report.measurements.count, 8)
+        XCTAssertNotNil(report.ratio(IngestBenchmark.Labels.dailyEmpty, to: IngestBenchmark.Labels.dailyCopy))
+        XCTAssertNotNil(report.ratio(IngestBenchmark.Labels.slotsEmpty, to: IngestBenchmark.Labels.slotsCopy))
         XCTAssertTrue(report.measurements.allSatisfy { $0.rows > 0 })
         // 2 grouped-daily requests + one minute request per symbol.
         XCTAssertEqual(report.apiRun?.requests, 2 + 6)
