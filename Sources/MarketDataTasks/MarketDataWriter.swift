@@ -41,7 +41,7 @@ public struct VolumeSlot: Sendable, Equatable, Hashable {
 }
 
 /// The bulk write path of the market-data tables: rows are streamed with `COPY` into a
-/// temporary staging table and merged with ONE `INSERT … ON CONFLICT DO UPDATE`, in one short
+/// temporary staging table (one per connection, emptied at each commit) and merged with ONE `INSERT … ON CONFLICT DO UPDATE`, in one short
 /// transaction. Rows whose values did not change are not rewritten (no dead tuples on an
 /// idempotent rerun). All functions block: call them inside `PostgresConnection.withSession`.
 public enum MarketDataWriter {
@@ -64,11 +64,9 @@ public enum MarketDataWriter {
     public static func writeDailyBars(_ bars: [MarketBar], session: PostgresSession) throws -> Outcome {
         guard !bars.isEmpty else { return Outcome(staged: 0, written: 0) }
         return try session.transaction { tx in
-            try tx.execute("""
-                CREATE TEMP TABLE closebell_daily_staging (
-                    symbol text, date date, open numeric, high numeric, low numeric, close numeric,
-                    volume numeric, vwap numeric, trades_count bigint
-                ) ON COMMIT DROP
+            try stagingTable(tx, "closebell_daily_staging", """
+                symbol text, date date, open numeric, high numeric, low numeric, close numeric,
+                volume numeric, vwap numeric, trades_count bigint
                 """)
             // One row per key, the latest bar winning, chosen here, and the rows in key order
             // (concurrent writers lock the rows they update in one order): the upsert then needs
@@ -115,10 +113,7 @@ public enum MarketDataWriter {
     public static func writeVolumeSlots(_ slots: [VolumeSlot], session: PostgresSession) throws -> Outcome {
         guard !slots.isEmpty else { return Outcome(staged: 0, written: 0) }
         return try session.transaction { tx in
-            try tx.execute("""
-                CREATE TEMP TABLE closebell_slots_staging (symbol text, date date, slot_index smallint, volume numeric)
-                ON COMMIT DROP
-                """)
+            try stagingTable(tx, "closebell_slots_staging", "symbol text, date date, slot_index smallint, volume numeric")
             let staged = try tx.copyIn("COPY closebell_slots_staging FROM STDIN") { writer in
                 for slot in slots {
                     try writer.writeRow([slot.symbol, slot.date.description, String(slot.slotIndex), text(slot.volume)])
@@ -139,6 +134,15 @@ public enum MarketDataWriter {
                 """)
             return Outcome(staged: staged, written: (merged.affectedRows ?? 0) + (removed.affectedRows ?? 0))
         }
+    }
+
+    /// Creates the connection's temporary staging table `name` unless it exists. Its rows go at
+    /// every commit or rollback (`ON COMMIT DELETE ROWS`), so a task that writes thousands of
+    /// batches on one connection creates it once instead of adding and dropping catalog rows
+    /// for every batch.
+    private static func stagingTable(_ tx: PostgresSession, _ name: String, _ columns: String) throws {
+        let exists = try tx.query("SELECT to_regclass($1) IS NOT NULL AS found", ["pg_temp." + name]).first?["found"] == "t"
+        if !exists { try tx.execute("CREATE TEMP TABLE \(name) (\(columns)) ON COMMIT DELETE ROWS") }
     }
 
     /// Upserts one symbol's ticker details into `ticker_metadata` (sector and shares derived
