@@ -329,12 +329,13 @@ struct IngestBench: AsyncParsableCommand {
     @Option(help: "Symbols of daily bars (a full-market day is about 11,000).") var dailySymbols = 11_000
     @Option(help: "Symbols of minute bars.") var minuteSymbols = 300
     @Option(help: "Symbols of the API run against the sample server (0 skips it).") var apiSymbols = 300
+    @Option(help: "Measurements of each pair behind the ratios to \\copy (interleaved; the best of each is kept).") var repeats = 3
 
     func run() async throws {
         let bench = try await BenchDatabase.prepare(database, name: "closebell_bench")
         defer { bench.finish() }
         let report = try await IngestBenchmark.run(conninfo: bench.url, dailySymbols: dailySymbols, minuteSymbols: minuteSymbols,
-                                                  api: IngestBenchmark.APIRunOptions(symbols: apiSymbols))
+                                                  api: IngestBenchmark.APIRunOptions(symbols: apiSymbols), repeats: repeats)
         print(report.text)
     }
 }

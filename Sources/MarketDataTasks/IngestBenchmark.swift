@@ -86,7 +86,7 @@ public enum IngestBenchmark {
             }
             for (name, ours, copy) in [("daily bars", Labels.dailyEmpty, Labels.dailyCopy), ("volume slots", Labels.slotsEmpty, Labels.slotsCopy)] {
                 if let ratio = ratio(ours, to: copy) {
-                    lines.append(String(format: "  %@: COPY + upsert into an empty table runs at %.0f%% of psql \\copy's rows/s", name, ratio * 100))
+                    lines.append(String(format: "  %@: COPY + upsert into an empty table runs at %.0f%% of psql \\copy's rows/s (best of each)", name, ratio * 100))
                 }
             }
             if let apiRun { lines.append(apiRun.text) }
@@ -179,7 +179,7 @@ public enum IngestBenchmark {
     /// on PATH. Everything is written in the scratch schema `closebell_bench`.
     public static func run(conninfo: String?, dailySymbols: Int = 11_000, minuteSymbols: Int = 300,
                            date: CivilDate = CivilDate("2025-03-10")!, psqlPath: String? = nil,
-                           api: APIRunOptions = APIRunOptions()) async throws -> Report {
+                           api: APIRunOptions = APIRunOptions(), repeats: Int = 1) async throws -> Report {
         let daily = syntheticDailyBars(symbols: dailySymbols, date: date)
         let minutes = syntheticMinuteBars(symbols: minuteSymbols, date: date)
         let slots = VolumeSlot.rollUp(minutes)
@@ -195,10 +195,16 @@ public enum IngestBenchmark {
                 CREATE TABLE closebell_bench.volume_slots (LIKE public.volume_slots INCLUDING ALL);
                 SET search_path = closebell_bench, public;
                 """)
+            // A label measured again keeps its best time.
             func timed(_ label: String, rows: Int, _ body: () async throws -> Void) async throws {
                 let start = ContinuousClock.now
                 try await body()
-                report.measurements.append(Measurement(label: label, rows: rows, seconds: elapsedSeconds(since: start, precise: true)))
+                let seconds = elapsedSeconds(since: start, precise: true)
+                if let index = report.measurements.firstIndex(where: { $0.label == label }) {
+                    report.measurements[index].seconds = min(report.measurements[index].seconds, seconds)
+                } else {
+                    report.measurements.append(Measurement(label: label, rows: rows, seconds: seconds))
+                }
             }
             try await timed(Labels.dailyEmpty, rows: daily.count) {
                 try await connection.withSession { _ = try MarketDataWriter.writeDailyBars(daily, session: $0) }
@@ -246,6 +252,25 @@ public enum IngestBenchmark {
             try await timed(Labels.slotsCopy, rows: slots.count) {
                 try await psqlCopy(psql, table: "closebell_bench.volume_slots (symbol, date, slot_index, volume)",
                                    file: slotFile.path, environment: environment)
+            }
+            // The pairs behind the ratios again, interleaved, each into an emptied table.
+            for _ in 1..<max(1, repeats) {
+                try await connection.execute("TRUNCATE closebell_bench.market_data_daily, closebell_bench.volume_slots")
+                try await timed(Labels.dailyEmpty, rows: daily.count) {
+                    try await connection.withSession { _ = try MarketDataWriter.writeDailyBars(daily, session: $0) }
+                }
+                try await timed(Labels.slotsEmpty, rows: slots.count) {
+                    try await connection.withSession { _ = try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
+                }
+                try await connection.execute("TRUNCATE closebell_bench.market_data_daily, closebell_bench.volume_slots")
+                try await timed(Labels.dailyCopy, rows: daily.count) {
+                    try await psqlCopy(psql, table: "closebell_bench.market_data_daily (symbol, date, open, high, low, close, volume, vwap, trades_count)",
+                                       file: dailyFile.path, environment: environment)
+                }
+                try await timed(Labels.slotsCopy, rows: slots.count) {
+                    try await psqlCopy(psql, table: "closebell_bench.volume_slots (symbol, date, slot_index, volume)",
+                                       file: slotFile.path, environment: environment)
+                }
             }
             let counts = try await connection.query("""
                 SELECT (SELECT count(*) FROM closebell_bench.market_data_daily) AS d, (SELECT count(*) FROM closebell_bench.volume_slots) AS s
