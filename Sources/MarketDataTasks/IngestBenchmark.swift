@@ -244,24 +244,7 @@ public enum IngestBenchmark {
             try tsv(slots.map { [$0.symbol, $0.date.description, String($0.slotIndex), "\($0.volume)"] }).write(to: slotFile)
             // psql connects through PG* variables: no connection string (or password) on its command line.
             let environment = try ConnectionInfo(parsing: conninfo).environment(includingPassword: true).mapValues { Optional($0) }
-            try await connection.execute("TRUNCATE closebell_bench.market_data_daily, closebell_bench.volume_slots")
-            try await timed(Labels.dailyCopy, rows: daily.count) {
-                try await psqlCopy(psql, table: "closebell_bench.market_data_daily (symbol, date, open, high, low, close, volume, vwap, trades_count)",
-                                   file: dailyFile.path, environment: environment)
-            }
-            try await timed(Labels.slotsCopy, rows: slots.count) {
-                try await psqlCopy(psql, table: "closebell_bench.volume_slots (symbol, date, slot_index, volume)",
-                                   file: slotFile.path, environment: environment)
-            }
-            // The pairs behind the ratios again, interleaved, each into an emptied table.
-            for _ in 1..<max(1, repeats) {
-                try await connection.execute("TRUNCATE closebell_bench.market_data_daily, closebell_bench.volume_slots")
-                try await timed(Labels.dailyEmpty, rows: daily.count) {
-                    try await connection.withSession { _ = try MarketDataWriter.writeDailyBars(daily, session: $0) }
-                }
-                try await timed(Labels.slotsEmpty, rows: slots.count) {
-                    try await connection.withSession { _ = try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
-                }
+            func psqlCopies() async throws {
                 try await connection.execute("TRUNCATE closebell_bench.market_data_daily, closebell_bench.volume_slots")
                 try await timed(Labels.dailyCopy, rows: daily.count) {
                     try await psqlCopy(psql, table: "closebell_bench.market_data_daily (symbol, date, open, high, low, close, volume, vwap, trades_count)",
@@ -271,6 +254,18 @@ public enum IngestBenchmark {
                     try await psqlCopy(psql, table: "closebell_bench.volume_slots (symbol, date, slot_index, volume)",
                                        file: slotFile.path, environment: environment)
                 }
+            }
+            try await psqlCopies()
+            // The pairs behind the ratios again, interleaved, each into an emptied table.
+            for _ in 1..<max(1, repeats) {
+                try await connection.execute("TRUNCATE closebell_bench.market_data_daily, closebell_bench.volume_slots")
+                try await timed(Labels.dailyEmpty, rows: daily.count) {
+                    try await connection.withSession { _ = try MarketDataWriter.writeDailyBars(daily, session: $0) }
+                }
+                try await timed(Labels.slotsEmpty, rows: slots.count) {
+                    try await connection.withSession { _ = try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
+                }
+                try await psqlCopies()
             }
             let counts = try await connection.query("""
                 SELECT (SELECT count(*) FROM closebell_bench.market_data_daily) AS d, (SELECT count(*) FROM closebell_bench.volume_slots) AS s

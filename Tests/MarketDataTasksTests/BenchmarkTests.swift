@@ -10,7 +10,7 @@ final class BenchmarkTests: XCTestCase {
         let db = try TestCluster.migratedDatabase()
         let report = try await IngestBenchmark.run(
             conninfo: db.url, dailySymbols: 300, minuteSymbols: 3,
-            api: .init(symbols: 6, days: 2, latency: 0.01, requestsPerSecond: 200, concurrency: 4))
+            api: .init(symbols: 6, days: 2, latency: 0.01, requestsPerSecond: 200, concurrency: 4), repeats: 2)
         print(report.text)
         XCTAssertEqual(report.slotRows, 3 * 192)
         XCTAssertEqual(report.minuteBars, 3 * 960)
