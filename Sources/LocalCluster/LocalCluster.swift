@@ -74,7 +74,7 @@ public final class LocalCluster: Sendable {
                 logging_collector = off
                 log_min_messages = warning
                 autovacuum_naptime = 10s
-
+                \(Self.timescaleInstalled(binDirectory: binDirectory) ? "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = off\n" : "")
                 """
             let conf = dataDirectory.appendingPathComponent("postgresql.conf")
             let handle = try FileHandle(forWritingTo: conf)
@@ -180,6 +180,18 @@ public final class LocalCluster: Sendable {
             if fm.isExecutableFile(atPath: "\(dir)/initdb") { return URL(fileURLWithPath: String(dir)) }
         }
         throw LocalClusterError.serverNotInstalled
+    }
+
+    /// True when TimescaleDB is installed for the server in `binDirectory` (its library in
+    /// `pg_config --pkglibdir` and its control file under `pg_config --sharedir`): a new
+    /// cluster then preloads it, so a database can `CREATE EXTENSION timescaledb`.
+    public static func timescaleInstalled(binDirectory: URL) -> Bool {
+        guard let result = try? runProcess(binDirectory.appendingPathComponent("pg_config").path, ["--pkglibdir", "--sharedir"]),
+              result.status == 0 else { return false }
+        let dirs = result.output.split(separator: "\n").map(String.init)
+        guard dirs.count == 2 else { return false }
+        let fm = FileManager.default
+        return fm.fileExists(atPath: dirs[0] + "/timescaledb.so") && fm.fileExists(atPath: dirs[1] + "/extension/timescaledb.control")
     }
 
     /// Asks the kernel for a free TCP port on 127.0.0.1.

@@ -8,11 +8,18 @@ public struct CompressSettings: Sendable, Equatable {
     public var olderThanDays: Int
     /// The column compressed data is segmented by, when a hypertable has it (default `symbol`).
     public var segmentBy: String
+    /// `lock_timeout` of the compression statements, in milliseconds (default 5000; 0 waits
+    /// forever). Turning compression on needs an ACCESS EXCLUSIVE lock on the hypertable and
+    /// compressing a chunk an EXCLUSIVE lock on it: a statement waiting behind a long
+    /// transaction would queue every later reader of the table behind itself, so it gives up
+    /// instead and the job fails naming the table or chunk (the queue retries it later).
+    public var lockTimeoutMilliseconds: Int
 
     /// Creates settings; every argument has the documented default.
-    public init(olderThanDays: Int = 7, segmentBy: String = "symbol") {
+    public init(olderThanDays: Int = 7, segmentBy: String = "symbol", lockTimeoutMilliseconds: Int = 5000) {
         self.olderThanDays = olderThanDays
         self.segmentBy = segmentBy
+        self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
     }
 
     /// Checks ranges and names.
@@ -23,6 +30,10 @@ public struct CompressSettings: Sendable, Equatable {
         guard Catalog.isPlainName(segmentBy, allowSchema: false) else {
             throw MaintenanceError.invalidSetting(key: "compress.segment_by", reason: "\"\(segmentBy)\" is not a plain column name")
         }
+        guard (0...86_400_000).contains(lockTimeoutMilliseconds) else {
+            throw MaintenanceError.invalidSetting(
+                key: "compress.lock_timeout_ms", reason: "must be 0...86400000 (0 waits forever), got \(lockTimeoutMilliseconds)")
+        }
     }
 }
 
@@ -32,9 +43,12 @@ public struct CompressTableReport: Sendable, Codable, Equatable {
     public var table: String
     /// True when this run turned compression on.
     public var compressionEnabled: Bool
-    /// Chunks compressed by this run.
+    /// Chunks compressed by this run (recompressed ones included).
     public var chunksCompressed: Int
-    /// `hypertable_size` before and after.
+    /// Of those, chunks that were compressed already and had rows written since (TimescaleDB
+    /// keeps such rows uncompressed until the chunk is compressed again).
+    public var chunksRecompressed: Int
+    /// `hypertable_size` (chunks, compressed data and indexes) before this run.
     public var bytesBefore: Int64
     /// `hypertable_size` after.
     public var bytesAfter: Int64
@@ -43,6 +57,7 @@ public struct CompressTableReport: Sendable, Codable, Equatable {
         case table
         case compressionEnabled = "compression_enabled"
         case chunksCompressed = "chunks_compressed"
+        case chunksRecompressed = "chunks_recompressed"
         case bytesBefore = "bytes_before"
         case bytesAfter = "bytes_after"
     }
@@ -60,24 +75,40 @@ public struct CompressReport: Sendable, Codable, Equatable {
     public var olderThanDays: Int?
     /// One entry per hypertable.
     public var tables: [CompressTableReport]?
+    /// Chunks compressed across all hypertables.
+    public var chunksCompressed: Int?
+    /// The hypertables' total size before this run.
+    public var bytesBefore: Int64?
+    /// Their total size after.
+    public var bytesAfter: Int64?
+
+    /// A report of a run that did nothing, and why.
+    static func skipped(_ reason: String, version: String? = nil) -> CompressReport {
+        CompressReport(skipped: true, reason: reason, timescaledbVersion: version)
+    }
 
     enum CodingKeys: String, CodingKey {
         case skipped, reason, tables
         case timescaledbVersion = "timescaledb_version"
         case olderThanDays = "older_than_days"
+        case chunksCompressed = "chunks_compressed"
+        case bytesBefore = "bytes_before"
+        case bytesAfter = "bytes_after"
     }
 }
 
 /// The `compress` task: on TimescaleDB, enables compression (segmented by symbol, ordered by
 /// the time column, newest first) on hypertables lacking it and compresses chunks older than
-/// N days, one chunk per statement (so one per transaction). On plain PostgreSQL it succeeds
-/// with `{"skipped": true, "reason": "timescaledb extension not installed"}`.
+/// N days, one chunk per statement (so one per transaction): chunks never compressed, and
+/// compressed ones that had rows written since. Every statement runs under
+/// `compress.lock_timeout_ms`. On plain PostgreSQL or the Apache-licensed build it succeeds
+/// with `{"skipped": true, "reason": …}`.
 ///
 /// Args: `older_than_days`.
 public struct CompressTask: JobTask {
     /// `compress`.
     public let name = "compress"
-    /// Threshold and segmentation.
+    /// Threshold, segmentation and lock timeout.
     public let settings: CompressSettings
 
     /// Creates the task.
@@ -100,6 +131,9 @@ public struct CompressTask: JobTask {
             let report = try await Self.execute(
                 settings: effective, connection: connection, checkCancellation: { try context.checkCancellation() })
             await connection.close()
+            context.logger.info("compress_finished", metadata: [
+                "chunks_compressed": "\(report.chunksCompressed ?? 0)", "skipped": "\(report.skipped)",
+            ])
             return try JobResult(report)
         } catch {
             await connection.close()
@@ -111,14 +145,16 @@ public struct CompressTask: JobTask {
         settings: CompressSettings, connection: PostgresConnection, checkCancellation: @escaping @Sendable () throws -> Void
     ) async throws -> CompressReport {
         guard let version = try await connection.withSession({ try Catalog.timescaleVersion(session: $0) }) else {
-            return CompressReport(skipped: true, reason: "timescaledb extension not installed")
+            return .skipped("timescaledb extension not installed")
         }
         let license: String = try await connection.query(TimescaleSQL.license).first?.decodeIfPresent("timescaledb.license") ?? ""
         if license == "apache" {
-            return CompressReport(
-                skipped: true, reason: "timescaledb is the Apache-2 licensed build (timescaledb.license = apache); compression needs the community license",
-                timescaledbVersion: version)
+            return .skipped(
+                "timescaledb is the Apache-2 licensed build (timescaledb.license = apache); compression needs the community license",
+                version: version)
         }
+        // This connection is the task's own: the setting lasts until it is closed.
+        try await connection.execute("SET lock_timeout = \(settings.lockTimeoutMilliseconds)")
         var reports: [CompressTableReport] = []
         let hypertables = try await connection.query(TimescaleSQL.hypertables)
         for row in hypertables {
@@ -126,7 +162,9 @@ public struct CompressTask: JobTask {
             let schema: String = try row.decode("schema"), table: String = try row.decode("name")
             let quoted: String = try row.decode("quoted")
             let enabled: Bool = try row.decode("compression_enabled")
-            var report = CompressTableReport(table: "\(schema).\(table)", compressionEnabled: false, chunksCompressed: 0, bytesBefore: 0, bytesAfter: 0)
+            var report = CompressTableReport(
+                table: "\(schema).\(table)", compressionEnabled: false, chunksCompressed: 0, chunksRecompressed: 0,
+                bytesBefore: 0, bytesAfter: 0)
             report.bytesBefore = try await connection.query(TimescaleSQL.hypertableSize, [quoted]).first?.decodeIfPresent("bytes") ?? 0
             if !enabled {
                 let statement = try await connection.withSession { session -> String? in
@@ -138,18 +176,39 @@ public struct CompressTask: JobTask {
                     return TimescaleSQL.enableCompression(table: resolved.quoted, segmentBy: segment?.quoted, orderBy: timeColumn.quoted)
                 }
                 guard let statement else { continue }
-                try await connection.execute(statement)
+                try await run(statement, operation: "compress: enabling compression on \(report.table)", settings: settings, connection: connection)
                 report.compressionEnabled = true
             }
-            let chunks = try await connection.query(TimescaleSQL.uncompressedChunksOlderThan, [quoted, settings.olderThanDays])
+            let chunks = try await connection.query(TimescaleSQL.chunksToCompress, [quoted, settings.olderThanDays])
             for chunk in chunks {
                 try checkCancellation()
-                try await connection.execute(TimescaleSQL.compressStatement(chunk: try chunk.decode("chunk"), version: version))
+                let name: String = try chunk.decode("chunk")
+                try await run(
+                    TimescaleSQL.compressStatement(chunk: name, version: version),
+                    operation: "compress: compressing chunk \(name) of \(report.table)", settings: settings, connection: connection)
                 report.chunksCompressed += 1
+                if try chunk.decode("compressed", as: Bool.self) { report.chunksRecompressed += 1 }
             }
             report.bytesAfter = try await connection.query(TimescaleSQL.hypertableSize, [quoted]).first?.decodeIfPresent("bytes") ?? 0
             reports.append(report)
         }
-        return CompressReport(skipped: false, timescaledbVersion: version, olderThanDays: settings.olderThanDays, tables: reports)
+        return CompressReport(
+            skipped: false, timescaledbVersion: version, olderThanDays: settings.olderThanDays, tables: reports,
+            chunksCompressed: reports.reduce(0) { $0 + $1.chunksCompressed },
+            bytesBefore: reports.reduce(0) { $0 + $1.bytesBefore }, bytesAfter: reports.reduce(0) { $0 + $1.bytesAfter })
+    }
+
+    /// Runs one compression statement; a server error comes back naming what was being done
+    /// (and, for a lock wait that ran out, the setting that bounds it).
+    static func run(_ statement: String, operation: String, settings: CompressSettings, connection: PostgresConnection) async throws {
+        do {
+            try await connection.execute(statement)
+        } catch let error as PostgresError where error.sqlState == "55P03" {
+            throw MaintenanceError.database(
+                operation: "\(operation): gave up waiting for a lock after compress.lock_timeout_ms = \(settings.lockTimeoutMilliseconds)",
+                error: error)
+        } catch let error as PostgresError where error.kind == .server {
+            throw MaintenanceError.database(operation: operation, error: error)
+        }
     }
 }

@@ -2,10 +2,10 @@ import PostgresClient
 
 /// Every TimescaleDB statement closebell runs, in one place (documented in `sql/timescaledb.sql`).
 ///
-/// TimescaleDB cannot be installed where the test suite runs, so these texts are kept small,
-/// reviewable and unit-tested as strings; each one is only reached after
-/// `installedVersion` found the extension. Table and chunk names are spliced in only after the
-/// catalog quoted them (`format('%I.%I')`), and are then passed as string literals.
+/// Checked against TimescaleDB 2.28.3 on PostgreSQL 15 (the suite's TimescaleTests run them
+/// when the extension is installed); each one is only reached after `installedVersion` found
+/// the extension. Table and chunk names are spliced in only after the catalog quoted them
+/// (`format('%I.%I')`), and are then passed as string literals.
 public enum TimescaleSQL {
     /// The extension's version (`pg_extension.extversion`); no row without TimescaleDB.
     public static let installedVersion =
@@ -73,14 +73,17 @@ public enum TimescaleSQL {
         return "ALTER TABLE \(quotedTable) SET (\(options.joined(separator: ", ")))"
     }
 
-    /// The uncompressed chunks of hypertable $1 whose range ended more than $2 days ago,
-    /// oldest first, as quoted names.
-    public static let uncompressedChunksOlderThan = """
-        SELECT s.chunk::text AS chunk
+    /// The chunks of hypertable $1 whose range ended more than $2 days ago and that need
+    /// compressing, oldest first, as quoted names: those not compressed, and compressed ones
+    /// that had rows written since (chunk status bits: 1 compressed, 2 unordered, 8 partial;
+    /// `compress_chunk` recompresses those). `compressed` tells which kind each is.
+    public static let chunksToCompress = """
+        SELECT format('%I.%I', ch.chunk_schema, ch.chunk_name) AS chunk, (c.status & 1) = 1 AS compressed
           FROM show_chunks($1::regclass, older_than => make_interval(days => $2::int)) AS s(chunk)
           JOIN timescaledb_information.chunks ch
             ON format('%I.%I', ch.chunk_schema, ch.chunk_name)::regclass = s.chunk
-         WHERE NOT ch.is_compressed
+          JOIN _timescaledb_catalog.chunk c ON c.schema_name = ch.chunk_schema AND c.table_name = ch.chunk_name
+         WHERE (c.status & 1) = 0 OR (c.status & 10) <> 0
          ORDER BY ch.range_start
         """
 

@@ -125,7 +125,7 @@ final class VacuumCompressTests: XCTestCase {
         let conn = try await PostgresConnection.connect(db.url)
         try await conn.execute("PREPARE v AS \(TimescaleSQL.installedVersion)")
         for (i, sql) in [TimescaleSQL.timeDimension, TimescaleSQL.hypertables, TimescaleSQL.isHypertable,
-                         TimescaleSQL.uncompressedChunksOlderThan, TimescaleSQL.hypertableDetailedSize,
+                         TimescaleSQL.chunksToCompress, TimescaleSQL.hypertableDetailedSize,
                          TimescaleSQL.dropChunks(columnType: "date"), TimescaleSQL.countDroppableChunks(columnType: "timestamptz")].enumerated() {
             let body = sql.replacingOccurrences(of: "$1", with: "a").replacingOccurrences(of: "$2", with: "b")
                 .replacingOccurrences(of: "$3", with: "c")

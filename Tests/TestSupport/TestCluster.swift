@@ -95,6 +95,41 @@ extension TestCluster {
     }
 }
 
+extension TestCluster {
+    /// True when the shared cluster preloads TimescaleDB (LocalCluster does so when the
+    /// extension is installed on this machine). Tests of the TimescaleDB paths skip otherwise.
+    public static func timescaleAvailable() throws -> Bool {
+        let session = try PostgresSession(conninfo: try shared().url(database: "postgres"))
+        defer { session.close() }
+        return try session.query(
+            """
+            SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+                   AND 'timescaledb' = ANY(string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) AS ok
+            """
+        ).first?.decode("ok") ?? false
+    }
+
+    /// Creates a database with the `timescaledb` extension created before every migration
+    /// runs (so 0002 makes hypertables) and returns its connection URL. Each one is migrated
+    /// on its own: TimescaleDB's scheduler stays connected to a database with the extension,
+    /// so such a database cannot serve as a template. Call only when `timescaleAvailable()`.
+    public static func timescaleDatabase(_ prefix: String = "ts", on cluster: LocalCluster? = nil) throws -> (url: String, name: String) {
+        let cluster = try cluster ?? shared()
+        lock.lock()
+        counter += 1
+        let name = "\(prefix.lowercased())_\(getpid())_\(counter)"
+        lock.unlock()
+        try cluster.createDatabaseIfMissing(name)
+        let url = cluster.url(database: name)
+        let session = try PostgresSession(conninfo: url)
+        defer { session.close() }
+        try session.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        let migrator = try Migrator(directory: migrationsDirectory)
+        _ = try Migrator.migrate(session, files: migrator.files)
+        return (url, name)
+    }
+}
+
 /// Runs the built `closebell` executable, for tests of whole processes.
 public enum ClosebellBinary {
     /// The executable next to the test bundle (`.build/debug/closebell`).
