@@ -40,12 +40,18 @@ public enum TimescaleSQL {
                         WHERE h.hypertable_schema = $1 AND h.hypertable_name = $2) AS hyper
         """
 
-    /// Sizes of a hypertable summed over its chunks ($1 the quoted name), with the column
-    /// names of the plain-table size query.
+    /// Sizes and tuple counts of a hypertable summed over its chunks ($1 the quoted name), with
+    /// the column names of the plain-table size query (the root table itself holds no rows).
+    /// The tuple counts are those of the chunks' row storage: rows in compressed chunks are not
+    /// counted.
     public static let hypertableDetailedSize = """
         SELECT coalesce(sum(d.total_bytes), 0)::bigint AS total_bytes,
                coalesce(sum(d.table_bytes + coalesce(d.toast_bytes, 0)), 0)::bigint AS table_bytes,
-               coalesce(sum(d.index_bytes), 0)::bigint AS index_bytes
+               coalesce(sum(d.index_bytes), 0)::bigint AS index_bytes,
+               (SELECT coalesce(sum(s.n_dead_tup), 0)::bigint FROM show_chunks($1::regclass) c
+                  JOIN pg_stat_user_tables s ON s.relid = c) AS dead_tuples,
+               (SELECT coalesce(sum(s.n_live_tup), 0)::bigint FROM show_chunks($1::regclass) c
+                  JOIN pg_stat_user_tables s ON s.relid = c) AS live_tuples
           FROM hypertable_detailed_size($1::regclass) d
         """
 

@@ -235,6 +235,8 @@ public struct VacuumTask: JobTask {
             sizes.totalBytes = try hyper.decode("total_bytes")
             sizes.tableBytes = try hyper.decode("table_bytes")
             sizes.indexBytes = try hyper.decode("index_bytes")
+            sizes.deadTuples = try hyper.decode("dead_tuples")
+            sizes.liveTuples = try hyper.decode("live_tuples")
         }
         return sizes
     }

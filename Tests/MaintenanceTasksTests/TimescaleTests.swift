@@ -140,7 +140,7 @@ final class TimescaleTests: XCTestCase {
                    ('NVDA', (now() AT TIME ZONE 'America/New_York')::date - 100, 1, 2, 0.5, 1.5, 43)
             ON CONFLICT (symbol, date) DO UPDATE SET volume = EXCLUDED.volume
             """)
-        let partial = "SELECT count(*) AS n FROM _timescaledb_catalog.chunk WHERE (status & 8) <> 0 AND NOT dropped"
+        let partial = "SELECT count(*) AS n FROM _timescaledb_catalog.chunk WHERE (status & 8) <> 0"
         let partialBefore = try await int(conn, partial)
         XCTAssertEqual(partialBefore, 1)
         let result = try object(try await CompressTask().run(makeContext(url: db.url, task: "compress")))
@@ -246,6 +246,42 @@ final class TimescaleTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(oldest), try XCTUnwrap(chunkBeforeCutoff))
         let leftOver = try await int(conn, "SELECT count(*) AS n FROM show_chunks('market_data_daily', older_than => $1::date)", [cutoff])
         XCTAssertEqual(leftOver, 0)
+    }
+
+    func testRetentionOnANonTimeColumnOrWithAFilterKeepsEveryInWindowRowOfAHypertable() async throws {
+        let db = try TestCluster.timescaleDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await seed(conn)
+        // updated_at is not the time dimension: rows loaded long ago carry an old updated_at.
+        try await conn.execute(
+            """
+            UPDATE market_data_daily SET updated_at = CASE WHEN date < (now() AT TIME ZONE 'America/New_York')::date - 250
+                                                           THEN now() - interval '300 days' ELSE now() END
+            """)
+        let cutoffText = try await text(conn, "SELECT ((now() AT TIME ZONE 'America/New_York')::date - 30)::text AS v")
+        let cutoff = try XCTUnwrap(cutoffText)
+        let dailyKept = "SELECT count(*)::text || '/' || sum(volume)::text AS v FROM market_data_daily WHERE updated_at >= now() - interval '200 days'"
+        let slotsKept = "SELECT count(*)::text || '/' || sum(volume)::text AS v FROM volume_slots WHERE symbol <> 'AAPL' OR date >= $1::date"
+        let dailyBefore = try await text(conn, dailyKept)
+        let slotsBefore = try await text(conn, slotsKept, [cutoff])
+        let expectedDaily = try await int(conn, "SELECT count(*) AS n FROM market_data_daily WHERE updated_at < now() - interval '200 days'")
+        let expectedSlots = try await int(conn, "SELECT count(*) AS n FROM volume_slots WHERE symbol = 'AAPL' AND date < $1::date", [cutoff])
+        XCTAssertGreaterThan(expectedDaily, 0)
+        XCTAssertGreaterThan(expectedSlots, 0)
+        let settings = RetentionSettings(rules: [
+            RetentionRule(table: "market_data_daily", column: "updated_at", days: 200),
+            RetentionRule(table: "volume_slots", column: "date", days: 30, filterColumn: "symbol", filterValues: ["AAPL"]),
+        ], batchSize: 100)
+        let result = try object(try await RetentionTask(settings: settings).run(makeContext(url: db.url, task: "retention")))
+        let tables = try XCTUnwrap(result["tables"] as? [[String: Any]])
+        XCTAssertEqual(tables.compactMap { $0["method"] as? String }, ["batched_delete", "batched_delete"])
+        XCTAssertEqual(tables.compactMap { $0["rows_removed"] as? Int }, [expectedDaily, expectedSlots])
+        let dailyAfter = try await text(conn, dailyKept)
+        let slotsAfter = try await text(conn, slotsKept, [cutoff])
+        XCTAssertEqual(dailyAfter, dailyBefore)
+        XCTAssertEqual(slotsAfter, slotsBefore)
+        let left = try await int(conn, "SELECT count(*) AS n FROM market_data_daily WHERE updated_at < now() - interval '200 days'")
+        XCTAssertEqual(left, 0)
     }
 
     func testVacuumOfAHypertableVacuumsEveryChunkAndSumsTheirSizes() async throws {
