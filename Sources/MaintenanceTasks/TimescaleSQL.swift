@@ -55,6 +55,18 @@ public enum TimescaleSQL {
           FROM hypertable_detailed_size($1::regclass) d
         """
 
+    /// The chunks of hypertable $1 (the quoted name) as tables, oldest first: `vacuum` with
+    /// `reindex` estimates their indexes (REINDEX of a hypertable's index is refused, and
+    /// its own indexes are empty).
+    public static let chunkTables = """
+        SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name,
+               format('%I.%I', n.nspname, c.relname) AS quoted
+          FROM show_chunks($1::regclass) AS s(chunk)
+          JOIN pg_class c ON c.oid = s.chunk
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         ORDER BY c.oid
+        """
+
     /// Drops the chunks of hypertable $1 whose whole range lies before the cutoff date $2
     /// (New York midnight for a timestamptz dimension); returns how many went. Chunks that
     /// straddle the cutoff stay: drop_chunks never deletes single rows.

@@ -284,14 +284,15 @@ final class TimescaleTests: XCTestCase {
         XCTAssertEqual(left, 0)
     }
 
-    func testVacuumOfAHypertableVacuumsEveryChunkAndSumsTheirSizes() async throws {
+    func testVacuumOfAHypertableVacuumsAndReindexesEveryChunkAndSumsTheirSizes() async throws {
         let db = try TestCluster.timescaleDatabase()
         let conn = try await PostgresConnection.connect(db.url)
         try await seed(conn)
         try await conn.execute("DELETE FROM volume_slots WHERE slot_index % 8 = 0")
         let remaining = try await int(conn, "SELECT count(*) AS n FROM volume_slots")
-        let result = try object(try await VacuumTask().run(
-            makeContext(url: db.url, task: "vacuum", args: #"{"tables": ["volume_slots"]}"#)))
+        let settings = VacuumSettings(reindexBloatThreshold: 0.3, reindexMinimumBytes: 0)
+        let result = try object(try await VacuumTask(settings: settings).run(
+            makeContext(url: db.url, task: "vacuum", args: #"{"tables": ["volume_slots"], "reindex": true}"#)))
         let table = try XCTUnwrap((result["tables"] as? [[String: Any]])?.first)
         XCTAssertEqual(table["table"] as? String, "public.volume_slots")
         let after = try XCTUnwrap(table["after"] as? [String: Any])
@@ -308,6 +309,17 @@ final class TimescaleTests: XCTestCase {
              WHERE s.last_vacuum IS NULL OR s.last_analyze IS NULL
             """)
         XCTAssertEqual(unvacuumed, 0)
+        // Half of every chunk's primary key entries went: the chunks' indexes are rebuilt
+        // concurrently (the hypertable's own indexes are empty and cannot be reindexed).
+        let reindexed = try XCTUnwrap(result["reindexed"] as? [[String: Any]])
+        let chunkKeys = reindexed.filter { ($0["index"] as? String ?? "").hasSuffix("volume_slots_pkey") }
+        let chunkCount = try await int(conn, "SELECT count(*) AS n FROM show_chunks('volume_slots')")
+        XCTAssertEqual(chunkKeys.count, chunkCount, "\(reindexed)")
+        XCTAssertTrue(reindexed.allSatisfy { ($0["index"] as? String ?? "").hasPrefix("_timescaledb_internal.") }, "\(reindexed)")
+        XCTAssertTrue(chunkKeys.allSatisfy { ($0["bytes_after"] as? Int ?? 0) < ($0["bytes_before"] as? Int ?? 0) }, "\(chunkKeys)")
+        let invalid = try await int(conn,
+            "SELECT count(*) AS n FROM pg_index WHERE indrelid IN (SELECT show_chunks('volume_slots')) AND NOT indisvalid")
+        XCTAssertEqual(invalid, 0)
     }
 
     func testApacheLicensedBuildSkipsCompressionAndStillDropsChunks() async throws {

@@ -88,10 +88,32 @@ extension TestCluster {
         if templateReady { return }
         try cluster.createDatabaseIfMissing("closebell_template")
         let session = try PostgresSession(conninfo: cluster.url(database: "closebell_template"))
-        defer { session.close() }
         let migrator = try Migrator(directory: migrationsDirectory)
-        _ = try Migrator.migrate(session, files: migrator.files)
+        do {
+            _ = try Migrator.migrate(session, files: migrator.files)
+            session.close()
+        } catch {
+            session.close()
+            throw error
+        }
+        try closeToConnections("closebell_template", cluster)
         templateReady = true
+    }
+
+    /// Makes a template database refuse connections, as template0 does, and waits until no
+    /// session is left on it. With TimescaleDB preloaded its launcher otherwise restarts a
+    /// scheduler on the template at every CREATE DATABASE … TEMPLATE, which then fails with
+    /// "source database is being accessed by other users".
+    private static func closeToConnections(_ name: String, _ cluster: LocalCluster) throws {
+        let admin = try PostgresSession(conninfo: cluster.url(database: "postgres"))
+        defer { admin.close() }
+        try admin.execute("ALTER DATABASE \(PostgresSession.quoteIdentifier(name)) WITH ALLOW_CONNECTIONS false")
+        for _ in 0..<400 {
+            let others: Int = try admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", [name])
+                .first?.decode("n") ?? 0
+            if others == 0 { return }
+            usleep(50_000)
+        }
     }
 }
 
