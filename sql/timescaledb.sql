@@ -2,6 +2,7 @@
 --
 -- The exact texts live in Sources/MaintenanceTasks/TimescaleSQL.swift; this file explains them.
 -- None runs unless the first query finds the extension, so plain PostgreSQL never sees them.
+-- Checked against TimescaleDB 2.28.3 on PostgreSQL 15 (Tests/*/Timescale*Tests.swift).
 -- $1, $2 are bound parameters; <table>, <chunk>, <time col> are names taken from the catalog and
 -- quoted by the server (format('%I.%I')), never from user input as typed.
 
@@ -26,11 +27,20 @@ SELECT count(*) AS chunks FROM show_chunks($1::regclass, older_than => $2::date)
 --    A hypertable whose retention column is not its time dimension, or a rule with a filter
 --    (maintenance_jobs states), gets the plain batched DELETE instead.
 
--- 4. vacuum: sizes of a hypertable are the sums over its chunks (the root table is empty).
+-- 4. vacuum: sizes and tuple counts of a hypertable are the sums over its chunks (the root
+--    table is empty; rows inside compressed chunks are not in the tuple counts).
 SELECT sum(d.total_bytes) AS total_bytes, sum(d.table_bytes + coalesce(d.toast_bytes, 0)) AS table_bytes,
-       sum(d.index_bytes) AS index_bytes
+       sum(d.index_bytes) AS index_bytes,
+       (SELECT sum(s.n_dead_tup) FROM show_chunks($1::regclass) c JOIN pg_stat_user_tables s ON s.relid = c) AS dead_tuples,
+       (SELECT sum(s.n_live_tup) FROM show_chunks($1::regclass) c JOIN pg_stat_user_tables s ON s.relid = c) AS live_tuples
   FROM hypertable_detailed_size($1::regclass) d;
 --    VACUUM (ANALYZE) <hypertable> recurses into the chunks by itself.
+--    With {"reindex": true}: REINDEX of a hypertable's index is refused ("reindexing of a
+--    specific index on a hypertable is unsupported") and its own indexes are empty, so the
+--    bloat estimate and REINDEX INDEX CONCURRENTLY apply to the indexes of each chunk:
+SELECT c.oid, format('%I.%I', n.nspname, c.relname)
+  FROM show_chunks($1::regclass) AS s(chunk)
+  JOIN pg_class c ON c.oid = s.chunk JOIN pg_namespace n ON n.oid = c.relnamespace;
 
 -- 5. compress.
 --    5a. The Apache-2 build has no compression: the task succeeds with skipped = true.
@@ -46,17 +56,37 @@ SELECT h.hypertable_schema, h.hypertable_name, format('%I.%I', h.hypertable_sche
 ALTER TABLE <table> SET (timescaledb.compress,
                          timescaledb.compress_segmentby = 'symbol',
                          timescaledb.compress_orderby = '<time col> DESC');
---    5d. Uncompressed chunks whose range ended more than N days ago (default 7), oldest first.
-SELECT s.chunk::text AS chunk
+--    5d. Every compression statement below runs under lock_timeout (compress.lock_timeout_ms,
+--        default 5000 ms; 0 waits forever). ALTER TABLE … SET (timescaledb.compress) needs an
+--        ACCESS EXCLUSIVE lock on the hypertable, compressing a chunk an EXCLUSIVE lock on the
+--        chunk: waiting behind a long transaction would queue every later reader behind the
+--        waiting statement, so it gives up instead (SQLSTATE 55P03) and the job fails naming the
+--        table or chunk; chunks compressed before stay compressed, the retry does the rest.
+SET lock_timeout = 5000;
+--    5e. Chunks whose range ended more than N days ago (default 7) that need compressing,
+--        oldest first: never compressed, or compressed and written to since (status bits:
+--        1 compressed, 2 unordered, 8 partial; ohlc_daily's 30-day reload leaves recent
+--        compressed chunks partial). compress_chunk recompresses the latter.
+SELECT format('%I.%I', ch.chunk_schema, ch.chunk_name) AS chunk, (c.status & 1) = 1 AS compressed
   FROM show_chunks($1::regclass, older_than => make_interval(days => $2::int)) AS s(chunk)
   JOIN timescaledb_information.chunks ch
     ON format('%I.%I', ch.chunk_schema, ch.chunk_name)::regclass = s.chunk
- WHERE NOT ch.is_compressed
+  JOIN _timescaledb_catalog.chunk c ON c.schema_name = ch.chunk_schema AND c.table_name = ch.chunk_name
+ WHERE (c.status & 1) = 0 OR (c.status & 10) <> 0
  ORDER BY ch.range_start;
---    5e. One statement per chunk, so one short transaction per chunk (a failure or cancellation
+--    5f. One statement per chunk, so one short transaction per chunk (a failure or cancellation
 --        keeps the chunks already done). Before 2.18:
 SELECT compress_chunk('<chunk>'::regclass, if_not_compressed => true);
 --        2.18 and later (compress_chunk is deprecated there):
 CALL convert_to_columnstore('<chunk>'::regclass, if_not_columnstore => true);
---    5f. Size before and after, for the result.
+--    5g. Size before and after, for the result (chunks, compressed data and indexes).
 SELECT hypertable_size($1::regclass) AS bytes;
+
+-- 6. Tests only (Tests/TestSupport): a private test cluster preloads the extension when it is
+--    installed (shared_preload_libraries = 'timescaledb', timescaledb.telemetry_level = off),
+--    and a TimescaleDB test database runs this before the migrations:
+CREATE EXTENSION IF NOT EXISTS timescaledb;
+--    The migrated template the other tests copy is closed to connections (as template0 is):
+--    TimescaleDB's launcher restarts a scheduler on a template at every CREATE DATABASE …
+--    TEMPLATE, which then fails with "source database is being accessed by other users".
+ALTER DATABASE closebell_template WITH ALLOW_CONNECTIONS false;

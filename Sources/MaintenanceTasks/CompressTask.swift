@@ -98,7 +98,7 @@ public struct CompressReport: Sendable, Codable, Equatable {
 }
 
 /// The `compress` task: on TimescaleDB, enables compression (segmented by symbol, ordered by
-/// the time column, newest first) on hypertables lacking it and compresses chunks older than
+/// the time column, newest first, then the rest of the primary key) on hypertables lacking it and compresses chunks older than
 /// N days, one chunk per statement (so one per transaction): chunks never compressed, and
 /// compressed ones that had rows written since. Every statement runs under
 /// `compress.lock_timeout_ms`. On plain PostgreSQL or the Apache-licensed build it succeeds
@@ -173,7 +173,10 @@ public struct CompressTask: JobTask {
                           let timeColumn = try Catalog.column(time, of: resolved, session: session)
                     else { return nil }
                     let segment = try Catalog.column(settings.segmentBy, of: resolved, session: session)
-                    return TimescaleSQL.enableCompression(table: resolved.quoted, segmentBy: segment?.quoted, orderBy: timeColumn.quoted)
+                    let key: [String] = try session.query(TimescaleSQL.primaryKeyColumns, [resolved.oid]).map { try $0.decode("quoted") }
+                    return TimescaleSQL.enableCompression(
+                        table: resolved.quoted, segmentBy: segment?.quoted, orderBy: timeColumn.quoted,
+                        thenBy: key.filter { $0 != segment?.quoted && $0 != timeColumn.quoted })
                 }
                 guard let statement else { continue }
                 try await run(statement, operation: "compress: enabling compression on \(report.table)", settings: settings, connection: connection)

@@ -80,16 +80,31 @@ public enum TimescaleSQL {
     }
 
     /// Turns compression on for a hypertable, segmented by `segmentBy` (when the table has that
-    /// column) and ordered by its time column, newest first. Both names must come quoted from
-    /// the catalog (`quote_ident`); they are embedded as string literals.
-    public static func enableCompression(table quotedTable: String, segmentBy quotedSegment: String?, orderBy quotedTime: String) -> String {
+    /// column) and ordered by its time column, newest first, then by `thenBy` (the rest of the
+    /// primary key, so an upsert into a compressed chunk finds its batch by the compressed
+    /// data's metadata; TimescaleDB warns about a unique-key column left out). All names must
+    /// come quoted from the catalog (`quote_ident`); they are embedded as string literals.
+    public static func enableCompression(
+        table quotedTable: String, segmentBy quotedSegment: String?, orderBy quotedTime: String, thenBy quotedRest: [String] = []
+    ) -> String {
         var options = ["timescaledb.compress"]
         if let quotedSegment {
             options.append("timescaledb.compress_segmentby = \(PostgresSession.quoteLiteral(quotedSegment))")
         }
-        options.append("timescaledb.compress_orderby = \(PostgresSession.quoteLiteral(quotedTime + " DESC"))")
+        let order = ([quotedTime + " DESC"] + quotedRest).joined(separator: ", ")
+        options.append("timescaledb.compress_orderby = \(PostgresSession.quoteLiteral(order))")
         return "ALTER TABLE \(quotedTable) SET (\(options.joined(separator: ", ")))"
     }
+
+    /// The primary key columns of table $1 (an oid), quoted, in key order; no row without one.
+    public static let primaryKeyColumns = """
+        SELECT quote_ident(a.attname) AS quoted
+          FROM pg_index i
+          CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE i.indrelid = $1::oid AND i.indisprimary
+         ORDER BY k.position
+        """
 
     /// The chunks of hypertable $1 whose range ended more than $2 days ago and that need
     /// compressing, oldest first, as quoted names: those not compressed, and compressed ones

@@ -91,12 +91,12 @@ final class TimescaleTests: XCTestCase {
         XCTAssertEqual(result["bytes_before"] as? Int, tables.reduce(0) { $0 + ($1["bytes_before"] as? Int ?? 0) })
         XCTAssertEqual(result["bytes_after"] as? Int, tables.reduce(0) { $0 + ($1["bytes_after"] as? Int ?? 0) })
 
-        // Segmented by symbol, ordered by the time column newest first.
+        // Segmented by symbol, ordered by the time column newest first, then the rest of the key.
         let settings = try await conn.query(
             "SELECT hypertable::text AS t, segmentby AS s, orderby AS o FROM timescaledb_information.hypertable_compression_settings ORDER BY 1")
         XCTAssertEqual(settings.map { [$0["t"], $0["s"], $0["o"]] }, [
             ["market_data_daily", "symbol", "date DESC"],
-            ["volume_slots", "symbol", "date DESC"],
+            ["volume_slots", "symbol", "date DESC,slot_index"],
         ])
         // Exactly the chunks past the threshold are compressed, each in a transaction of its own.
         let wrong = try await int(conn,
