@@ -90,6 +90,18 @@ final class VacuumCompressTests: XCTestCase {
         } catch is InvalidJobArguments {}
     }
 
+    func testCompressSettingsAreValidated() throws {
+        XCTAssertNoThrow(try CompressSettings(lockTimeoutMilliseconds: 0).validate())
+        XCTAssertThrowsError(try CompressSettings(lockTimeoutMilliseconds: -1).validate()) { error in
+            guard case MaintenanceError.invalidSetting(let key, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(key, "compress.lock_timeout_ms")
+        }
+        XCTAssertThrowsError(try CompressSettings(segmentBy: "symbol; DROP TABLE x").validate()) { error in
+            guard case MaintenanceError.invalidSetting(let key, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(key, "compress.segment_by")
+        }
+    }
+
     func testTimescaleStatementBuilders() {
         XCTAssertEqual(
             TimescaleSQL.enableCompression(table: "public.market_data_daily", segmentBy: "symbol", orderBy: "date"),
