@@ -45,17 +45,25 @@ SELECT c.oid, format('%I.%I', n.nspname, c.relname)
 -- 5. compress.
 --    5a. The Apache-2 build has no compression: the task succeeds with skipped = true.
 SHOW timescaledb.license;          -- 'apache' → skipped; 'timescale' → continue
---    5b. Hypertables and whether compression is on.
-SELECT h.hypertable_schema, h.hypertable_name, format('%I.%I', h.hypertable_schema, h.hypertable_name),
-       h.compression_enabled
-  FROM timescaledb_information.hypertables h ORDER BY 1, 2;
+--    5b. Each table of compress.tables (default market_data_daily, volume_slots; other
+--        hypertables are left alone): is it a hypertable, and is compression on? No row: it is
+--        reported in skipped_tables. The time column comes from query 2.
+SELECT h.compression_enabled FROM timescaledb_information.hypertables h
+ WHERE h.hypertable_schema = $1 AND h.hypertable_name = $2;
 --    5c. Turn compression on where it is off: segmented by symbol (when the table has that
 --        column, so each symbol's rows compress together and per-symbol queries read one
---        segment), ordered by the time column newest first. Still valid in 2.18+ (the
---        columnstore options are aliases).
+--        segment), ordered by the time column newest first, then by the rest of the primary key
+--        (TimescaleDB 2.28 warns 'column "slot_index" should be used for segmenting or ordering'
+--        otherwise: an upsert into a compressed chunk finds its batch by these columns). Still
+--        valid in 2.18+ (the columnstore options are aliases).
+SELECT quote_ident(a.attname) FROM pg_index i
+ CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position)
+  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+ WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.position;
 ALTER TABLE <table> SET (timescaledb.compress,
                          timescaledb.compress_segmentby = 'symbol',
-                         timescaledb.compress_orderby = '<time col> DESC');
+                         timescaledb.compress_orderby = '<time col> DESC[, <other key columns>]');
+--        market_data_daily: 'date DESC'; volume_slots: 'date DESC, slot_index'.
 --    5d. Every compression statement below runs under lock_timeout (compress.lock_timeout_ms,
 --        default 5000 ms; 0 waits forever). ALTER TABLE … SET (timescaledb.compress) needs an
 --        ACCESS EXCLUSIVE lock on the hypertable, compressing a chunk an EXCLUSIVE lock on the

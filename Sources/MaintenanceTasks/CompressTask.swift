@@ -14,16 +14,28 @@ public struct CompressSettings: Sendable, Equatable {
     /// transaction would queue every later reader of the table behind itself, so it gives up
     /// instead and the job fails naming the table or chunk (the queue retries it later).
     public var lockTimeoutMilliseconds: Int
+    /// The hypertables compressed (default `market_data_daily`, `volume_slots`). Other
+    /// hypertables in the database are left alone; a listed table that does not exist or is
+    /// not a hypertable is reported in `skipped_tables`.
+    public var tables: [String]
+
+    /// The market-data hypertables.
+    public static let defaultTables = ["market_data_daily", "volume_slots"]
 
     /// Creates settings; every argument has the documented default.
-    public init(olderThanDays: Int = 7, segmentBy: String = "symbol", lockTimeoutMilliseconds: Int = 5000) {
+    public init(
+        olderThanDays: Int = 7, segmentBy: String = "symbol", lockTimeoutMilliseconds: Int = 5000,
+        tables: [String] = CompressSettings.defaultTables
+    ) {
         self.olderThanDays = olderThanDays
         self.segmentBy = segmentBy
         self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
+        self.tables = tables
     }
 
     /// Checks ranges and names.
     public func validate() throws {
+        for table in tables where !Catalog.isPlainName(table) { throw MaintenanceError.invalidTableName(table) }
         guard (0...100_000).contains(olderThanDays) else {
             throw MaintenanceError.invalidSetting(key: "compress.older_than_days", reason: "must be 0...100000, got \(olderThanDays)")
         }
@@ -81,6 +93,8 @@ public struct CompressReport: Sendable, Codable, Equatable {
     public var bytesBefore: Int64?
     /// Their total size after.
     public var bytesAfter: Int64?
+    /// Configured tables that do not exist or are not hypertables.
+    public var skippedTables: [SkippedTable]?
 
     /// A report of a run that did nothing, and why.
     static func skipped(_ reason: String, version: String? = nil) -> CompressReport {
@@ -94,13 +108,15 @@ public struct CompressReport: Sendable, Codable, Equatable {
         case chunksCompressed = "chunks_compressed"
         case bytesBefore = "bytes_before"
         case bytesAfter = "bytes_after"
+        case skippedTables = "skipped_tables"
     }
 }
 
 /// The `compress` task: on TimescaleDB, enables compression (segmented by symbol, ordered by
-/// the time column, newest first, then the rest of the primary key) on hypertables lacking it and compresses chunks older than
-/// N days, one chunk per statement (so one per transaction): chunks never compressed, and
-/// compressed ones that had rows written since. Every statement runs under
+/// the time column, newest first, then the rest of the primary key) on the configured
+/// hypertables lacking it and compresses their chunks older than N days, one chunk per
+/// statement (so one per transaction): chunks never compressed, and compressed ones that had
+/// rows written since. Every statement runs under
 /// `compress.lock_timeout_ms`. On plain PostgreSQL or the Apache-licensed build it succeeds
 /// with `{"skipped": true, "reason": …}`.
 ///
@@ -155,30 +171,18 @@ public struct CompressTask: JobTask {
         }
         // This connection is the task's own: the setting lasts until it is closed.
         try await connection.execute("SET lock_timeout = \(settings.lockTimeoutMilliseconds)")
+        let (targets, skippedTables) = try await connection.withSession { session in
+            try Self.targets(settings: settings, session: session)
+        }
         var reports: [CompressTableReport] = []
-        let hypertables = try await connection.query(TimescaleSQL.hypertables)
-        for row in hypertables {
+        for target in targets {
             try checkCancellation()
-            let schema: String = try row.decode("schema"), table: String = try row.decode("name")
-            let quoted: String = try row.decode("quoted")
-            let enabled: Bool = try row.decode("compression_enabled")
+            let quoted = target.table.quoted
             var report = CompressTableReport(
-                table: "\(schema).\(table)", compressionEnabled: false, chunksCompressed: 0, chunksRecompressed: 0,
+                table: target.table.qualified, compressionEnabled: false, chunksCompressed: 0, chunksRecompressed: 0,
                 bytesBefore: 0, bytesAfter: 0)
             report.bytesBefore = try await connection.query(TimescaleSQL.hypertableSize, [quoted]).first?.decodeIfPresent("bytes") ?? 0
-            if !enabled {
-                let statement = try await connection.withSession { session -> String? in
-                    guard let resolved = try Catalog.table(schema: schema, name: table, session: session),
-                          let time: String = try session.query(TimescaleSQL.timeDimension, [schema, table]).first?.decodeIfPresent("column_name"),
-                          let timeColumn = try Catalog.column(time, of: resolved, session: session)
-                    else { return nil }
-                    let segment = try Catalog.column(settings.segmentBy, of: resolved, session: session)
-                    let key: [String] = try session.query(TimescaleSQL.primaryKeyColumns, [resolved.oid]).map { try $0.decode("quoted") }
-                    return TimescaleSQL.enableCompression(
-                        table: resolved.quoted, segmentBy: segment?.quoted, orderBy: timeColumn.quoted,
-                        thenBy: key.filter { $0 != segment?.quoted && $0 != timeColumn.quoted })
-                }
-                guard let statement else { continue }
+            if let statement = target.enableStatement {
                 try await run(statement, operation: "compress: enabling compression on \(report.table)", settings: settings, connection: connection)
                 report.compressionEnabled = true
             }
@@ -198,7 +202,44 @@ public struct CompressTask: JobTask {
         return CompressReport(
             skipped: false, timescaledbVersion: version, olderThanDays: settings.olderThanDays, tables: reports,
             chunksCompressed: reports.reduce(0) { $0 + $1.chunksCompressed },
-            bytesBefore: reports.reduce(0) { $0 + $1.bytesBefore }, bytesAfter: reports.reduce(0) { $0 + $1.bytesAfter })
+            bytesBefore: reports.reduce(0) { $0 + $1.bytesBefore }, bytesAfter: reports.reduce(0) { $0 + $1.bytesAfter },
+            skippedTables: skippedTables)
+    }
+
+    /// A configured hypertable, with the statement turning compression on when it is off.
+    struct Target: Sendable {
+        let table: ResolvedTable
+        let enableStatement: String?
+    }
+
+    /// Resolves the configured tables: hypertables become targets, the rest are skipped.
+    static func targets(settings: CompressSettings, session: PostgresSession) throws -> ([Target], [SkippedTable]) {
+        var targets: [Target] = []
+        var skipped: [SkippedTable] = []
+        for name in settings.tables {
+            guard let table = try Catalog.table(name, session: session) else {
+                skipped.append(SkippedTable(table: name, reason: "table does not exist"))
+                continue
+            }
+            if targets.contains(where: { $0.table == table }) { continue }
+            guard let state = try session.query(TimescaleSQL.compressionEnabled, [table.schema, table.name]).first,
+                  let time: String = try session.query(TimescaleSQL.timeDimension, [table.schema, table.name]).first?.decodeIfPresent("column_name"),
+                  let timeColumn = try Catalog.column(time, of: table, session: session)
+            else {
+                skipped.append(SkippedTable(table: name, reason: "not a hypertable"))
+                continue
+            }
+            var statement: String?
+            if try !state.decode("compression_enabled", as: Bool.self) {
+                let segment = try Catalog.column(settings.segmentBy, of: table, session: session)
+                let key: [String] = try session.query(TimescaleSQL.primaryKeyColumns, [table.oid]).map { try $0.decode("quoted") }
+                statement = TimescaleSQL.enableCompression(
+                    table: table.quoted, segmentBy: segment?.quoted, orderBy: timeColumn.quoted,
+                    thenBy: key.filter { $0 != segment?.quoted && $0 != timeColumn.quoted })
+            }
+            targets.append(Target(table: table, enableStatement: statement))
+        }
+        return (targets, skipped)
     }
 
     /// Runs one compression statement; a server error comes back naming what was being done

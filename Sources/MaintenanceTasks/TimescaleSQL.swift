@@ -22,13 +22,12 @@ public enum TimescaleSQL {
          WHERE d.hypertable_schema = $1 AND d.hypertable_name = $2 AND d.dimension_number = 1
         """
 
-    /// Every hypertable, with whether compression is enabled and its quoted name.
-    public static let hypertables = """
-        SELECT h.hypertable_schema AS schema, h.hypertable_name AS name,
-               format('%I.%I', h.hypertable_schema, h.hypertable_name) AS quoted,
-               h.compression_enabled AS compression_enabled
+    /// Whether compression is on for hypertable $1 (schema) . $2 (table); no row for a table
+    /// that is not a hypertable.
+    public static let compressionEnabled = """
+        SELECT h.compression_enabled AS compression_enabled
           FROM timescaledb_information.hypertables h
-         ORDER BY 1, 2
+         WHERE h.hypertable_schema = $1 AND h.hypertable_name = $2
         """
 
     /// Total bytes of a hypertable and its chunks ($1 the quoted name).

@@ -67,6 +67,13 @@ final class TimescaleTests: XCTestCase {
         let db = try TestCluster.timescaleDatabase()
         let conn = try await PostgresConnection.connect(db.url)
         try await seed(conn)
+        // A hypertable of the user's own, not configured: left alone.
+        try await conn.execute(
+            """
+            CREATE TABLE user_events (at timestamptz NOT NULL, v int);
+            SELECT create_hypertable('user_events', 'at', chunk_time_interval => interval '1 day');
+            INSERT INTO user_events SELECT now() - g * interval '1 day', g FROM generate_series(1, 30) g;
+            """)
         let old = "SELECT count(*) AS n FROM show_chunks($1::regclass, older_than => interval '7 days')"
         let expectedDaily = try await int(conn, old, ["market_data_daily"])
         let expectedSlots = try await int(conn, old, ["volume_slots"])
@@ -93,7 +100,10 @@ final class TimescaleTests: XCTestCase {
 
         // Segmented by symbol, ordered by the time column newest first, then the rest of the key.
         let settings = try await conn.query(
-            "SELECT hypertable::text AS t, segmentby AS s, orderby AS o FROM timescaledb_information.hypertable_compression_settings ORDER BY 1")
+            """
+            SELECT hypertable::text AS t, segmentby AS s, orderby AS o FROM timescaledb_information.hypertable_compression_settings
+             WHERE hypertable::text <> 'user_events' ORDER BY 1
+            """)
         XCTAssertEqual(settings.map { [$0["t"], $0["s"], $0["o"]] }, [
             ["market_data_daily", "symbol", "date DESC"],
             ["volume_slots", "symbol", "date DESC,slot_index"],
@@ -102,7 +112,8 @@ final class TimescaleTests: XCTestCase {
         let wrong = try await int(conn,
             """
             SELECT count(*) AS n FROM timescaledb_information.chunks ch
-             WHERE ch.is_compressed <> (format('%I.%I', ch.chunk_schema, ch.chunk_name)::regclass IN (
+             WHERE ch.hypertable_name <> 'user_events'
+               AND ch.is_compressed <> (format('%I.%I', ch.chunk_schema, ch.chunk_name)::regclass IN (
                      SELECT show_chunks(format('%I.%I', ch.hypertable_schema, ch.hypertable_name)::regclass,
                                         older_than => interval '7 days')))
             """)
@@ -125,6 +136,22 @@ final class TimescaleTests: XCTestCase {
         XCTAssertEqual(again["chunks_compressed"] as? Int, 0)
         let againTables = try XCTUnwrap(again["tables"] as? [[String: Any]])
         XCTAssertEqual(againTables.compactMap { $0["compression_enabled"] as? Bool }, [false, false])
+        let userEvents = try await conn.query(
+            """
+            SELECT h.compression_enabled::text || ', ' || count(*) FILTER (WHERE ch.is_compressed) || ' compressed' AS v
+              FROM timescaledb_information.hypertables h
+              JOIN timescaledb_information.chunks ch ON ch.hypertable_name = h.hypertable_name
+             WHERE h.hypertable_name = 'user_events' GROUP BY h.compression_enabled
+            """).first?["v"]
+        XCTAssertEqual(userEvents, "false, 0 compressed")
+
+        // Configured tables that are missing or not hypertables are reported, not fatal.
+        let listedSettings = CompressSettings(tables: ["market_data_daily", "nope", "ticker_universe"])
+        let listed = try object(try await CompressTask(settings: listedSettings).run(makeContext(url: db.url, task: "compress")))
+        XCTAssertEqual((listed["tables"] as? [[String: Any]])?.compactMap { $0["table"] as? String }, ["public.market_data_daily"])
+        let skipped = try XCTUnwrap(listed["skipped_tables"] as? [[String: Any]])
+        XCTAssertEqual(skipped.map { "\($0["table"] ?? ""): \($0["reason"] ?? "")" },
+                       ["nope: table does not exist", "ticker_universe: not a hypertable"])
     }
 
     func testCompressRecompressesChunksWrittenToAfterCompression() async throws {

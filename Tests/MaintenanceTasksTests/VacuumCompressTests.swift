@@ -139,7 +139,7 @@ final class VacuumCompressTests: XCTestCase {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
         try await conn.execute("PREPARE v AS \(TimescaleSQL.installedVersion)")
-        for (i, sql) in [TimescaleSQL.timeDimension, TimescaleSQL.hypertables, TimescaleSQL.isHypertable,
+        for (i, sql) in [TimescaleSQL.timeDimension, TimescaleSQL.compressionEnabled, TimescaleSQL.isHypertable,
                          TimescaleSQL.chunksToCompress, TimescaleSQL.hypertableDetailedSize, TimescaleSQL.chunkTables,
                          TimescaleSQL.primaryKeyColumns,
                          TimescaleSQL.dropChunks(columnType: "date"), TimescaleSQL.countDroppableChunks(columnType: "timestamptz")].enumerated() {
