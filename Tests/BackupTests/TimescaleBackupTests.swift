@@ -92,6 +92,15 @@ final class TimescaleBackupTests: XCTestCase {
             let inChunk = try await restored.query(
                 "SELECT count(*) AS n FROM ONLY volume_slots").first?.decode("n", as: Int.self)
             XCTAssertEqual(inChunk, 0)
+            // TimescaleDB's scheduler runs for the restored database (its jobs, e.g. policies, run).
+            let scheduler = try await eventually {
+                try await restored.query(
+                    """
+                    SELECT count(*) AS n FROM pg_stat_activity
+                     WHERE datname = current_database() AND backend_type = 'TimescaleDB Background Worker Scheduler'
+                    """).first?.decode("n", as: Int.self) == 1
+            }
+            XCTAssertTrue(scheduler, "no TimescaleDB scheduler for the restored database")
             await restored.close()
         }
     }
