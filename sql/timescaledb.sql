@@ -22,8 +22,11 @@ SELECT d.column_name FROM timescaledb_information.dimensions d
 --    straddling it stay until the chunk is entirely past it (so up to one chunk interval longer
 --    than the window). The task's result says so.
 SELECT count(*) AS chunks FROM drop_chunks($1::regclass, older_than => $2::date);
---    dry_run: what would go.
-SELECT count(*) AS chunks FROM show_chunks($1::regclass, older_than => $2::date);
+--    Before the drop, and for dry_run: what would go, chunks and the rows in them (each chunk
+--    counted through its own table, so compressed chunks count their rows too).
+SELECT count(*) AS chunks,
+       sum((xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', s.chunk), false, true, '')))[1]::text::bigint) AS rows
+  FROM show_chunks($1::regclass, older_than => $2::date) AS s(chunk);
 --    A hypertable whose retention column is not its time dimension, or a rule with a filter
 --    (maintenance_jobs states), gets the plain batched DELETE instead.
 

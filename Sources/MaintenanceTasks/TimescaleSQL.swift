@@ -73,9 +73,16 @@ public enum TimescaleSQL {
         "SELECT count(*) AS chunks FROM drop_chunks($1::regclass, older_than => \(RetentionSQL.cutoff(parameter: "$2", columnType: columnType)))"
     }
 
-    /// Counts what `dropChunks` would drop (dry run).
+    /// Counts what `dropChunks` would drop: `chunks`, and the `rows` in them (each chunk
+    /// counted through its own table, compressed ones included). Run before the drop, and for
+    /// the dry run.
     public static func countDroppableChunks(columnType: String) -> String {
-        "SELECT count(*) AS chunks FROM show_chunks($1::regclass, older_than => \(RetentionSQL.cutoff(parameter: "$2", columnType: columnType)))"
+        """
+        SELECT count(*) AS chunks,
+               coalesce(sum((xpath('/row/n/text()',
+                                   query_to_xml(format('SELECT count(*) AS n FROM %s', s.chunk), false, true, '')))[1]::text::bigint), 0)::bigint AS rows
+          FROM show_chunks($1::regclass, older_than => \(RetentionSQL.cutoff(parameter: "$2", columnType: columnType))) AS s(chunk)
+        """
     }
 
     /// Turns compression on for a hypertable, segmented by `segmentBy` (when the table has that
