@@ -94,8 +94,10 @@ CALL convert_to_columnstore('<chunk>'::regclass, if_not_columnstore => true);
 SELECT hypertable_size($1::regclass) AS bytes;
 
 -- 6. Tests only (Tests/TestSupport): a private test cluster preloads the extension when it is
---    installed (shared_preload_libraries = 'timescaledb', timescaledb.telemetry_level = off),
---    and a TimescaleDB test database runs this before the migrations:
+--    installed (shared_preload_libraries = 'timescaledb', timescaledb.telemetry_level = off,
+--    and max_worker_processes = 64, timescaledb.max_background_workers = 56: every database
+--    with the extension keeps a scheduler, and a test run makes dozens), and a TimescaleDB test
+--    database runs this before the migrations:
 CREATE EXTENSION IF NOT EXISTS timescaledb;
 --    The migrated template the other tests copy is closed to connections (as template0 is):
 --    TimescaleDB's launcher restarts a scheduler on a template at every CREATE DATABASE …

@@ -74,7 +74,7 @@ public final class LocalCluster: Sendable {
                 logging_collector = off
                 log_min_messages = warning
                 autovacuum_naptime = 10s
-                \(Self.timescaleInstalled(binDirectory: binDirectory) ? "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = off\n" : "")
+                \(Self.timescaleInstalled(binDirectory: binDirectory) ? Self.timescaleSettings : "")
                 """
             let conf = dataDirectory.appendingPathComponent("postgresql.conf")
             let handle = try FileHandle(forWritingTo: conf)
@@ -181,6 +181,17 @@ public final class LocalCluster: Sendable {
         }
         throw LocalClusterError.serverNotInstalled
     }
+
+    /// The settings a new cluster gets when TimescaleDB is installed: preloaded, no telemetry,
+    /// and room for a background scheduler per database with the extension (a test run makes
+    /// dozens; the default 8 worker processes would leave later ones without).
+    static let timescaleSettings = """
+        shared_preload_libraries = 'timescaledb'
+        timescaledb.telemetry_level = off
+        max_worker_processes = 64
+        timescaledb.max_background_workers = 56
+
+        """
 
     /// True when TimescaleDB is installed for the server in `binDirectory` (its library in
     /// `pg_config --pkglibdir` and its control file under `pg_config --sharedir`): a new
