@@ -247,12 +247,15 @@ final class TimescaleTests: XCTestCase {
         let keptBefore = try await text(conn, inWindow, [cutoff])
         let droppable = try await int(conn, "SELECT count(*) AS n FROM show_chunks('market_data_daily', older_than => $1::date)", [cutoff])
         XCTAssertGreaterThan(droppable, 3)
+        let rowsBefore = try await int(conn, "SELECT count(*) AS n FROM market_data_daily")
 
         let dry = try object(try await RetentionTask().run(
             makeContext(url: db.url, task: "retention", args: #"{"tables": ["market_data_daily"], "dry_run": true}"#)))
         let dryTable = try XCTUnwrap((dry["tables"] as? [[String: Any]])?.first)
         XCTAssertEqual(dryTable["method"] as? String, "count")
         XCTAssertEqual(dryTable["chunks"] as? Int, droppable)
+        let wouldGo = try XCTUnwrap(dryTable["rows_removed"] as? Int)
+        XCTAssertGreaterThan(wouldGo, 0)
         let afterDryRun = try await int(conn, "SELECT count(*) AS n FROM market_data_daily")
         XCTAssertEqual(afterDryRun, 4 * 401)
 
@@ -261,6 +264,11 @@ final class TimescaleTests: XCTestCase {
         let table = try XCTUnwrap((result["tables"] as? [[String: Any]])?.first)
         XCTAssertEqual(table["method"] as? String, "drop_chunks")
         XCTAssertEqual(table["chunks"] as? Int, droppable)
+        // The rows of the dropped chunks are counted, compressed ones included.
+        let rowsAfter = try await int(conn, "SELECT count(*) AS n FROM market_data_daily")
+        XCTAssertEqual(table["rows_removed"] as? Int, rowsBefore - rowsAfter)
+        XCTAssertEqual(table["rows_removed"] as? Int, wouldGo)
+        XCTAssertEqual(result["total_rows_removed"] as? Int, wouldGo)
         XCTAssertEqual(table["cutoff"] as? String, cutoff)
         XCTAssertTrue((table["note"] as? String ?? "").contains("only chunks whose whole time range is before the cutoff"))
         // Every row in the window stays; older rows stay only in the chunk that straddles the
