@@ -93,7 +93,24 @@ CALL convert_to_columnstore('<chunk>'::regclass, if_not_columnstore => true);
 --    5g. Size before and after, for the result (chunks, compressed data and indexes).
 SELECT hypertable_size($1::regclass) AS bytes;
 
--- 6. Tests only (Tests/TestSupport): a private test cluster preloads the extension when it is
+-- 6. backup restore (Sources/Backup/BackupCatalog.swift), when the server has TimescaleDB and
+--    the dump creates the extension: in the new temporary database, before the load
+CREATE EXTENSION IF NOT EXISTS timescaledb;
+SELECT timescaledb_pre_restore();
+--    after the load
+SELECT timescaledb_post_restore();
+--    and after the swap into the target's name: ALTER DATABASE … RENAME stops the renamed
+--    database's scheduler (TimescaleDB warns "you need to manually restart any running
+--    background workers after this command"), so in the restored database:
+DO $$ BEGIN
+    IF to_regproc('_timescaledb_functions.start_background_workers') IS NOT NULL THEN
+        PERFORM _timescaledb_functions.start_background_workers();
+    ELSE
+        PERFORM _timescaledb_internal.start_background_workers();   -- before 2.12
+    END IF;
+END $$;
+
+-- 7. Tests only (Tests/TestSupport): a private test cluster preloads the extension when it is
 --    installed (shared_preload_libraries = 'timescaledb', timescaledb.telemetry_level = off,
 --    and max_worker_processes = 64, timescaledb.max_background_workers = 56: every database
 --    with the extension keeps a scheduler, and a test run makes dozens), and a TimescaleDB test
