@@ -116,9 +116,8 @@ public struct CompressReport: Sendable, Codable, Equatable {
 /// the time column, newest first, then the rest of the primary key) on the configured
 /// hypertables lacking it and compresses their chunks older than N days, one chunk per
 /// statement (so one per transaction): chunks never compressed, and compressed ones that had
-/// rows written since. Every statement runs under
-/// `compress.lock_timeout_ms`. On plain PostgreSQL or the Apache-licensed build it succeeds
-/// with `{"skipped": true, "reason": …}`.
+/// rows written since. Every statement runs under `compress.lock_timeout_ms`. On plain
+/// PostgreSQL or the Apache-licensed build it succeeds with `{"skipped": true, "reason": …}`.
 ///
 /// Args: `older_than_days`.
 public struct CompressTask: JobTask {
