@@ -81,11 +81,11 @@ struct QueueBench: AsyncParsableCommand {
     @Option(help: "Milliseconds between those INSERTs.") var latencyIntervalMs = 20.0
     @Option(help: "Jobs claimed per pgbench transaction (default: half the high concurrency, capped at 32: what a busy worker claims at once).")
     var pgbenchBatch: Int?
-
-    private var batch: Int { pgbenchBatch ?? max(1, min(concurrency, 64) / 2) }
     @Option(help: "The workers' --log-level (default: the product's default, info).") var logLevel: String?
     @Option(help: "Run the workers of another closebell build (a baseline; give it its schema with CLOSEBELL_MIGRATIONS_DIR).")
     var workerBinary: String?
+
+    private var batch: Int { pgbenchBatch ?? max(1, min(concurrency, 64) / 2) }
 
     func run() async throws {
         let bench = try await BenchDatabase.prepare(database, name: "closebell_bench")
