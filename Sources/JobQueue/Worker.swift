@@ -106,6 +106,11 @@ public final class Worker: @unchecked Sendable {
     /// then drains and returns.
     public func run() async throws {
         try configuration.validate()
+        // A limit for a task this worker does not run is a misspelt name (the defaults aside).
+        let configured = configuration.timeLimits.filter { WorkerConfiguration.defaultTimeLimits[$0.key] != $0.value }
+        if let unknown = configured.keys.sorted().first(where: { registry.task(named: $0) == nil }) {
+            throw WorkerConfigurationError(key: "time_limits.\(unknown)", reason: "no such task; this worker runs: \(registry.names.joined(separator: ", "))")
+        }
         logger.info("worker_started", metadata: [
             "concurrency": "\(configuration.concurrency)", "queue": "\(configuration.queue)",
             "lease_s": "\(configuration.leaseSeconds)", "tasks": "\(registry.names.joined(separator: ","))",

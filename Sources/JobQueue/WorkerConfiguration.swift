@@ -40,7 +40,9 @@ public struct WorkerConfiguration: Sendable {
     /// Longest run of one attempt, per task name; a task without an entry gets
     /// `defaultTimeLimitSeconds`. Past it the task is stopped (its statement cancelled, its child
     /// processes killed) and the attempt fails with `TimeLimitExceeded`. Default: `backup` 6 h.
-    public var timeLimits: [String: Double] = ["backup": 21_600]
+    public var timeLimits = WorkerConfiguration.defaultTimeLimits
+    /// The default per-task limits: `backup` 6 h.
+    public static let defaultTimeLimits: [String: Double] = ["backup": 21_600]
     /// Time limit of tasks not named in `timeLimits`. Default 1 h.
     public var defaultTimeLimitSeconds = 3600.0
     /// After a task was told to stop (cancelled, time limit, shutdown), how long the worker
