@@ -147,4 +147,109 @@ final class WorkerProcessTests: XCTestCase {
         let usage = try ClosebellBinary.run(["worker", "--log-format", "xml"], environment: ["DATABASE_URL": db.url])
         XCTAssertEqual(usage.status, 64, usage.output)
     }
+
+    /// Acceptance: a retention job blocked on rows an idle transaction holds. After the cancel
+    /// UPDATE no closebell statement waits any more, the job stays cancelled, and SIGTERM ends
+    /// the worker with 0 within 15 s. Its DELETE used to keep waiting on the server, and the
+    /// worker used to wait for it past SIGTERM.
+    func testCancellingABlockedRetentionJobStopsItsStatement() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("""
+            INSERT INTO market_data_daily (symbol, date, open, high, low, close, volume)
+            SELECT 'OLD', current_date - 400 - g, 1, 1, 1, 1, 1 FROM generate_series(1, 10) AS g
+            """)
+        let holder = try await PostgresConnection.connect(db.url)
+        try await holder.execute("BEGIN; SELECT * FROM market_data_daily WHERE symbol = 'OLD' FOR UPDATE")
+        let id = try await conn.withSession {
+            try QueueStore.enqueue($0, task: "retention", args: PostgresJSON(text: #"{"tables": ["market_data_daily"]}"#))!
+        }
+        let worker = try ClosebellBinary.start(["worker"] + fastFlags, environment: ["DATABASE_URL": db.url], logFile: logFile("retention"))
+        defer { worker.signal(SIGKILL); _ = worker.wait() }
+        let waitingSQL = """
+            SELECT count(*) AS n FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name LIKE 'closebell%' AND wait_event_type = 'Lock'
+            """
+        let blocked = try await eventually { try await conn.count(waitingSQL) == 1 }
+        XCTAssertTrue(blocked, "the DELETE waits for the idle transaction's row locks")
+        try await conn.query("UPDATE maintenance_jobs SET state = 'cancelled' WHERE id = $1", [id])
+        let released = try await eventually(timeout: 30) { try await conn.count(waitingSQL) == 0 }
+        XCTAssertTrue(released, "no closebell statement still waits after the cancel")
+        let state = try await conn.query("SELECT state, locked_by FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertEqual(state["state"], "cancelled")
+        XCTAssertNil(state["locked_by"])
+        worker.signal(SIGTERM)
+        XCTAssertEqual(worker.wait(seconds: 15), 0)
+        let after = try await conn.query("SELECT state FROM maintenance_jobs WHERE id = $1", [id]).first?["state"]
+        XCTAssertEqual(after, "cancelled", "the job stays cancelled")
+        let rows = try await conn.count("SELECT count(*) AS n FROM market_data_daily WHERE symbol = 'OLD'")
+        XCTAssertEqual(rows, 10, "the cancelled DELETE removed nothing")
+        try await holder.execute("ROLLBACK")
+    }
+
+    /// A cancelled backup job stops pg_dump: it is gone from the server and the process table.
+    func testCancellingABackupJobStopsPgDump() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        // pg_dump waits for this lock (it takes ACCESS SHARE on every table it dumps).
+        let holder = try await PostgresConnection.connect(db.url)
+        try await holder.execute("BEGIN; LOCK TABLE ticker_universe IN ACCESS EXCLUSIVE MODE")
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "backup")! }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-cancel-\(UUID().uuidString.prefix(8))").path
+        let worker = try ClosebellBinary.start(
+            ["worker"] + fastFlags, environment: ["DATABASE_URL": db.url, "CLOSEBELL_BACKUP_DIR": directory], logFile: logFile("backup"))
+        defer { worker.signal(SIGKILL); _ = worker.wait() }
+        let dumping = try await eventually(timeout: 30) {
+            try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'closebell backup' AND wait_event_type = 'Lock'") == 1
+        }
+        XCTAssertTrue(dumping, "pg_dump waits for the lock")
+        XCTAssertTrue(Self.children(of: worker.pid).contains("pg_dump"))
+        let cancel = try ClosebellBinary.run(["jobs", "cancel", String(id)], environment: ["DATABASE_URL": db.url])
+        XCTAssertEqual(cancel.status, 0, cancel.output)
+        let gone = try await eventually(timeout: 30) {
+            try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'closebell backup'") == 0
+                && !Self.children(of: worker.pid).contains("pg_dump")
+        }
+        XCTAssertTrue(gone, "pg_dump is gone from the server and the process table")
+        worker.signal(SIGTERM)
+        XCTAssertEqual(worker.wait(seconds: 15), 0)
+        let state = try await conn.query("SELECT state FROM maintenance_jobs WHERE id = $1", [id]).first?["state"]
+        XCTAssertEqual(state, "cancelled")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        XCTAssertFalse(left.contains { $0.hasSuffix(".sql.gz") && !$0.hasPrefix(".") }, "\(left)")
+        try await holder.execute("ROLLBACK")
+    }
+
+    /// A second SIGTERM cuts the grace period short: the running job is cancelled and released
+    /// at once.
+    func testASecondSigtermCancelsAndReleasesAtOnce() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(#"INSERT INTO maintenance_jobs (task, args) VALUES ('noop', '{"sleep_ms": 3600000}')"#)
+        let log = logFile("second")
+        let worker = try ClosebellBinary.start(["worker", "--lease", "2", "--grace", "3600", "--log-format", "json"],
+                                               environment: ["DATABASE_URL": db.url], logFile: log)
+        defer { worker.signal(SIGKILL); _ = worker.wait() }
+        let running = try await eventually { try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'running'") == 1 }
+        XCTAssertTrue(running)
+        worker.signal(SIGTERM)
+        let stopping = try await eventually { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("worker_stopping") }
+        XCTAssertTrue(stopping)
+        worker.signal(SIGTERM)
+        XCTAssertEqual(worker.wait(seconds: 15), 0)
+        let row = try await conn.query("SELECT state, attempts FROM maintenance_jobs").first!
+        XCTAssertEqual("\(row["state"]!)/\(row["attempts"]!)", "available/0")
+    }
+
+    /// The names of the processes whose parent is `pid` (from /proc).
+    static func children(of pid: pid_t) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> String? in
+            guard Int32(entry) != nil, let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, Int32(fields[1]) == pid else { return nil }
+            return String(stat[stat.index(after: open)..<close])
+        }
+    }
 }
