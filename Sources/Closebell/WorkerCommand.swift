@@ -20,15 +20,17 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = Logger(label: "closebell.worker")
         let environment = try RuntimeEnvironment.load(configPath: settings.config)
         let config = environment.config
-        var periodic = environment.periodicWork(conninfo: database.conninfo, schedule: settings.schedule)
+        let workerConfiguration = try settings.workerConfiguration(base: config.worker)
+        // The scheduler's and the alert loop's connections notice a dead peer like the worker's.
+        let periodicConninfo = (try? workerConfiguration.keepalive.applied(to: database.conninfo)) ?? database.conninfo
+        var periodic = environment.periodicWork(conninfo: periodicConninfo, schedule: settings.schedule)
         if config.alerts.webhookURL != nil {
             let webhook = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: 5, timeout: config.alerts.timeoutSeconds))
-            periodic.append(AlertNotifier.periodicWork(conninfo: database.conninfo, settings: config.alerts, http: webhook))
+            periodic.append(AlertNotifier.periodicWork(conninfo: periodicConninfo, settings: config.alerts, http: webhook))
         }
         let worker = Worker(
             conninfo: database.conninfo, registry: environment.registry(),
-            configuration: try settings.workerConfiguration(base: config.worker),
-            logger: logger, periodic: periodic)
+            configuration: workerConfiguration, logger: logger, periodic: periodic)
         var endpoint = config.http
         if let http = settings.http { endpoint.listen = http }
         let polygon = environment.polygon

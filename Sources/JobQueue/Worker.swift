@@ -70,13 +70,15 @@ public final class Worker: @unchecked Sendable {
         // Every connection notices a dead peer in seconds. A string libpq cannot parse is kept
         // as it is: connecting then reports the (redacted) error.
         let linkConninfo = (try? configuration.keepalive.applied(to: conninfo)) ?? conninfo
-        claimLink = DatabaseLink(conninfo: linkConninfo, role: "claim", logger: logger, minDelay: min, maxDelay: max)
-        // Outcomes advance cycle runs in a trigger that must see other workers' commits after
-        // taking the run's lock: that needs READ COMMITTED, whatever the server's default is.
-        ackLink = DatabaseLink(conninfo: linkConninfo, role: "ack", logger: logger, minDelay: min, maxDelay: max) { session in
+        // READ COMMITTED whatever the server's default is: outcomes advance cycle runs in a
+        // trigger that must see other workers' commits after taking the run's lock, and the
+        // claim's SKIP LOCKED and the id-ordered locks are written for it (no 40001 under it).
+        let readCommitted: @Sendable (PostgresSession) throws -> Void = { session in
             try session.execute("SET default_transaction_isolation = 'read committed'")
         }
-        housekeepingLink = DatabaseLink(conninfo: linkConninfo, role: "housekeeping", logger: logger, minDelay: min, maxDelay: max)
+        claimLink = DatabaseLink(conninfo: linkConninfo, role: "claim", logger: logger, minDelay: min, maxDelay: max, onConnect: readCommitted)
+        ackLink = DatabaseLink(conninfo: linkConninfo, role: "ack", logger: logger, minDelay: min, maxDelay: max, onConnect: readCommitted)
+        housekeepingLink = DatabaseLink(conninfo: linkConninfo, role: "housekeeping", logger: logger, minDelay: min, maxDelay: max, onConnect: readCommitted)
         listenLink = DatabaseLink(conninfo: linkConninfo, role: "listen", logger: logger, minDelay: min, maxDelay: max) { session in
             try session.listen("maintenance_jobs")
         }
@@ -259,7 +261,15 @@ public final class Worker: @unchecked Sendable {
             jobID: job.id, task: job.task, args: job.args, attempt: job.attempt, runID: job.runID,
             previousProgress: job.progress, logger: jobLogger, conninfo: conninfo, cancellation: flag,
             progressWriter: { progress in
-                try await ackLink.run { try QueueStore.saveProgress($0, id: job.id, token: job.claimToken, progress: progress) }
+                // A deadlock or serialization failure is retried, never the task's failure.
+                var tries = 0
+                while true {
+                    do {
+                        return try await ackLink.run { try QueueStore.saveProgress($0, id: job.id, token: job.claimToken, progress: progress) }
+                    } catch let error as PostgresError where error.isTransient && tries < 5 {
+                        tries += 1
+                    }
+                }
             },
             timeouts: configuration.taskTimeouts, keepalive: configuration.keepalive)
         let started = Date()
