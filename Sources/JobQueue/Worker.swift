@@ -202,7 +202,8 @@ public final class Worker: @unchecked Sendable {
                 let flag = claim.flag
                 claim.handle = Task { await self.execute(job, flag: flag, logger: taskLogger) }
                 claim.timer = Task {
-                    try? await Task.sleep(nanoseconds: UInt64(limit * 1_000_000_000))
+                    // Capped at about 30 years: a larger limit would overflow the nanoseconds.
+                    try? await Task.sleep(nanoseconds: UInt64(min(limit, 1e9) * 1_000_000_000))
                     if !Task.isCancelled { self.stop(token: token, reason: .timeLimit(seconds: limit)) }
                 }
             }
@@ -492,7 +493,8 @@ public final class Worker: @unchecked Sendable {
             }
         } catch {
             lock.withLock { leasesConfirmed = false }
-            logger.error("heartbeat_failed", metadata: ["error": "\(error)"])
+            // The loops are cancelled when the worker stops; their cut-short call is no failure.
+            if !Task.isCancelled { logger.error("heartbeat_failed", metadata: ["error": "\(error)"]) }
         }
     }
 
@@ -534,6 +536,7 @@ public final class Worker: @unchecked Sendable {
                 }
                 stats.markDatabaseOK()
             } catch {
+                if Task.isCancelled { return }
                 lock.withLock { leasesConfirmed = false }
                 stats.markDatabaseError("\(error)")
                 logger.error("housekeeping_failed", metadata: ["error": "\(error)"])
@@ -547,6 +550,7 @@ public final class Worker: @unchecked Sendable {
             do {
                 try await work.body(logger)
             } catch {
+                if Task.isCancelled { return }
                 logger.error("periodic_failed", metadata: ["name": "\(work.name)", "error": "\(error)"])
             }
             try? await Task.sleep(nanoseconds: UInt64(work.intervalSeconds * 1_000_000_000))
