@@ -149,6 +149,31 @@ final class WorkerStopTests: XCTestCase {
         XCTAssertNil(row["locked_by"])
     }
 
+    /// Cancelling a cycle run reaches the statement its running job is in.
+    func testCancellingACycleRunCancelsItsRunningJobsStatement() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let run = try await conn.query("INSERT INTO maintenance_cycle_runs (cycle, period) VALUES ('daily', '2025-01-02') RETURNING id").first!
+            .decode("id", as: Int64.self)
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", args: Steered.args(.sleepsInTheServer), runID: run)! }
+        let w = worker(db.url, tasks: [Steered(gate: Gate())])
+        let working = Task { try await w.run() }
+        let sleeping = try await eventually {
+            try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(3600)' AND state = 'active'") == 1
+        }
+        XCTAssertTrue(sleeping)
+        try await conn.query("SELECT maintenance_cancel_cycle_run($1)", [run])
+        let gone = try await eventually(timeout: 30) {
+            try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(3600)' AND state = 'active'") == 0
+        }
+        XCTAssertTrue(gone)
+        w.requestStop()
+        try await working.value
+        let row = try await conn.query("SELECT state, locked_by FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertEqual(row["state"], "cancelled")
+        XCTAssertNil(row["locked_by"])
+    }
+
     /// Shutdown cancels a statement that would run for an hour, and releases its job only
     /// after the statement stopped.
     func testShutdownCancelsTheStatementThenReleasesTheJob() async throws {
