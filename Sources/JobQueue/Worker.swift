@@ -8,6 +8,10 @@ import PostgresClient
 ///
 /// Connections: one listens for NOTIFY, one claims, one records heartbeats and outcomes, one
 /// rescues and prunes. Each owns a thread (libpq blocks), and each reconnects on its own.
+///
+/// Each claim is tracked by its claim token with a `JobLifecycle`; a job runs in its own Swift
+/// task, and stopping a job (cancelled, lease lost, time limit, shutdown) cancels that task,
+/// which cancels its SQL statement on the server and stops its child processes.
 public final class Worker: @unchecked Sendable {
     /// The worker's settings.
     public let configuration: WorkerConfiguration
