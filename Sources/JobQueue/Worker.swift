@@ -235,7 +235,7 @@ public final class Worker: @unchecked Sendable {
         case .timeLimit(let seconds):
             claim.logger.warning("task_time_limit_exceeded", metadata: ["limit_s": "\(seconds)"])
         case .shutdown:
-            claim.logger.warning("task_cancel_requested", metadata: ["reason": "worker stopping: grace period over"])
+            claim.logger.warning("task_cancel_requested", metadata: ["reason": "worker stopping: grace period over, or a second signal"])
         }
         // Cancelling the Swift task cancels the statement it runs on the server (PQcancel) and
         // stops its child processes; the flag tells tasks polling `context.isCancelled`.
