@@ -218,9 +218,9 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertEqual(cancel.status, 0, cancel.output)
         let gone = try await eventually(timeout: 30) {
             try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'closebell backup'") == 0
-                && !Self.children(of: worker.pid).contains("pg_dump")
+                && !Self.children(of: worker.pid).contains { ["pg_dump", "pigz", "gzip"].contains($0) }
         }
-        XCTAssertTrue(gone, "pg_dump is gone from the server and the process table")
+        XCTAssertTrue(gone, "pg_dump and the compressor are gone from the server and the process table")
         worker.signal(SIGTERM)
         XCTAssertEqual(worker.wait(seconds: 15), 0)
         let state = try await conn.query("SELECT state FROM maintenance_jobs WHERE id = $1", [id]).first?["state"]
