@@ -174,24 +174,9 @@ final class WorkerProcessTests: XCTestCase {
         let id = try await conn.withSession {
             try QueueStore.enqueue($0, task: "retention", args: PostgresJSON(text: #"{"tables": ["market_data_daily"]}"#))!
         }
-        let worker = try ClosebellBinary.start(["worker"] + fastFlags, environment: ["DATABASE_URL": db.url], logFile: logFile("retention"))
-        defer { worker.signal(SIGKILL); _ = worker.wait() }
-        let waitingSQL = """
-            SELECT count(*) AS n FROM pg_stat_activity
-             WHERE datname = current_database() AND application_name LIKE 'closebell%' AND wait_event_type = 'Lock'
-            """
-        let blocked = try await eventually { try await conn.count(waitingSQL) == 1 }
-        XCTAssertTrue(blocked, "the DELETE waits for the idle transaction's row locks")
-        try await conn.query("UPDATE maintenance_jobs SET state = 'cancelled' WHERE id = $1", [id])
-        let released = try await eventually(timeout: 30) { try await conn.count(waitingSQL) == 0 }
-        XCTAssertTrue(released, "no closebell statement still waits after the cancel")
-        let state = try await conn.query("SELECT state, locked_by FROM maintenance_jobs WHERE id = $1", [id]).first!
-        XCTAssertEqual(state["state"], "cancelled")
-        XCTAssertNil(state["locked_by"])
-        worker.signal(SIGTERM)
-        XCTAssertEqual(worker.wait(seconds: 15), 0)
-        let after = try await conn.query("SELECT state FROM maintenance_jobs WHERE id = $1", [id]).first?["state"]
-        XCTAssertEqual(after, "cancelled", "the job stays cancelled")
+        try await assertCancelReachesBlockedJob(id, db: db, conn: conn, name: "retention") {
+            try await conn.query("UPDATE maintenance_jobs SET state = 'cancelled' WHERE id = $1", [id])
+        }
         let rows = try await conn.count("SELECT count(*) AS n FROM market_data_daily WHERE symbol = 'OLD'")
         XCTAssertEqual(rows, 10, "the cancelled DELETE removed nothing")
         try await holder.execute("ROLLBACK")
@@ -202,8 +187,7 @@ final class WorkerProcessTests: XCTestCase {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
         // pg_dump waits for this lock (it takes ACCESS SHARE on every table it dumps).
-        let holder = try await PostgresConnection.connect(db.url)
-        try await holder.execute("BEGIN; LOCK TABLE ticker_universe IN ACCESS EXCLUSIVE MODE")
+        let holder = try await Self.idleTransactionLocking("ticker_universe", url: db.url)
         let id = try await conn.withSession { try QueueStore.enqueue($0, task: "backup")! }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-cancel-\(UUID().uuidString.prefix(8))").path
         let worker = try ClosebellBinary.start(
@@ -230,6 +214,46 @@ final class WorkerProcessTests: XCTestCase {
         try await holder.execute("ROLLBACK")
     }
 
+    /// The same for vacuum: held behind an idle transaction's exclusive lock, cancelled, gone.
+    func testCancellingABlockedVacuumJobStopsItsStatement() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let holder = try await Self.idleTransactionLocking("ticker_universe", url: db.url)
+        let id = try await conn.withSession {
+            try QueueStore.enqueue($0, task: "vacuum", args: PostgresJSON(text: #"{"tables": ["ticker_universe"]}"#))!
+        }
+        try await assertCancelReachesBlockedJob(id, db: db, conn: conn, name: "vacuum") {
+            let cancel = try ClosebellBinary.run(["jobs", "cancel", String(id)], environment: ["DATABASE_URL": db.url])
+            XCTAssertEqual(cancel.status, 0, cancel.output)
+        }
+        try await holder.execute("ROLLBACK")
+    }
+
+    /// A backup past its time limit fails with TimeLimitExceeded, and pg_dump is gone.
+    func testABackupPastItsTimeLimitFailsAndPgDumpIsGone() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let holder = try await Self.idleTransactionLocking("ticker_universe", url: db.url)
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "backup", maxAttempts: 1)! }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-limit-\(UUID().uuidString.prefix(8))").path
+        let worker = try ClosebellBinary.start(
+            ["worker", "--time-limit", "backup=2"] + fastFlags,
+            environment: ["DATABASE_URL": db.url, "CLOSEBELL_BACKUP_DIR": directory], logFile: logFile("limit"))
+        defer { worker.signal(SIGKILL); _ = worker.wait() }
+        let failed = try await eventually(timeout: 30) {
+            try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'failed'") == 1
+        }
+        XCTAssertTrue(failed)
+        let type = try await conn.query("SELECT errors -> 0 ->> 'type' AS type FROM maintenance_jobs WHERE id = $1", [id]).first?["type"]
+        XCTAssertEqual(type, "TimeLimitExceeded")
+        let dumps = try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'closebell backup'")
+        XCTAssertEqual(dumps, 0)
+        XCTAssertFalse(Self.children(of: worker.pid).contains { ["pg_dump", "pigz", "gzip"].contains($0) })
+        worker.signal(SIGTERM)
+        XCTAssertEqual(worker.wait(seconds: 15), 0)
+        try await holder.execute("ROLLBACK")
+    }
+
     /// A second SIGTERM cuts the grace period short: the running job is cancelled and released
     /// at once.
     func testASecondSigtermCancelsAndReleasesAtOnce() async throws {
@@ -249,6 +273,38 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertEqual(worker.wait(seconds: 15), 0)
         let row = try await conn.query("SELECT state, attempts FROM maintenance_jobs").first!
         XCTAssertEqual("\(row["state"]!)/\(row["attempts"]!)", "available/0")
+    }
+
+    /// Starts a worker, waits until its job `id` (task `name`) waits on a lock, cancels the job
+    /// with `cancel`, and checks that within 30 s no closebell statement waits any more, that the
+    /// job stays cancelled with no holder, and that SIGTERM then ends the worker with 0 within 15 s.
+    private func assertCancelReachesBlockedJob(
+        _ id: Int64, db: (url: String, name: String), conn: PostgresConnection, name: String,
+        cancel: () async throws -> Void
+    ) async throws {
+        let worker = try ClosebellBinary.start(["worker"] + fastFlags, environment: ["DATABASE_URL": db.url], logFile: logFile(name))
+        defer { worker.signal(SIGKILL); _ = worker.wait() }
+        let waitingSQL = """
+            SELECT count(*) AS n FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name LIKE 'closebell%' AND wait_event_type = 'Lock'
+            """
+        let blocked = try await eventually { try await conn.count(waitingSQL) == 1 }
+        XCTAssertTrue(blocked, "the \(name) job waits for the idle transaction's locks")
+        try await cancel()
+        let released = try await eventually(timeout: 30) { try await conn.count(waitingSQL) == 0 }
+        XCTAssertTrue(released, "no closebell statement still waits after the cancel")
+        worker.signal(SIGTERM)
+        XCTAssertEqual(worker.wait(seconds: 15), 0)
+        let state = try await conn.query("SELECT state, locked_by FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertEqual(state["state"], "cancelled", "the job stays cancelled")
+        XCTAssertNil(state["locked_by"])
+    }
+
+    /// A session left idle in a transaction that holds an ACCESS EXCLUSIVE lock on `table`.
+    static func idleTransactionLocking(_ table: String, url: String) async throws -> PostgresConnection {
+        let holder = try await PostgresConnection.connect(url)
+        try await holder.execute("BEGIN; LOCK TABLE \(table) IN ACCESS EXCLUSIVE MODE")
+        return holder
     }
 
     /// The names of the processes whose parent is `pid` (from /proc).
