@@ -266,6 +266,44 @@ final class PostgresClientTests: XCTestCase {
         XCTAssertTrue(status)
     }
 
+    /// Many tasks share one connection and a third of them are cancelled at random moments:
+    /// a cancel request meant for one call must never cancel another caller's statement.
+    func testCancellingSomeCallsOfASharedConnectionNeverHitsTheOthers() async throws {
+        let db = try TestCluster.freshDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let results = await withTaskGroup(of: (Int, Result<String?, Error>).self) { group -> [(Int, Result<String?, Error>)] in
+            var calls: [Task<String?, Error>] = []
+            for i in 0..<150 {
+                calls.append(Task { try await conn.query("SELECT pg_sleep(0.002), $1::int AS i", [i]).first?["i"] })
+            }
+            for (i, call) in calls.enumerated() {
+                group.addTask {
+                    if i % 3 == 0 {
+                        try? await Task.sleep(nanoseconds: UInt64.random(in: 0...20_000_000))
+                        call.cancel()
+                    }
+                    do { return (i, .success(try await call.value)) } catch { return (i, .failure(error)) }
+                }
+            }
+            var all: [(Int, Result<String?, Error>)] = []
+            for await result in group { all.append(result) }
+            return all
+        }
+        for (i, result) in results where i % 3 != 0 {
+            switch result {
+            case .success(let value): XCTAssertEqual(value, "\(i)")
+            case .failure(let error): XCTFail("call \(i) was not cancelled but failed: \(error)")
+            }
+        }
+        for (i, result) in results where i % 3 == 0 {
+            if case .failure(let error) = result {
+                XCTAssertTrue((error as? PostgresError)?.isCancellation ?? false, "call \(i): \(error)")
+            }
+        }
+        let one = try await conn.query("SELECT 1 AS one").first?["one"]
+        XCTAssertEqual(one, "1")
+    }
+
     func testKeepaliveSettingsAreAddedWithoutReplacingExplicitOnes() throws {
         let keepalive = ConnectionKeepalive(idleSeconds: 7, intervalSeconds: 2, count: 4, userTimeoutSeconds: 20, connectTimeoutSeconds: 5)
         let url = try ConnectionInfo(parsing: keepalive.applied(to: "postgresql://u@h:5433/db?keepalives_idle=60"))
