@@ -97,7 +97,7 @@ final class ConfigSection {
     }
 
     /// The keys present, sorted (for sections whose keys are data).
-    func keys() throws -> [String] { values.keys.sorted() }
+    func keys() -> [String] { values.keys.sorted() }
 
     /// Refuses keys that were never read.
     func finish() throws {
@@ -178,7 +178,7 @@ struct ClosebellConfig {
             if let v = try section.double("prune_interval_seconds", min: 1) { w.pruneIntervalSeconds = v }
             if let limits = try section.section("time_limits") {
                 // Task names are data: any key is a task, `default` the rest.
-                for key in try limits.keys() {
+                for key in limits.keys() {
                     guard let v = try limits.double(key, min: 0.001) else { continue }
                     if key == "default" { w.defaultTimeLimitSeconds = v } else { w.timeLimits[key] = v }
                 }

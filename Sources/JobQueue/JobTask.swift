@@ -124,8 +124,6 @@ public struct TaskTimeouts: Sendable, Equatable {
     public var setDDLLockTimeout: String { "SET lock_timeout = \(Self.milliseconds(ddlLockSeconds))" }
     /// `SET statement_timeout = …` for bounded statements that follow.
     public var setShortStatementTimeout: String { "SET statement_timeout = \(Self.milliseconds(shortStatementSeconds))" }
-    /// Back to no limits (for VACUUM and other statements bounded only by the job's time limit).
-    public static let reset = "SET lock_timeout = 0; SET statement_timeout = 0"
 
     private static func milliseconds(_ seconds: Double) -> Int { Int((max(0, seconds) * 1000).rounded()) }
 }
