@@ -55,6 +55,13 @@ enum MetricsRenderer {
             }
             out.family("closebell_rows_removed_24h", type: "gauge", help: "Rows removed by retention jobs in the last 24 hours.")
             out.sample("closebell_rows_removed_24h", [], queue.rowsRemoved)
+            if !queue.completeness.isEmpty {
+                out.family("closebell_market_data_completeness_percent", type: "gauge",
+                           help: "Percent of symbol-days present over the last 30 days, by market-data table (completeness task).")
+                for table in queue.completeness.keys.sorted() {
+                    out.sample("closebell_market_data_completeness_percent", [("table", table)], queue.completeness[table] ?? 0)
+                }
+            }
 
             out.family("closebell_cycle_last_success_timestamp_seconds", type: "gauge", help: "Unix time the last successful run of each cycle finished.")
             for cycle in queue.lastSuccess.keys.sorted() {

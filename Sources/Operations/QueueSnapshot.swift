@@ -19,6 +19,8 @@ struct QueueSnapshot {
     var rowsWritten: [String: Double]
     /// Rows removed by retention in the last 24 hours (`result.total_rows_removed`).
     var rowsRemoved: Double
+    /// Percent of symbol-days present over 30 days by market-data table (task `completeness`).
+    var completeness: [String: Double] = [:]
 
     static func read(_ session: PostgresSession, runningLimit: Int) throws -> QueueSnapshot {
         let depthRows = try session.query(
@@ -109,9 +111,15 @@ struct QueueSnapshot {
             if written > 0 || TableNames.written[task] != nil { rowsWritten[task] = written }
             rowsRemoved += try row.decode("removed", as: Double.self)
         }
+        var completeness: [String: Double] = [:]
+        if try session.query("SELECT to_regproc('market_data_completeness_summary') IS NOT NULL AS present").first?["present"] == "t" {
+            for row in try session.query("SELECT table_name, percent::float8 AS percent FROM market_data_completeness_summary(30)") {
+                if let percent: Double = try row.decodeIfPresent("percent") { completeness[try row.decode("table_name")] = percent }
+            }
+        }
         return QueueSnapshot(
             depth: depth, oldestWaitingSeconds: oldest, running: running, cycles: cycles, lastSuccess: lastSuccess,
-            lastState: lastState, rowsWritten: rowsWritten, rowsRemoved: rowsRemoved)
+            lastState: lastState, rowsWritten: rowsWritten, rowsRemoved: rowsRemoved, completeness: completeness)
     }
 }
 
@@ -120,6 +128,7 @@ enum TableNames {
     static let written: [String: String] = [
         "ohlc_daily": "market_data_daily", "volume_slots": "volume_slots", "metadata_enrich": "ticker_metadata",
         "volume_stats": "ticker_volume_stats", "universe_sync": "ticker_universe",
+        "earnings": "ticker_earnings", "backfill": "market_data_daily",
     ]
 }
 
