@@ -306,17 +306,18 @@ public final class Worker: @unchecked Sendable {
             lastActivity = Date()
             return action
         }
-        let duration = String(format: "%.3f", seconds)
+        // A number (microsecond precision), not text formatted per line: this is the hot path.
+        let duration = Logger.MetadataValue.stringConvertible((seconds * 1_000_000).rounded() / 1_000_000)
         switch action {
         case .writeOutcome(let outcome):
             stats.recordFinished(task: job.task, outcome: outcome, seconds: seconds)
             switch outcome {
             case .succeeded:
-                jobLogger.info("task_completed", metadata: ["duration_s": "\(duration)"])
+                jobLogger.info("task_completed", metadata: ["duration_s": duration])
             case .failed(let record, let retryable, let delay):
                 let willRetry = retryable && job.attempt < job.maxAttempts
                 jobLogger.error("task_failed", metadata: [
-                    "duration_s": "\(duration)", "error": "\(record.error)", "type": "\(record.type)",
+                    "duration_s": duration, "error": "\(record.error)", "type": "\(record.type)",
                     "retry_in_s": willRetry ? "\(String(format: "%.1f", delay))" : "none",
                 ])
             case .cancelled:
@@ -325,7 +326,7 @@ public final class Worker: @unchecked Sendable {
         case .forget, .release:
             stats.recordFinished(task: job.task, outcome: .cancelled, seconds: seconds)
             jobLogger.warning("task_cancelled", metadata: [
-                "duration_s": "\(duration)", "then": action == .release ? "released to the queue" : "nothing written (the claim is gone)",
+                "duration_s": duration, "then": action == .release ? "released to the queue" : "nothing written (the claim is gone)",
             ])
         case .none, .startTask, .cancelTask:
             break
