@@ -135,6 +135,9 @@ final class ConfigSection {
         return mapping
     }
 
+    /// The keys present, sorted (for sections whose keys are data).
+    func keys() -> [String] { values.keys.sorted() }
+
     /// Refuses keys that were never read.
     func finish() throws {
         if let unknown = overrides.keys.sorted().first(where: { !used.contains($0) }) {
@@ -276,6 +279,21 @@ struct ClosebellConfig {
             if let v = try section.double("retry_max_seconds", min: 0) { w.retryMaxSeconds = v }
             if let v = try section.double("prune_after_days", min: 0) { w.pruneAfterSeconds = v * 86_400 }
             if let v = try section.double("prune_interval_seconds", min: 1) { w.pruneIntervalSeconds = v }
+            if let limits = try section.section("time_limits") {
+                // Task names are data: any key is a task, `default` the rest.
+                for key in limits.keys() {
+                    guard let v = try limits.double(key, min: 0.001) else { continue }
+                    if key == "default" { w.defaultTimeLimitSeconds = v } else { w.timeLimits[key] = v }
+                }
+            }
+            if let v = try section.double("stop_wait_seconds", min: 0) { w.stopWaitSeconds = v }
+            if let v = try section.double("ddl_lock_timeout_seconds", min: 0) { w.ddlLockTimeoutSeconds = v }
+            if let v = try section.double("statement_timeout_seconds", min: 0) { w.shortStatementTimeoutSeconds = v }
+            if let v = try section.int("tcp_keepalives_idle_seconds", min: 1) { w.keepalive.idleSeconds = v }
+            if let v = try section.int("tcp_keepalives_interval_seconds", min: 1) { w.keepalive.intervalSeconds = v }
+            if let v = try section.int("tcp_keepalives_count", min: 1) { w.keepalive.count = v }
+            if let v = try section.int("tcp_user_timeout_seconds", min: 0) { w.keepalive.userTimeoutSeconds = v }
+            if let v = try section.int("connect_timeout_seconds", min: 1) { w.keepalive.connectTimeoutSeconds = v }
             try section.finish()
             do {
                 try w.validate()

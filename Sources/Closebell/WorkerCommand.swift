@@ -27,15 +27,17 @@ struct WorkerCommand: AsyncParsableCommand {
         // systemd restarts it; a configuration error (78) above stops the unit instead.
         try await database.checkReachable()
         let config = environment.config
-        var periodic = environment.periodicWork(conninfo: database.conninfo, schedule: settings.schedule)
+        let workerConfiguration = try settings.workerConfiguration(base: config.worker)
+        // The scheduler's and the alert loop's connections notice a dead peer like the worker's.
+        let periodicConninfo = (try? workerConfiguration.keepalive.applied(to: database.conninfo)) ?? database.conninfo
+        var periodic = environment.periodicWork(conninfo: periodicConninfo, schedule: settings.schedule)
         if config.alerts.webhookURL != nil {
             let webhook = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: 5, timeout: config.alerts.timeoutSeconds))
-            periodic.append(AlertNotifier.periodicWork(conninfo: database.conninfo, settings: config.alerts, http: webhook))
+            periodic.append(AlertNotifier.periodicWork(conninfo: periodicConninfo, settings: config.alerts, http: webhook))
         }
         let worker = Worker(
             conninfo: database.conninfo, registry: environment.registry(),
-            configuration: try settings.workerConfiguration(base: config.worker),
-            logger: logger, periodic: periodic)
+            configuration: workerConfiguration, logger: logger, periodic: periodic)
         var endpoint = config.http
         if let http = settings.http { endpoint.listen = http }
         let polygon = environment.polygon
@@ -49,6 +51,7 @@ struct WorkerCommand: AsyncParsableCommand {
                     return ["429": s.rateLimitedResponses, "5xx": s.serverErrorResponses, "error": s.transportFailures, "other": other]
                 }))
         defer { server?.stop() }
+        // The first SIGTERM/SIGINT drains within the grace period; a second one stops at once.
         let signals = SignalTrap { signal in
             logger.info("signal_received", metadata: ["signal": "\(signal)"])
             worker.requestStop()
@@ -86,6 +89,11 @@ struct WorkerOptions: ParsableArguments {
     var claimBatch: Int?
     @Option(name: .customLong("exit-when-idle"), help: "Exit after the queue has had nothing due for this many seconds.")
     var exitWhenIdle: Double?
+    @Option(name: .customLong("time-limit"), parsing: .singleValue,
+            help: "Longest run of one attempt, TASK=SECONDS or SECONDS for every task without its own (repeatable; default: backup=21600, others 3600).")
+    var timeLimits: [String] = []
+    @Option(name: .customLong("stop-wait"), help: "Seconds a stopped task gets to end before it is left to its lease (default: 10).")
+    var stopWait: Double?
     @Option(help: "Serve /health, /status, /metrics and POST /trigger on HOST:PORT (e.g. 127.0.0.1:8008; default: the config file's http.listen, else off).")
     var http: String?
     @Flag(help: "Also enqueue due daily/weekly/monthly cycles (safe with many workers).")
@@ -123,6 +131,14 @@ struct WorkerOptions: ParsableArguments {
         if let pruneAfter { c.pruneAfterSeconds = pruneAfter * 86_400 }
         if let claimBatch { c.claimBatchSize = claimBatch }
         if let exitWhenIdle { c.exitWhenIdleSeconds = exitWhenIdle }
+        if let stopWait { c.stopWaitSeconds = stopWait }
+        for entry in timeLimits {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard let seconds = Double(parts.last ?? ""), seconds > 0, parts.count == 1 || !parts[0].isEmpty else {
+                throw ValidationError("--time-limit must be TASK=SECONDS or SECONDS with SECONDS > 0, got \(entry)")
+            }
+            if parts.count == 1 { c.defaultTimeLimitSeconds = seconds } else { c.timeLimits[parts[0]] = seconds }
+        }
         do {
             try c.validate()
         } catch let error as WorkerConfigurationError {

@@ -47,6 +47,11 @@ public final class JobContext: Sendable {
     public let logger: Logger
     /// The connection string of the queue's database (URL, key=value, or empty for `PG*`).
     public let conninfo: String?
+    /// Session limits for the task's statements (`lock_timeout` around DDL, `statement_timeout`
+    /// of bounded statements).
+    public let timeouts: TaskTimeouts
+    /// What `connect()` connects with: `conninfo` with the worker's keepalive settings.
+    private let connectConninfo: String?
     private let cancellation: CancellationFlag
     private let progressWriter: @Sendable (PostgresJSON) async throws -> Void
 
@@ -55,7 +60,8 @@ public final class JobContext: Sendable {
         jobID: Int64, task: String, args: PostgresJSON, attempt: Int, runID: Int64?,
         previousProgress: PostgresJSON?, logger: Logger, conninfo: String?,
         cancellation: CancellationFlag = CancellationFlag(),
-        progressWriter: @escaping @Sendable (PostgresJSON) async throws -> Void = { _ in }
+        progressWriter: @escaping @Sendable (PostgresJSON) async throws -> Void = { _ in },
+        timeouts: TaskTimeouts = TaskTimeouts(), keepalive: ConnectionKeepalive? = nil
     ) {
         self.jobID = jobID
         self.task = task
@@ -65,18 +71,23 @@ public final class JobContext: Sendable {
         self.previousProgress = previousProgress
         self.logger = logger
         self.conninfo = conninfo
+        self.timeouts = timeouts
+        // A string libpq cannot parse is passed on as it is: connecting reports the error.
+        self.connectConninfo = keepalive.flatMap { try? $0.applied(to: conninfo) } ?? conninfo
         self.cancellation = cancellation
         self.progressWriter = progressWriter
     }
 
-    /// Opens a new connection to the queue's database (on its own thread). The task owns it
-    /// and should close it when done. Never hold a transaction open across long work.
+    /// Opens a new connection to the queue's database (on its own thread), with the worker's
+    /// keepalive settings. The task owns it and should close it when done. Never hold a
+    /// transaction open across long work. Statements on it are cancelled on the server when
+    /// the job is stopped (the task's Swift task is cancelled).
     public func connect() async throws -> PostgresConnection {
-        try await PostgresConnection.connect(conninfo, applicationName: "closebell \(task) #\(jobID)")
+        try await PostgresConnection.connect(connectConninfo, applicationName: "closebell \(task) #\(jobID)")
     }
 
     /// True once the job was cancelled (`state = 'cancelled'` seen by a heartbeat), its lease
-    /// was lost, or the worker is shutting down past its grace period.
+    /// was lost, it ran past its time limit, or the worker is shutting down past its grace period.
     public var isCancelled: Bool { cancellation.isSet || Task.isCancelled }
 
     /// Throws `JobCancelled` when `isCancelled` is true: call it between units of work.
@@ -94,6 +105,27 @@ public final class JobContext: Sendable {
     public func decodeArgs<T: Decodable>(_ type: T.Type, allowedKeys: Set<String>) throws -> T {
         try JobArguments.decode(type, from: args, allowedKeys: allowedKeys, task: task)
     }
+}
+
+/// Session limits of a task's statements, as `SET` commands.
+public struct TaskTimeouts: Sendable, Equatable {
+    /// `lock_timeout` around DDL, in seconds (0: no limit). Default 30.
+    public var ddlLockSeconds: Double
+    /// `statement_timeout` of statements with a natural bound, in seconds (0: no limit). Default 300.
+    public var shortStatementSeconds: Double
+
+    /// Creates limits; every argument has the documented default.
+    public init(ddlLockSeconds: Double = 30, shortStatementSeconds: Double = 300) {
+        self.ddlLockSeconds = ddlLockSeconds
+        self.shortStatementSeconds = shortStatementSeconds
+    }
+
+    /// `SET lock_timeout = …` for the DDL that follows.
+    public var setDDLLockTimeout: String { "SET lock_timeout = \(Self.milliseconds(ddlLockSeconds))" }
+    /// `SET statement_timeout = …` for bounded statements that follow.
+    public var setShortStatementTimeout: String { "SET statement_timeout = \(Self.milliseconds(shortStatementSeconds))" }
+
+    private static func milliseconds(_ seconds: Double) -> Int { Int((max(0, seconds) * 1000).rounded()) }
 }
 
 /// Thrown by a task that stopped because its job was cancelled.

@@ -21,6 +21,9 @@ public struct ClaimedJob: Sendable {
     public let runAt: Date
     /// When the job was inserted.
     public let createdAt: Date
+    /// `maintenance_jobs.claim_token` of this claim: unique to it, so every later statement
+    /// about this attempt (heartbeat, progress, outcome, release) matches this claim only.
+    public let claimToken: Int64
 }
 
 /// How one attempt ended, as the worker reports it to the database.
@@ -62,8 +65,11 @@ public struct JobErrorRecord: Sendable, Codable, Equatable {
 /// The SQL of the queue: enqueue, claim, heartbeat, complete, rescue, release and prune.
 ///
 /// Every method is one short statement (one implicit transaction); none keeps a transaction
-/// open. Completion and heartbeat statements only touch rows the worker still holds for the
-/// attempt it claimed, so a worker that lost its lease can never overwrite a job's new state.
+/// open. Completion, heartbeat, progress and release statements only touch a running row that
+/// still carries the claim token of the worker's claim, so an execution that lost its job
+/// (cancelled, rescued, retried, claimed again) can never overwrite the job's new state. Those
+/// that touch several rows lock them in id order first, so two of them (or a cycle
+/// cancellation, which does the same) never deadlock on each other.
 public enum QueueStore {
     /// Inserts a job; returns its id, or nil when a waiting or running job already has the
     /// same `unique_key`.
@@ -106,75 +112,48 @@ public enum QueueStore {
             UPDATE maintenance_jobs AS j
                SET state = 'running', attempts = j.attempts + 1, locked_by = $3,
                    lease_expires_at = now() + make_interval(secs => $4), heartbeat_at = now(),
-                   started_at = now()
+                   started_at = now(), claim_token = nextval('maintenance_jobs_claim_seq')
               FROM picked
              WHERE j.id = picked.id
-            RETURNING j.id, j.task, j.args, j.attempts, j.max_attempts, j.run_id, j.progress, j.run_at, j.created_at
+            RETURNING j.id, j.task, j.args, j.attempts, j.max_attempts, j.run_id, j.progress, j.run_at, j.created_at, j.claim_token
             """, [queue, limit, worker, leaseSeconds])
         return try rows.map { row in
             ClaimedJob(
                 id: try row.decode("id"), task: try row.decode("task"), args: try row.decode("args"),
                 attempt: try row.decode("attempts"), maxAttempts: try row.decode("max_attempts"),
                 runID: try row.decodeIfPresent("run_id"), progress: try row.decodeIfPresent("progress"),
-                runAt: try row.decode("run_at"), createdAt: try row.decode("created_at"))
+                runAt: try row.decode("run_at"), createdAt: try row.decode("created_at"), claimToken: try row.decode("claim_token"))
         }
         .sorted { $0.id < $1.id }
     }
 
-    /// Extends the lease of the jobs this worker holds; returns the ids it still holds. An id
-    /// missing from the answer was cancelled, rescued or finished by someone else.
-    public static func heartbeat(_ session: PostgresSession, worker: String, jobs: [(id: Int64, attempt: Int)], leaseSeconds: Double) throws -> Set<Int64> {
-        guard !jobs.isEmpty else { return [] }
-        let rows = try session.query("""
-            UPDATE maintenance_jobs AS j
-               SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => $4)
-              FROM unnest($1::bigint[], $2::int[]) AS h(id, attempt)
-             WHERE j.id = h.id AND j.attempts = h.attempt AND j.locked_by = $3 AND j.state = 'running'
-            RETURNING j.id
-            """, [jobs.map(\.id), jobs.map(\.attempt), worker, leaseSeconds])
-        return Set(try rows.map { try $0.decode("id", as: Int64.self) })
-    }
+    /// The rows of `claims` still running under those claims, locked in id order (a CTE the
+    /// multi-row statements share; `$1` ids, `$2` tokens).
+    private static let lockClaims = """
+        held AS (
+            SELECT j.id, j.claim_token FROM maintenance_jobs AS j
+              JOIN unnest($1::bigint[], $2::bigint[]) AS c(id, token) ON j.id = c.id AND j.claim_token = c.token
+             WHERE j.state = 'running'
+             ORDER BY j.id
+               FOR UPDATE OF j
+        )
+        """
 
-    /// Records successes in one statement; returns the ids actually updated (a job whose lease
-    /// was lost is not).
-    public static func completeSucceeded(_ session: PostgresSession, worker: String, jobs: [(id: Int64, attempt: Int, result: PostgresJSON)]) throws -> Set<Int64> {
-        guard !jobs.isEmpty else { return [] }
+    /// Extends the lease of the claims this worker holds; returns the tokens still held. A
+    /// token missing from the answer lost its job: cancelled, rescued or finished by someone else.
+    /// A lease that lapsed while the database was unreachable is extended too, as long as no
+    /// rescue took the job meanwhile.
+    public static func heartbeat(_ session: PostgresSession, claims: [(id: Int64, token: Int64)], leaseSeconds: Double) throws -> Set<Int64> {
+        guard !claims.isEmpty else { return [] }
         let rows = try session.query("""
+            WITH \(lockClaims)
             UPDATE maintenance_jobs AS j
-               SET state = 'succeeded', finished_at = now(), result = c.result,
-                   locked_by = NULL, lease_expires_at = NULL
-              FROM unnest($1::bigint[], $2::int[], $3::jsonb[]) AS c(id, attempt, result)
-             WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = $4 AND j.state = 'running'
-            RETURNING j.id
-            """, [jobs.map(\.id), jobs.map(\.attempt), jobs.map(\.result.text), worker])
-        return Set(try rows.map { try $0.decode("id", as: Int64.self) })
-    }
-
-    /// Records failed attempts in one statement: each goes back to `available` after its retry
-    /// delay, or to `failed` when it was its last attempt or is not retryable. The error is
-    /// appended to `errors`. Returns the ids updated, with their new state.
-    public static func completeFailed(
-        _ session: PostgresSession, worker: String,
-        jobs: [(id: Int64, attempt: Int, error: JobErrorRecord, retryable: Bool, retryDelay: Double)]
-    ) throws -> [Int64: String] {
-        guard !jobs.isEmpty else { return [:] }
-        let errors = try jobs.map { try PostgresJSON(encoding: $0.error).text }
-        let rows = try session.query("""
-            UPDATE maintenance_jobs AS j
-               SET state = CASE WHEN f.retryable AND j.attempts < j.max_attempts THEN 'available' ELSE 'failed' END,
-                   run_at = CASE WHEN f.retryable AND j.attempts < j.max_attempts
-                                 THEN now() + make_interval(secs => f.delay) ELSE j.run_at END,
-                   finished_at = CASE WHEN f.retryable AND j.attempts < j.max_attempts THEN NULL ELSE now() END,
-                   errors = j.errors || jsonb_build_array(f.error),
-                   locked_by = NULL, lease_expires_at = NULL
-              FROM unnest($1::bigint[], $2::int[], $3::jsonb[], $4::bool[], $5::float8[])
-                   AS f(id, attempt, error, retryable, delay)
-             WHERE j.id = f.id AND j.attempts = f.attempt AND j.locked_by = $6 AND j.state = 'running'
-            RETURNING j.id, j.state
-            """, [jobs.map(\.id), jobs.map(\.attempt), errors, jobs.map(\.retryable), jobs.map(\.retryDelay), worker])
-        var states: [Int64: String] = [:]
-        for row in rows { states[try row.decode("id")] = try row.decode("state") }
-        return states
+               SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => $3)
+              FROM held
+             WHERE j.id = held.id AND j.claim_token = held.claim_token AND j.state = 'running'
+            RETURNING j.claim_token
+            """, [claims.map(\.id), claims.map(\.token), leaseSeconds])
+        return Set(try rows.map { try $0.decode("claim_token", as: Int64.self) })
     }
 
     /// Records the outcomes of many attempts (successes and failures together) in ONE statement;
@@ -184,8 +163,8 @@ public enum QueueStore {
     /// which prevents deadlocks only when a transaction advances all its runs in one statement;
     /// successes and failures written by two statements of one transaction could lock two runs
     /// in opposite orders in two workers.
-    public static func complete(_ session: PostgresSession, worker: String, jobs: [(id: Int64, attempt: Int, outcome: JobOutcome)]) throws -> [Int64: String] {
-        var ids: [Int64] = [], attempts: [Int] = [], succeeded: [Bool] = [], results: [String?] = []
+    public static func complete(_ session: PostgresSession, jobs: [(id: Int64, token: Int64, outcome: JobOutcome)]) throws -> [Int64: String] {
+        var ids: [Int64] = [], tokens: [Int64] = [], succeeded: [Bool] = [], results: [String?] = []
         var errors: [String?] = [], retryable: [Bool] = [], delays: [Double] = []
         for job in jobs {
             switch job.outcome {
@@ -199,10 +178,11 @@ public enum QueueStore {
                 continue
             }
             ids.append(job.id)
-            attempts.append(job.attempt)
+            tokens.append(job.token)
         }
         guard !ids.isEmpty else { return [:] }
         let rows = try session.query("""
+            WITH \(lockClaims)
             UPDATE maintenance_jobs AS j
                SET state = CASE WHEN c.ok THEN 'succeeded'
                                 WHEN c.retryable AND j.attempts < j.max_attempts THEN 'available'
@@ -214,36 +194,37 @@ public enum QueueStore {
                                       THEN NULL ELSE now() END,
                    errors = CASE WHEN c.ok THEN j.errors ELSE j.errors || jsonb_build_array(c.error) END,
                    locked_by = NULL, lease_expires_at = NULL
-              FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::jsonb[], $5::jsonb[], $6::bool[], $7::float8[])
-                   AS c(id, attempt, ok, result, error, retryable, delay)
-             WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = $8 AND j.state = 'running'
+              FROM held, unnest($1::bigint[], $2::bigint[], $3::bool[], $4::jsonb[], $5::jsonb[], $6::bool[], $7::float8[])
+                   AS c(id, token, ok, result, error, retryable, delay)
+             WHERE j.id = held.id AND c.id = held.id AND j.claim_token = c.token AND j.state = 'running'
             RETURNING j.id, j.state
-            """, [ids, attempts, succeeded, results, errors, retryable, delays, worker])
+            """, [ids, tokens, succeeded, results, errors, retryable, delays])
         var states: [Int64: String] = [:]
         for row in rows { states[try row.decode("id")] = try row.decode("state") }
         return states
     }
 
-    /// Saves a task's checkpoint, if the worker still holds the attempt.
-    public static func saveProgress(_ session: PostgresSession, worker: String, id: Int64, attempt: Int, progress: PostgresJSON) throws {
+    /// Saves a task's checkpoint, if the job still runs under this claim.
+    public static func saveProgress(_ session: PostgresSession, id: Int64, token: Int64, progress: PostgresJSON) throws {
         try session.query("""
-            UPDATE maintenance_jobs SET progress = $4::jsonb
-             WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND state = 'running'
-            """, [id, attempt, worker, progress])
+            UPDATE maintenance_jobs SET progress = $3::jsonb
+             WHERE id = $1 AND claim_token = $2 AND state = 'running'
+            """, [id, token, progress])
     }
 
     /// Puts jobs this worker still holds back to `available` without counting the attempt
     /// (used at shutdown, for jobs that did not finish within the grace period).
     @discardableResult
-    public static func release(_ session: PostgresSession, worker: String, jobs: [(id: Int64, attempt: Int)]) throws -> Int {
-        guard !jobs.isEmpty else { return 0 }
+    public static func release(_ session: PostgresSession, claims: [(id: Int64, token: Int64)]) throws -> Int {
+        guard !claims.isEmpty else { return 0 }
         let rows = try session.query("""
+            WITH \(lockClaims)
             UPDATE maintenance_jobs AS j
                SET state = 'available', attempts = j.attempts - 1, locked_by = NULL,
                    lease_expires_at = NULL, run_at = now()
-              FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
-             WHERE j.id = r.id AND j.attempts = r.attempt AND j.locked_by = $3 AND j.state = 'running'
-            """, [jobs.map(\.id), jobs.map(\.attempt), worker])
+              FROM held
+             WHERE j.id = held.id AND j.claim_token = held.claim_token AND j.state = 'running'
+            """, [claims.map(\.id), claims.map(\.token)])
         if (rows.affectedRows ?? 0) > 0 { try session.query("SELECT pg_notify('maintenance_jobs', '')") }
         return rows.affectedRows ?? 0
     }
@@ -251,11 +232,17 @@ public enum QueueStore {
     /// Returns running jobs whose lease lapsed (their worker died or hung) to the queue, or
     /// fails them when that was their last attempt, recording the lapse as the attempt's error.
     /// Returns how many were rescued and how many failed.
+    ///
+    /// After a server restart every lease counts from the server's start: a lease that lapsed
+    /// while the server was down says nothing about its worker, which could not send heartbeats
+    /// then. Such a job is rescued only when its worker has not renewed it within one lease
+    /// (`lease_expires_at - heartbeat_at`) of the server coming back.
     public static func rescueExpired(_ session: PostgresSession, rescuer: String, limit: Int = 500) throws -> (requeued: Int, failed: Int) {
         let rows = try session.query("""
             WITH expired AS (
                 SELECT id FROM maintenance_jobs
                 WHERE state = 'running' AND lease_expires_at < now()
+                  AND pg_postmaster_start_time() + (lease_expires_at - coalesce(heartbeat_at, lease_expires_at)) < now()
                 ORDER BY lease_expires_at
                 LIMIT $1
                 FOR UPDATE SKIP LOCKED
@@ -296,14 +283,6 @@ public enum QueueStore {
             total += deleted
             if deleted < batchSize { return total }
         }
-    }
-
-    /// Jobs in the given ids whose state is `cancelled` (checked by heartbeats).
-    public static func cancelledAmong(_ session: PostgresSession, ids: [Int64]) throws -> Set<Int64> {
-        guard !ids.isEmpty else { return [] }
-        let rows = try session.query(
-            "SELECT id FROM maintenance_jobs WHERE id = ANY($1::bigint[]) AND state = 'cancelled'", [ids])
-        return Set(try rows.map { try $0.decode("id", as: Int64.self) })
     }
 
     /// The cycle runs among `runIDs` that the current transaction finished (their trigger set

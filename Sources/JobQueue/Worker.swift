@@ -8,12 +8,17 @@ import PostgresClient
 ///
 /// Connections: one listens for NOTIFY, one claims, one records heartbeats and outcomes, one
 /// rescues and prunes. Each owns a thread (libpq blocks), and each reconnects on its own.
+///
+/// Each claim is tracked by its claim token with a `JobLifecycle`; a job runs in its own Swift
+/// task, and stopping a job (cancelled, lease lost, time limit, shutdown) cancels that task,
+/// which cancels its SQL statement on the server and stops its child processes.
 public final class Worker: @unchecked Sendable {
     /// The worker's settings.
     public let configuration: WorkerConfiguration
     /// Counters and recent activity, read by `/status` and `/metrics`.
     public let stats = WorkerStats()
     private let registry: TaskRegistry
+    /// The user's connection string (handed to tasks, e.g. for pg_dump).
     private let conninfo: String?
     private let logger: Logger
     /// Periodic work the worker runs beside its loops (for example the cycle scheduler).
@@ -24,24 +29,36 @@ public final class Worker: @unchecked Sendable {
     private let listenLink: DatabaseLink
     private let housekeepingLink: DatabaseLink
 
+    // Everything below is guarded by `lock`. `@unchecked Sendable` above is for this state,
+    // which the loops and the job tasks share; every access takes the lock.
     private let lock = NSLock()
-    private var running: [Int64: RunningJob] = [:]
+    /// Every claim this worker holds, by claim token, until its outcome or release is written.
+    private var claims: [Int64: Claim] = [:]
     private var pendingOutcomes: [(job: ClaimedJob, outcome: JobOutcome)] = []
-    /// The batch the ack loop is writing now (still leased, so heartbeats keep covering it).
-    private var writingOutcomes: [(job: ClaimedJob, outcome: JobOutcome)] = []
+    private var pendingReleases: [ClaimedJob] = []
+    /// Outcomes and releases the ack loop is writing now.
+    private var writing = 0
     private var draining = false
-    /// Jobs that ended `cancelled` while the worker was stopping (their flags raised by `drain`).
-    private var cancelledWhileDraining: Set<Int64> = []
+    /// A second stop request: skip the rest of the grace period.
+    private var stopNow = false
     private var stopped = false
     private var lastActivity = Date()
+    /// False after a database error until a heartbeat renewed every lease held: rescuing
+    /// others' lapsed jobs before that could take this worker's own jobs after an outage.
+    private var leasesConfirmed = true
 
     private let claimWake = WakeSignal()
     private let ackWake = WakeSignal()
+    private let drainWake = WakeSignal()
 
-    private struct RunningJob {
+    /// One claim: the job, its lifecycle, and once started, its task.
+    private struct Claim {
         let job: ClaimedJob
-        let flag: CancellationFlag
-        let handle: Task<Void, Never>
+        var lifecycle = JobLifecycle()
+        let flag = CancellationFlag()
+        var handle: Task<Void, Never>?
+        var timer: Task<Void, Never>?
+        let logger: Logger
     }
 
     /// Creates a worker; call `run()` to start it.
@@ -54,27 +71,38 @@ public final class Worker: @unchecked Sendable {
         self.logger = logger
         self.periodic = periodic
         let min = configuration.reconnectMinSeconds, max = configuration.reconnectMaxSeconds
-        claimLink = DatabaseLink(conninfo: conninfo, role: "claim", logger: logger, minDelay: min, maxDelay: max)
-        // Outcomes advance cycle runs in a trigger that must see other workers' commits after
-        // taking the run's lock: that needs READ COMMITTED, whatever the server's default is.
-        ackLink = DatabaseLink(conninfo: conninfo, role: "ack", logger: logger, minDelay: min, maxDelay: max) { session in
+        // Every connection notices a dead peer in seconds. A string libpq cannot parse is kept
+        // as it is: connecting then reports the (redacted) error.
+        let linkConninfo = (try? configuration.keepalive.applied(to: conninfo)) ?? conninfo
+        // READ COMMITTED whatever the server's default is: outcomes advance cycle runs in a
+        // trigger that must see other workers' commits after taking the run's lock, and the
+        // claim's SKIP LOCKED and the id-ordered locks are written for it (no 40001 under it).
+        let readCommitted: @Sendable (PostgresSession) throws -> Void = { session in
             try session.execute("SET default_transaction_isolation = 'read committed'")
         }
-        housekeepingLink = DatabaseLink(conninfo: conninfo, role: "housekeeping", logger: logger, minDelay: min, maxDelay: max)
-        listenLink = DatabaseLink(conninfo: conninfo, role: "listen", logger: logger, minDelay: min, maxDelay: max) { session in
+        claimLink = DatabaseLink(conninfo: linkConninfo, role: "claim", logger: logger, minDelay: min, maxDelay: max, onConnect: readCommitted)
+        ackLink = DatabaseLink(conninfo: linkConninfo, role: "ack", logger: logger, minDelay: min, maxDelay: max, onConnect: readCommitted)
+        housekeepingLink = DatabaseLink(conninfo: linkConninfo, role: "housekeeping", logger: logger, minDelay: min, maxDelay: max, onConnect: readCommitted)
+        listenLink = DatabaseLink(conninfo: linkConninfo, role: "listen", logger: logger, minDelay: min, maxDelay: max) { session in
             try session.listen("maintenance_jobs")
         }
     }
 
     /// Asks the worker to stop: no more claims; running jobs get the grace period to finish,
-    /// then are released back to the queue. Safe to call from any thread, more than once.
+    /// then are cancelled and, once their tasks ended, released back to the queue. A second
+    /// call skips what is left of the grace period. Safe to call from any thread.
     public func requestStop() {
-        let first = lock.withLock { () -> Bool in
-            defer { draining = true }
-            return !draining
+        let (first, second) = lock.withLock { () -> (Bool, Bool) in
+            defer {
+                if draining { stopNow = true }
+                draining = true
+            }
+            return (!draining, draining && !stopNow)
         }
         if first { logger.info("worker_stopping", metadata: ["grace_s": "\(configuration.graceSeconds)"]) }
+        if second { logger.warning("worker_stopping_now", metadata: ["note": "second stop request: running jobs are cancelled and released now"]) }
         claimWake.signal()
+        drainWake.signal()
     }
 
     /// True while every loop is alive and the last database round trip succeeded (for /health).
@@ -84,6 +112,11 @@ public final class Worker: @unchecked Sendable {
     /// then drains and returns.
     public func run() async throws {
         try configuration.validate()
+        // A limit for a task this worker does not run is a misspelt name (the defaults aside).
+        let configured = configuration.timeLimits.filter { WorkerConfiguration.defaultTimeLimits[$0.key] != $0.value }
+        if let unknown = configured.keys.sorted().first(where: { registry.task(named: $0) == nil }) {
+            throw WorkerConfigurationError(key: "time_limits.\(unknown)", reason: "no such task; this worker runs: \(registry.names.joined(separator: ", "))")
+        }
         logger.info("worker_started", metadata: [
             "concurrency": "\(configuration.concurrency)", "queue": "\(configuration.queue)",
             "lease_s": "\(configuration.leaseSeconds)", "tasks": "\(registry.names.joined(separator: ","))",
@@ -111,13 +144,16 @@ public final class Worker: @unchecked Sendable {
 
     // MARK: - Claiming
 
+    /// Tasks started and not ended (the slots in use).
+    private var activeTasks: Int { claims.values.filter { $0.lifecycle.taskActive }.count }
+
     private func claimLoop() async {
         let config = configuration
         // Claim in batches: while jobs are running, wait until at least half a batch of slots
         // is free, so a busy worker claims many rows per statement instead of one at a time.
         let batchThreshold = max(1, min(config.claimBatchSize, config.concurrency) / 2)
         while !lock.withLock({ draining }) {
-            let busy = lock.withLock { running.count }
+            let busy = lock.withLock { activeTasks }
             let free = config.concurrency - busy
             if free <= 0 || (busy > 0 && free < batchThreshold) {
                 await claimWake.wait(timeout: config.pollSeconds)
@@ -138,7 +174,7 @@ public final class Worker: @unchecked Sendable {
                 continue
             }
             if jobs.isEmpty {
-                if let idle = config.exitWhenIdleSeconds, lock.withLock({ running.isEmpty && pendingOutcomes.isEmpty && writingOutcomes.isEmpty }),
+                if let idle = config.exitWhenIdleSeconds, lock.withLock({ claims.isEmpty && writing == 0 }),
                    Date().timeIntervalSince(lock.withLock { lastActivity }) >= idle {
                     logger.info("worker_idle_exit", metadata: ["idle_s": "\(idle)"])
                     lock.withLock { draining = true }
@@ -154,105 +190,205 @@ public final class Worker: @unchecked Sendable {
     }
 
     private func start(_ job: ClaimedJob) {
-        let flag = CancellationFlag()
-        lock.lock()
-        let handle = Task { await self.execute(job, flag: flag) }
-        running[job.id] = RunningJob(job: job, flag: flag, handle: handle)
-        lock.unlock()
-    }
-
-    // MARK: - Running a job
-
-    private func execute(_ job: ClaimedJob, flag: CancellationFlag) async {
         var jobLogger = logger
         jobLogger[metadataKey: "job_id"] = "\(job.id)"
         jobLogger[metadataKey: "task"] = "\(job.task)"
         jobLogger[metadataKey: "attempt"] = "\(job.attempt)"
         if let runID = job.runID { jobLogger[metadataKey: "run_id"] = "\(runID)" }
+        let limit = configuration.timeLimit(for: job.task)
+        let token = job.claimToken
+        let taskLogger = jobLogger
+        lock.withLock {
+            var claim = Claim(job: job, logger: taskLogger)
+            // Claimed while a stop began: the lifecycle releases it instead of starting it.
+            let action = draining ? claim.lifecycle.stop(.shutdown) : claim.lifecycle.start()
+            if action == .startTask {
+                let flag = claim.flag
+                claim.handle = Task { await self.execute(job, flag: flag, logger: taskLogger) }
+                claim.timer = Task {
+                    // Capped at about 30 years: a larger limit would overflow the nanoseconds.
+                    try? await Task.sleep(nanoseconds: UInt64(min(limit, 1e9) * 1_000_000_000))
+                    if !Task.isCancelled { self.stop(token: token, reason: .timeLimit(seconds: limit)) }
+                }
+            }
+            claims[token] = claim
+            if action == .release { pendingReleases.append(job) }
+        }
+        ackWake.signal()
+    }
+
+    // MARK: - Lifecycle events
+
+    /// Delivers a stop request to one claim and performs the lifecycle's action.
+    private func stop(token: Int64, reason: StopReason) {
+        let effect = lock.withLock { () -> (action: JobLifecycle.Action, claim: Claim)? in
+            guard var claim = claims[token] else { return nil }
+            let action = claim.lifecycle.stop(reason)
+            claims[token] = claim
+            apply(action, to: claim)
+            return (action, claim)
+        }
+        guard let (action, claim) = effect, action == .cancelTask else { return }
+        switch reason {
+        case .claimLost:
+            claim.logger.warning("task_cancel_requested", metadata: ["reason": "state set to cancelled, or the lease was lost"])
+        case .timeLimit(let seconds):
+            claim.logger.warning("task_time_limit_exceeded", metadata: ["limit_s": "\(seconds)"])
+        case .shutdown:
+            claim.logger.warning("task_cancel_requested", metadata: ["reason": "worker stopping: grace period over, or a second signal"])
+        }
+        // Cancelling the Swift task cancels the statement it runs on the server (PQcancel) and
+        // stops its child processes; the flag tells tasks polling `context.isCancelled`.
+        claim.flag.set()
+        claim.handle?.cancel()
+    }
+
+    /// Queues what an action writes. Called under the lock.
+    private func apply(_ action: JobLifecycle.Action, to claim: Claim) {
+        switch action {
+        case .writeOutcome(let outcome):
+            pendingOutcomes.append((claim.job, outcome))
+        case .release:
+            pendingReleases.append(claim.job)
+        case .forget:
+            claims[claim.job.claimToken] = nil
+        case .none, .startTask, .cancelTask:
+            break
+        }
+    }
+
+    // MARK: - Running a job
+
+    private func execute(_ job: ClaimedJob, flag: CancellationFlag, logger jobLogger: Logger) async {
         let worker = configuration.workerID
         let ackLink = self.ackLink
         let context = JobContext(
             jobID: job.id, task: job.task, args: job.args, attempt: job.attempt, runID: job.runID,
             previousProgress: job.progress, logger: jobLogger, conninfo: conninfo, cancellation: flag,
             progressWriter: { progress in
-                try await ackLink.run { try QueueStore.saveProgress($0, worker: worker, id: job.id, attempt: job.attempt, progress: progress) }
-            })
+                // A deadlock or serialization failure is retried, never the task's failure.
+                var tries = 0
+                while true {
+                    do {
+                        return try await ackLink.run { try QueueStore.saveProgress($0, id: job.id, token: job.claimToken, progress: progress) }
+                    } catch let error as PostgresError where error.isTransient && tries < 5 {
+                        tries += 1
+                    }
+                }
+            },
+            timeouts: configuration.taskTimeouts, keepalive: configuration.keepalive)
         let started = Date()
         jobLogger.debug("task_started")
-        let outcome: JobOutcome
+        let result: JobOutcome
         if let task = registry.task(named: job.task) {
             do {
-                let result = try await task.run(context)
-                outcome = flag.isSet ? .cancelled : .succeeded(result: result.json)
+                result = .succeeded(result: try await task.run(context).json)
             } catch {
-                if flag.isSet {
-                    outcome = .cancelled
-                } else {
-                    let record = JobErrorRecord(attempt: job.attempt, error: error, worker: worker)
-                    let retryable = !(error is InvalidJobArguments)
-                    outcome = .failed(error: record, retryable: retryable, retryDelay: configuration.retryDelay(afterAttempt: job.attempt))
-                }
+                let record = JobErrorRecord(attempt: job.attempt, error: error, worker: worker)
+                let retryable = !(error is InvalidJobArguments)
+                result = .failed(error: record, retryable: retryable, retryDelay: configuration.retryDelay(afterAttempt: job.attempt))
             }
         } else {
             let error = UnknownTask(task: job.task, known: registry.names)
-            outcome = .failed(error: JobErrorRecord(attempt: job.attempt, error: error, worker: worker), retryable: false, retryDelay: 0)
+            result = .failed(error: JobErrorRecord(attempt: job.attempt, error: error, worker: worker), retryable: false, retryDelay: 0)
         }
         let seconds = Date().timeIntervalSince(started)
-        stats.recordFinished(task: job.task, outcome: outcome, seconds: seconds)
+        let limit = configuration.timeLimit(for: job.task)
+        // The task's end and any stop request meet here, under the lock: the lifecycle decides
+        // whether the outcome is written, the job released, or nothing written.
+        let action = lock.withLock { () -> JobLifecycle.Action in
+            guard var claim = claims[job.claimToken] else { return .none }
+            let action = claim.lifecycle.taskEnded(
+                result, timeLimitError: JobErrorRecord(attempt: job.attempt, error: TimeLimitExceeded(task: job.task, limitSeconds: limit), worker: worker))
+            claim.timer?.cancel()
+            claims[job.claimToken] = claim
+            apply(action, to: claim)
+            lastActivity = Date()
+            return action
+        }
         // A number (microsecond precision), not text formatted per line: this is the hot path.
         let duration = Logger.MetadataValue.stringConvertible((seconds * 1_000_000).rounded() / 1_000_000)
-        switch outcome {
-        case .succeeded:
-            jobLogger.info("task_completed", metadata: ["duration_s": duration])
-        case .failed(let record, let retryable, let delay):
-            let willRetry = retryable && job.attempt < job.maxAttempts
-            jobLogger.error("task_failed", metadata: [
-                "duration_s": duration, "error": "\(record.error)",
-                "retry_in_s": willRetry ? "\(String(format: "%.1f", delay))" : "none",
+        switch action {
+        case .writeOutcome(let outcome):
+            stats.recordFinished(task: job.task, outcome: outcome, seconds: seconds)
+            switch outcome {
+            case .succeeded:
+                jobLogger.info("task_completed", metadata: ["duration_s": duration])
+            case .failed(let record, let retryable, let delay):
+                let willRetry = retryable && job.attempt < job.maxAttempts
+                jobLogger.error("task_failed", metadata: [
+                    "duration_s": duration, "error": "\(record.error)", "type": "\(record.type)",
+                    "retry_in_s": willRetry ? "\(String(format: "%.1f", delay))" : "none",
+                ])
+            case .cancelled:
+                break
+            }
+        case .forget, .release:
+            stats.recordFinished(task: job.task, outcome: .cancelled, seconds: seconds)
+            jobLogger.warning("task_cancelled", metadata: [
+                "duration_s": duration, "then": action == .release ? "released to the queue" : "nothing written (the claim is gone)",
             ])
-        case .cancelled:
-            jobLogger.warning("task_cancelled", metadata: ["duration_s": duration])
+        case .none, .startTask, .cancelTask:
+            break
         }
         // The slot frees as soon as the task is done; the outcome is written by the ack loop,
         // batched with others (the job keeps its lease until then).
-        lock.withLock {
-            running[job.id] = nil
-            pendingOutcomes.append((job, outcome))
-            if case .cancelled = outcome, draining { cancelledWhileDraining.insert(job.id) }
-            lastActivity = Date()
-        }
         ackWake.signal()
         claimWake.signal()
+        drainWake.signal()
     }
 
     // MARK: - Recording outcomes
 
-    /// Writes outcomes in batches: while one batch is being written, new outcomes gather for
-    /// the next, so a busy worker commits many jobs per transaction (group commit).
+    /// Writes outcomes and releases in batches: while one batch is being written, new outcomes
+    /// gather for the next, so a busy worker commits many jobs per transaction (group commit).
     private func ackLoop() async {
         while true {
-            let batch = lock.withLock { () -> [(job: ClaimedJob, outcome: JobOutcome)] in
+            let (batch, releases) = lock.withLock { () -> ([(job: ClaimedJob, outcome: JobOutcome)], [ClaimedJob]) in
                 defer {
-                    writingOutcomes = pendingOutcomes
+                    writing = pendingOutcomes.count + pendingReleases.count
                     pendingOutcomes.removeAll()
+                    pendingReleases.removeAll()
                 }
-                return pendingOutcomes
+                return (pendingOutcomes, pendingReleases)
             }
-            if batch.isEmpty {
+            if batch.isEmpty && releases.isEmpty {
                 if lock.withLock({ stopped }) { return }
                 await ackWake.wait(timeout: 1)
                 continue
             }
-            await write(batch)
+            if !releases.isEmpty { await release(releases) }
+            if !batch.isEmpty { await store(batch) }
+            lock.withLock {
+                for job in batch.map(\.job) + releases {
+                    guard var claim = claims[job.claimToken] else { continue }
+                    _ = claim.lifecycle.stored()
+                    claims[job.claimToken] = claim.lifecycle.holdsClaim ? claim : nil
+                }
+                writing = 0
+                lastActivity = Date()
+            }
+            drainWake.signal()
+            claimWake.signal()
         }
     }
 
-    private func write(_ batch: [(job: ClaimedJob, outcome: JobOutcome)]) async {
-        await store(batch)
-        lock.withLock {
-            writingOutcomes.removeAll()
-            lastActivity = Date()
+    /// Puts jobs whose tasks were stopped at shutdown back in the queue, without counting the
+    /// attempt; retried while the database is unreachable (bounded: a job not released lapses
+    /// and is rescued, never lost).
+    private func release(_ jobs: [ClaimedJob]) async {
+        let held = jobs.map { (id: $0.id, token: $0.claimToken) }
+        for _ in 0..<20 {
+            do {
+                let released = try await ackLink.run { try QueueStore.release($0, claims: held) }
+                logger.warning("jobs_released", metadata: ["count": "\(released)", "job_ids": "\(held.map(\.id))"])
+                return
+            } catch {
+                logger.error("release_failed", metadata: ["error": "\(error)"])
+                if !((error as? PostgresError).map { $0.isConnectionLost || $0.isTransient } ?? false) { break }
+            }
         }
+        logger.error("release_abandoned", metadata: ["job_ids": "\(held.map(\.id))", "note": "their leases will lapse and they will be rescued"])
     }
 
     /// Writes outcomes, retrying while the connection is lost. When the server refuses a batch
@@ -263,7 +399,7 @@ public final class Worker: @unchecked Sendable {
     private func store(_ batch: [(job: ClaimedJob, outcome: JobOutcome)], replaced: Bool = false) async {
         let worker = configuration.workerID
         // One statement for successes and failures alike: see `QueueStore.complete`.
-        let jobs = batch.map { (id: $0.job.id, attempt: $0.job.attempt, outcome: $0.outcome) }
+        let jobs = batch.map { (id: $0.job.id, token: $0.job.claimToken, outcome: $0.outcome) }
         let expected = batch.filter { if case .cancelled = $0.outcome { return false } else { return true } }.map(\.job.id)
         // Completions of cycle jobs may end their run (a trigger does that); reading which runs
         // this transaction ended takes a transaction, so only batches with cycle jobs pay for it.
@@ -272,9 +408,9 @@ public final class Worker: @unchecked Sendable {
         while !expected.isEmpty {
             do {
                 let (states, finishedRuns) = try await ackLink.run { session -> ([Int64: String], [FinishedCycleRun]) in
-                    if runIDs.isEmpty { return (try QueueStore.complete(session, worker: worker, jobs: jobs), []) }
+                    if runIDs.isEmpty { return (try QueueStore.complete(session, jobs: jobs), []) }
                     return try session.transaction { tx in
-                        (try QueueStore.complete(tx, worker: worker, jobs: jobs), try QueueStore.cycleRunsFinishedNow(tx, among: runIDs))
+                        (try QueueStore.complete(tx, jobs: jobs), try QueueStore.cycleRunsFinishedNow(tx, among: runIDs))
                     }
                 }
                 for run in finishedRuns {
@@ -299,6 +435,12 @@ public final class Worker: @unchecked Sendable {
                 // Outcomes stay in hand; the link reconnects with backoff before the next try.
                 // A worker that is stopping gives up after a while: the leases then lapse and
                 // the jobs are rescued (run again), never lost.
+                // A deadlock or serialization failure undid the whole statement: write it again,
+                // never turn it into failed attempts.
+                if (error as? PostgresError)?.isTransient ?? false {
+                    try? await Task.sleep(nanoseconds: UInt64(Double.random(in: 0.01...0.1) * 1_000_000_000))
+                    continue
+                }
                 tries += 1
                 if lock.withLock({ draining }) && tries >= 20 { return }
                 if (error as? PostgresError)?.isConnectionLost ?? false { continue }
@@ -328,38 +470,36 @@ public final class Worker: @unchecked Sendable {
 
     // MARK: - Heartbeats and cancellation
 
+    /// Renews the lease of every claim held (running, or with its outcome or release not yet
+    /// written), and stops the tasks whose claim is gone. A successful round after a database
+    /// error is what lets the housekeeping loop rescue others' jobs again.
     private func heartbeatLoop() async {
         let interval = configuration.effectiveHeartbeatSeconds
         while !Task.isCancelled {
             try? await Task.sleep(nanoseconds: UInt64(interval * 1_000_000_000))
             if Task.isCancelled { return }
-            let held = lock.withLock {
-                running.values.map { (id: $0.job.id, attempt: $0.job.attempt) }
-                    + (pendingOutcomes + writingOutcomes).map { (id: $0.job.id, attempt: $0.job.attempt) }
+            await heartbeat()
+        }
+    }
+
+    private func heartbeat() async {
+        let held = lock.withLock { claims.values.map { (id: $0.job.id, token: $0.job.claimToken) } }
+        guard !held.isEmpty else {
+            lock.withLock { leasesConfirmed = true }
+            return
+        }
+        let lease = configuration.leaseSeconds
+        do {
+            let alive = try await ackLink.run { try QueueStore.heartbeat($0, claims: held, leaseSeconds: lease) }
+            stats.markHeartbeat()
+            lock.withLock { leasesConfirmed = true }
+            for lost in held where !alive.contains(lost.token) {
+                stop(token: lost.token, reason: .claimLost)
             }
-            guard !held.isEmpty else { continue }
-            let worker = configuration.workerID, lease = configuration.leaseSeconds
-            do {
-                let alive = try await ackLink.run { try QueueStore.heartbeat($0, worker: worker, jobs: held, leaseSeconds: lease) }
-                stats.markHeartbeat()
-                let lost = held.filter { !alive.contains($0.id) }
-                guard !lost.isEmpty else { continue }
-                // A job that finished meanwhile is not lost: only those still running here, in
-                // the same attempt (a retried job may have been claimed again since the snapshot).
-                let victims = lock.withLock {
-                    lost.compactMap { held in running[held.id].flatMap { $0.job.attempt == held.attempt ? $0 : nil } }
-                }
-                for victim in victims {
-                    logger.warning("task_cancel_requested", metadata: [
-                        "job_id": "\(victim.job.id)", "task": "\(victim.job.task)",
-                        "reason": "state set to cancelled, or the lease was lost",
-                    ])
-                    victim.flag.set()
-                    victim.handle.cancel()
-                }
-            } catch {
-                logger.error("heartbeat_failed", metadata: ["error": "\(error)"])
-            }
+        } catch {
+            lock.withLock { leasesConfirmed = false }
+            // The loops are cancelled when the worker stops; their cut-short call is no failure.
+            if !Task.isCancelled { logger.error("heartbeat_failed", metadata: ["error": "\(error)"]) }
         }
     }
 
@@ -385,9 +525,13 @@ public final class Worker: @unchecked Sendable {
         let config = configuration
         while !Task.isCancelled {
             do {
-                let rescued = try await housekeepingLink.run { try QueueStore.rescueExpired($0, rescuer: config.workerID) }
-                if rescued.requeued + rescued.failed > 0 {
-                    logger.warning("jobs_rescued", metadata: ["requeued": "\(rescued.requeued)", "failed": "\(rescued.failed)"])
+                // After a database error, this worker's own leases may have lapsed while it
+                // could not renew them: rescue others' jobs only once a heartbeat renewed ours.
+                if lock.withLock({ leasesConfirmed || claims.isEmpty }) {
+                    let rescued = try await housekeepingLink.run { try QueueStore.rescueExpired($0, rescuer: config.workerID) }
+                    if rescued.requeued + rescued.failed > 0 {
+                        logger.warning("jobs_rescued", metadata: ["requeued": "\(rescued.requeued)", "failed": "\(rescued.failed)"])
+                    }
                 }
                 if Date().timeIntervalSince(lastPrune) >= config.pruneIntervalSeconds {
                     let age = config.pruneAfterSeconds
@@ -397,6 +541,8 @@ public final class Worker: @unchecked Sendable {
                 }
                 stats.markDatabaseOK()
             } catch {
+                if Task.isCancelled { return }
+                lock.withLock { leasesConfirmed = false }
                 stats.markDatabaseError("\(error)")
                 logger.error("housekeeping_failed", metadata: ["error": "\(error)"])
             }
@@ -409,6 +555,7 @@ public final class Worker: @unchecked Sendable {
             do {
                 try await work.body(logger)
             } catch {
+                if Task.isCancelled { return }
                 logger.error("periodic_failed", metadata: ["name": "\(work.name)", "error": "\(error)"])
             }
             try? await Task.sleep(nanoseconds: UInt64(work.intervalSeconds * 1_000_000_000))
@@ -417,42 +564,32 @@ public final class Worker: @unchecked Sendable {
 
     // MARK: - Shutdown
 
+    /// Lets running tasks finish within the grace period (cut short by a second stop request),
+    /// then stops the rest and waits up to `stopWaitSeconds` for them to end; their lifecycles
+    /// queue their releases (or their outcomes, when they completed anyway), which the ack
+    /// loop writes. A task still running after that is not released (its statement may still
+    /// run on the server): its lease lapses and it is rescued.
     private func drain() async {
-        let deadline = Date().addingTimeInterval(configuration.graceSeconds)
-        while Date() < deadline, lock.withLock({ !running.isEmpty }) {
-            try? await Task.sleep(nanoseconds: 50_000_000)
+        let graceEnd = Date().addingTimeInterval(configuration.graceSeconds)
+        while Date() < graceEnd, lock.withLock({ activeTasks > 0 && !stopNow }) {
+            await drainWake.wait(timeout: min(0.5, graceEnd.timeIntervalSinceNow))
         }
-        let leftovers = lock.withLock { Array(running.values) }
-        if !leftovers.isEmpty {
-            for job in leftovers {
-                job.flag.set()
-                job.handle.cancel()
-            }
-            let worker = configuration.workerID
-            // Give the cancelled tasks a moment to end. A task that finished before its flag
-            // went up has a real outcome queued: releasing it would put a finished job back and
-            // make it run again. Released are the jobs still running and those that ended
-            // because of the flag (outcome `cancelled`, which is never written).
-            let ids = Set(leftovers.map(\.job.id))
-            let settle = Date().addingTimeInterval(min(2, max(0.1, configuration.graceSeconds)))
-            while Date() < settle, lock.withLock({ !ids.isDisjoint(with: running.keys) }) {
-                try? await Task.sleep(nanoseconds: 10_000_000)
-            }
-            let held = lock.withLock {
-                leftovers.filter { running[$0.job.id] != nil || cancelledWhileDraining.contains($0.job.id) }
-                    .map { (id: $0.job.id, attempt: $0.job.attempt) }
-            }
-            do {
-                let released = try await ackLink.run { try QueueStore.release($0, worker: worker, jobs: held) }
-                logger.warning("jobs_released", metadata: ["count": "\(released)", "job_ids": "\(held.map(\.id))"])
-            } catch {
-                logger.error("release_failed", metadata: ["error": "\(error)", "note": "their leases will lapse and they will be rescued"])
-            }
-            lock.withLock { for job in leftovers { running[job.job.id] = nil } }
+        let running = lock.withLock { claims.filter { $0.value.lifecycle.taskActive }.map(\.key) }
+        for token in running { stop(token: token, reason: .shutdown) }
+        let stopEnd = Date().addingTimeInterval(configuration.stopWaitSeconds)
+        while Date() < stopEnd, lock.withLock({ activeTasks > 0 }) {
+            await drainWake.wait(timeout: min(0.5, stopEnd.timeIntervalSinceNow))
         }
-        // Let the ack loop write what finished.
-        while lock.withLock({ !pendingOutcomes.isEmpty || !writingOutcomes.isEmpty }) {
-            try? await Task.sleep(nanoseconds: 20_000_000)
+        let stuck = lock.withLock { claims.values.filter { $0.lifecycle.taskActive }.map(\.job.id) }
+        if !stuck.isEmpty {
+            logger.error("jobs_abandoned", metadata: [
+                "job_ids": "\(stuck)", "stop_wait_s": "\(configuration.stopWaitSeconds)",
+                "note": "their tasks did not stop in time; not released while they may still run, their leases will lapse and they will be rescued",
+            ])
+        }
+        // Let the ack loop write what finished and release what was stopped.
+        while lock.withLock({ !pendingOutcomes.isEmpty || !pendingReleases.isEmpty || writing > 0 }) {
+            await drainWake.wait(timeout: 0.5)
         }
     }
 }

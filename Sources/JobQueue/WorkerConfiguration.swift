@@ -1,4 +1,5 @@
 import Foundation
+import PostgresClient
 
 /// Every interval, limit and timeout of a worker. Defaults suit production; tests shorten them.
 public struct WorkerConfiguration: Sendable {
@@ -36,10 +37,38 @@ public struct WorkerConfiguration: Sendable {
     /// When set, the worker exits after the queue has had nothing due for this long (demo,
     /// benchmarks and one-shot cron use). Default nil: run until signalled.
     public var exitWhenIdleSeconds: Double?
+    /// Longest run of one attempt, per task name; a task without an entry gets
+    /// `defaultTimeLimitSeconds`. Past it the task is stopped (its statement cancelled, its child
+    /// processes killed) and the attempt fails with `TimeLimitExceeded`. Default: `backup` 6 h.
+    public var timeLimits = WorkerConfiguration.defaultTimeLimits
+    /// The default per-task limits: `backup` 6 h.
+    public static let defaultTimeLimits: [String: Double] = ["backup": 21_600]
+    /// Time limit of tasks not named in `timeLimits`. Default 1 h.
+    public var defaultTimeLimitSeconds = 3600.0
+    /// After a task was told to stop (cancelled, time limit, shutdown), how long the worker
+    /// waits for it to end before giving up on it. At shutdown a job is released only once its
+    /// task ended; one still running after this is left to its lease. Default 10 s.
+    public var stopWaitSeconds = 10.0
+    /// `lock_timeout` of task sessions around DDL (REINDEX, compression settings), so DDL never
+    /// queues behind a forgotten transaction (and blocks every reader behind it). Default 30 s.
+    public var ddlLockTimeoutSeconds = 30.0
+    /// `statement_timeout` of task statements that have a natural bound (catalog and size
+    /// queries, not VACUUM or data loads). Default 300 s.
+    public var shortStatementTimeoutSeconds = 300.0
+    /// TCP keepalives and `tcp_user_timeout` of every connection the worker and its tasks open.
+    public var keepalive = ConnectionKeepalive()
 
     /// Creates a configuration with the defaults above.
     public init(workerID: String? = nil) {
         self.workerID = workerID ?? Self.defaultWorkerID()
+    }
+
+    /// The time limit of a task.
+    public func timeLimit(for task: String) -> Double { timeLimits[task] ?? defaultTimeLimitSeconds }
+
+    /// The session limits handed to tasks.
+    public var taskTimeouts: TaskTimeouts {
+        TaskTimeouts(ddlLockSeconds: ddlLockTimeoutSeconds, shortStatementSeconds: shortStatementTimeoutSeconds)
     }
 
     /// The effective heartbeat interval.
@@ -60,6 +89,17 @@ public struct WorkerConfiguration: Sendable {
         try require(graceSeconds >= 0, "grace_seconds", "must not be negative")
         try require(retryBaseSeconds >= 0 && retryMaxSeconds >= retryBaseSeconds, "retry_base_seconds", "need 0 <= base <= max")
         try require(!queue.isEmpty, "queue", "must not be empty")
+        try require(defaultTimeLimitSeconds > 0, "time_limits.default", "must be positive")
+        for (task, limit) in timeLimits.sorted(by: { $0.key < $1.key }) {
+            try require(limit > 0, "time_limits.\(task)", "must be positive")
+        }
+        try require(stopWaitSeconds >= 0, "stop_wait_seconds", "must not be negative")
+        try require(ddlLockTimeoutSeconds >= 0, "ddl_lock_timeout_seconds", "must not be negative (0 waits without limit)")
+        try require(shortStatementTimeoutSeconds >= 0, "statement_timeout_seconds", "must not be negative (0 waits without limit)")
+        try require(keepalive.idleSeconds >= 1, "tcp_keepalives_idle_seconds", "must be at least 1")
+        try require(keepalive.intervalSeconds >= 1, "tcp_keepalives_interval_seconds", "must be at least 1")
+        try require(keepalive.count >= 1, "tcp_keepalives_count", "must be at least 1")
+        try require(keepalive.userTimeoutSeconds >= 0, "tcp_user_timeout_seconds", "must not be negative (0 keeps the kernel's)")
     }
 
     /// The retry delay after `attempt` failed: base × 2^(attempt−1), capped, with ±25% jitter.

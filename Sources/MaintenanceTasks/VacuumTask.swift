@@ -148,7 +148,7 @@ public struct VacuumTask: JobTask {
         do {
             let report = try await Self.execute(
                 settings: settings, tables: args.tables, reindex: args.reindex ?? false, connection: connection,
-                checkCancellation: { try context.checkCancellation() })
+                timeouts: context.timeouts, checkCancellation: { try context.checkCancellation() })
             await connection.close()
             context.logger.info("vacuum_finished", metadata: ["tables": "\(report.tables.count)", "bytes_freed": "\(report.bytesFreed)"])
             return try JobResult(report)
@@ -160,8 +160,11 @@ public struct VacuumTask: JobTask {
 
     static func execute(
         settings: VacuumSettings, tables requested: [String]?, reindex: Bool, connection: PostgresConnection,
-        checkCancellation: @escaping @Sendable () throws -> Void
+        timeouts: TaskTimeouts = TaskTimeouts(), checkCancellation: @escaping @Sendable () throws -> Void
     ) async throws -> VacuumReport {
+        // Catalog and size queries have a natural bound; VACUUM and REINDEX are bounded by the
+        // job's time limit (and REINDEX's lock waits by lock_timeout).
+        try await connection.execute(timeouts.setShortStatementTimeout)
         let (targets, skipped, timescale) = try await connection.withSession { session -> ([ResolvedTable], [SkippedTable], Bool) in
             var targets: [ResolvedTable] = []
             var skipped: [SkippedTable] = []
@@ -190,17 +193,29 @@ public struct VacuumTask: JobTask {
             let hyper = timescale ? try await isHypertable(table, connection: connection) : false
             let before = try await sizes(of: table, hypertable: hyper, connection: connection)
             // Its own simple-protocol statement: autocommit, never inside a transaction block.
+            try await connection.execute("SET statement_timeout = 0")
             try await connection.execute("VACUUM (ANALYZE) \(table.quoted)")
+            try await connection.execute(timeouts.setShortStatementTimeout)
             if reindex {
                 // A hypertable's own indexes are empty: its chunks' indexes hold the entries.
                 let holders = hyper ? try await chunks(of: table, connection: connection) : [table]
                 var candidates: [IndexEstimate] = []
-                for holder in holders { candidates += try await indexEstimates(of: holder, connection: connection) }
+                for holder in holders {
+                    try await dropLeftoverReindexCopies(of: holder, connection: connection)
+                    candidates += try await indexEstimates(of: holder, connection: connection)
+                }
                 for candidate in candidates {
                     checked += 1
                     guard candidate.bytes >= settings.reindexMinimumBytes, candidate.bloat >= settings.reindexBloatThreshold else { continue }
                     try checkCancellation()
+                    // DDL never queues behind a forgotten transaction (every reader of the
+                    // table would queue behind the DDL): lock_timeout, then the attempt fails
+                    // and is retried later.
+                    try await connection.execute("SET statement_timeout = 0")
+                    try await connection.execute(timeouts.setDDLLockTimeout)
                     try await connection.execute("REINDEX INDEX CONCURRENTLY \(candidate.quoted)")
+                    try await connection.execute("SET lock_timeout = 0")
+                    try await connection.execute(timeouts.setShortStatementTimeout)
                     let after: Int64 = try await connection.query(
                         "SELECT pg_relation_size(to_regclass($1)) AS bytes", [candidate.quoted]
                     ).first?.decode("bytes") ?? 0
@@ -217,6 +232,24 @@ public struct VacuumTask: JobTask {
         return VacuumReport(
             tables: reports, reindexed: reindexed, indexesChecked: checked, skipped: skipped,
             bytesFreed: reports.reduce(0) { $0 + $1.bytesFreed })
+    }
+
+    /// A REINDEX CONCURRENTLY that was cancelled, timed out or failed leaves an invalid copy
+    /// of the index named `<index>_ccnew` (`_ccnew1`, …); an earlier attempt's copies are dropped
+    /// before this one estimates and rebuilds.
+    static func dropLeftoverReindexCopies(of table: ResolvedTable, connection: PostgresConnection) async throws {
+        let leftovers = try await connection.query(
+            """
+            SELECT format('%I.%I', n.nspname, ci.relname) AS quoted
+              FROM pg_index i
+              JOIN pg_class ci ON ci.oid = i.indexrelid
+              JOIN pg_namespace n ON n.oid = ci.relnamespace
+             WHERE i.indrelid = $1::oid AND NOT i.indisvalid AND ci.relname ~ '_ccnew[0-9]*$'
+            """, [table.oid])
+        for row in leftovers {
+            let quoted: String = try row.decode("quoted")
+            try await connection.execute("DROP INDEX CONCURRENTLY IF EXISTS \(quoted)")
+        }
     }
 
     static func isHypertable(_ table: ResolvedTable, connection: PostgresConnection) async throws -> Bool {

@@ -110,3 +110,53 @@ public struct ConnectionInfoError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { "invalid connection string: \(message)" }
 }
+
+/// TCP settings that make a connection notice a dead peer (a server host that vanished, a
+/// dropped route) in seconds instead of the kernel's hours: keepalive probes while the
+/// connection is idle or waiting on a long statement, and `tcp_user_timeout` for data the peer
+/// never acknowledges. Values the connection string sets itself are kept.
+public struct ConnectionKeepalive: Sendable, Equatable {
+    /// Seconds of silence before the first keepalive probe (`keepalives_idle`). Default 10.
+    public var idleSeconds: Int
+    /// Seconds between probes (`keepalives_interval`). Default 5.
+    public var intervalSeconds: Int
+    /// Unanswered probes after which the connection is dead (`keepalives_count`). Default 3.
+    public var count: Int
+    /// Seconds sent data may stay unacknowledged before the connection is dead
+    /// (`tcp_user_timeout`; 0 leaves the kernel's default). Default 30.
+    public var userTimeoutSeconds: Int
+    /// Seconds a connection attempt may take (`connect_timeout`). Default 10.
+    public var connectTimeoutSeconds: Int
+
+    /// Creates settings; every argument has the documented default.
+    public init(idleSeconds: Int = 10, intervalSeconds: Int = 5, count: Int = 3, userTimeoutSeconds: Int = 30, connectTimeoutSeconds: Int = 10) {
+        self.idleSeconds = idleSeconds
+        self.intervalSeconds = intervalSeconds
+        self.count = count
+        self.userTimeoutSeconds = userTimeoutSeconds
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+    }
+
+    /// The libpq keywords and values these settings stand for.
+    public var keywords: [String: String] {
+        [
+            "keepalives": "1", "keepalives_idle": "\(idleSeconds)", "keepalives_interval": "\(intervalSeconds)",
+            "keepalives_count": "\(count)", "tcp_user_timeout": "\(userTimeoutSeconds * 1000)",
+            "connect_timeout": "\(connectTimeoutSeconds)",
+        ]
+    }
+
+    /// `conninfo` with these settings added where it does not set them. nil or empty (libpq's
+    /// `PG*` defaults) gives a string of these settings alone; a bare database name is kept as
+    /// `dbname`. Throws when libpq cannot parse `conninfo`. The result holds the password when
+    /// `conninfo` does: hand it to libpq only.
+    public func applied(to conninfo: String?) throws -> String {
+        var base = conninfo ?? ""
+        if !base.trimmingCharacters(in: .whitespaces).isEmpty, !PostgresSession.isConnectionString(base) {
+            base = "dbname=\(ConnectionInfo.quote(base))"
+        }
+        let info = try ConnectionInfo(parsing: base)
+        let missing = keywords.filter { info[$0.key] == nil }
+        return info.conninfoString(overriding: missing)
+    }
+}

@@ -5,9 +5,15 @@ import Foundation
 /// libpq blocks; Swift's cooperative pool has one thread per core. So every libpq call made
 /// through this type runs on the connection's own thread, and async callers suspend until it
 /// is done. Use `withSession` to run several statements (a transaction) in one hop.
+///
+/// Swift task cancellation reaches the server: cancelling the task that awaits `withSession`
+/// (or `query`, `execute`) sends libpq's cancel request for the statement that call is running,
+/// and no further statement of that call is sent. Other callers sharing the connection are
+/// never affected (see `StatementGate`).
 public final class PostgresConnection: Sendable {
     private let thread: DedicatedThread
     private let box: SessionBox
+    private let gate: StatementGate
     /// The server's process id for this connection (useful in logs and `pg_stat_activity`).
     public let backendPID: Int32
     /// The server version as an integer (150018 for 15.18).
@@ -17,13 +23,14 @@ public final class PostgresConnection: Sendable {
     /// Cancels the statement running on this connection, from any thread.
     public let canceller: PostgresCanceller?
 
-    private init(thread: DedicatedThread, box: SessionBox, session: PostgresSession) {
+    private init(thread: DedicatedThread, box: SessionBox, session: PostgresSession, gate: StatementGate) {
         self.thread = thread
         self.box = box
+        self.gate = gate
         self.backendPID = session.backendPID
         self.serverVersion = session.serverVersion
         self.databaseName = session.databaseName
-        self.canceller = session.makeCanceller()
+        self.canceller = gate.canceller
     }
 
     /// Opens a connection on a new thread. `conninfo` is a URL or `key=value` string; nil or
@@ -31,9 +38,14 @@ public final class PostgresConnection: Sendable {
     public static func connect(_ conninfo: String?, applicationName: String = "closebell") async throws -> PostgresConnection {
         let thread = DedicatedThread(name: "closebell-pq")
         do {
-            let session = try await thread.run { try PostgresSession(conninfo: conninfo, applicationName: applicationName) }
+            let (session, gate) = try await thread.run { () -> (PostgresSession, StatementGate) in
+                let session = try PostgresSession(conninfo: conninfo, applicationName: applicationName)
+                let gate = StatementGate(canceller: session.makeCanceller())
+                session.beforeStatement = { try gate.checkCurrent() }
+                return (session, gate)
+            }
             let box = SessionBox(session)
-            return PostgresConnection(thread: thread, box: box, session: session)
+            return PostgresConnection(thread: thread, box: box, session: session, gate: gate)
         } catch {
             thread.stop()
             throw error
@@ -47,10 +59,24 @@ public final class PostgresConnection: Sendable {
     }
 
     /// Runs `body` with the blocking session, on the connection's thread.
+    ///
+    /// When the calling task is cancelled, the statement `body` is running is cancelled on the
+    /// server (it fails with SQLSTATE 57014) and the statements `body` would send next fail at
+    /// once with a `.cancelled` error; a call cancelled before it reached the thread runs
+    /// nothing. Either way the error reaches the caller, and the connection stays usable.
     @discardableResult
     public func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
-        let box = self.box
-        return try await thread.run { try body(box.session) }
+        let box = self.box, gate = self.gate
+        let call = gate.register()
+        return try await withTaskCancellationHandler {
+            try await thread.run {
+                try gate.begin(call)
+                defer { gate.end(call) }
+                return try body(box.session)
+            }
+        } onCancel: {
+            gate.cancel(call)
+        }
     }
 
     /// Runs one parameterized statement.
@@ -81,6 +107,96 @@ public final class PostgresConnection: Sendable {
 private final class SessionBox: @unchecked Sendable {
     let session: PostgresSession
     init(_ session: PostgresSession) { self.session = session }
+}
+
+/// Which `withSession` call owns a connection's thread, and which calls were cancelled.
+///
+/// A connection is shared by calls from many tasks (the worker's links), so cancelling one
+/// call must cancel that call's statement and never the next caller's. Calls get increasing
+/// numbers when they are made; the thread marks the one it runs as current. Cancelling a call
+/// that has not begun makes it run nothing; cancelling the current call sends libpq's cancel
+/// request, again every `resendSeconds` while the call is still current (a request that
+/// reached the server before the statement did is ignored by it). Cancel requests are sent
+/// under the lock, and `end` takes the lock, so a request meant for one call has been
+/// delivered before the next call can begin.
+final class StatementGate: @unchecked Sendable {
+    /// Sends the cancel requests; nil when libpq could not make one (the call is then only
+    /// stopped between statements).
+    let canceller: PostgresCanceller?
+    private let lock = NSLock()
+    private var nextCall: UInt64 = 0
+    /// Calls made and not yet ended, with whether each was cancelled.
+    private var cancelled: [UInt64: Bool] = [:]
+    private var current: UInt64?
+    /// Seconds between repeated cancel requests for a call that keeps running.
+    private let resendSeconds: Double
+
+    init(canceller: PostgresCanceller?, resendSeconds: Double = 0.5) {
+        self.canceller = canceller
+        self.resendSeconds = resendSeconds
+    }
+
+    /// Numbers a new call.
+    func register() -> UInt64 {
+        lock.withLock {
+            nextCall += 1
+            cancelled[nextCall] = false
+            return nextCall
+        }
+    }
+
+    /// On the connection's thread: makes `call` current, or throws when it was cancelled first.
+    func begin(_ call: UInt64) throws {
+        try lock.withLock {
+            if cancelled[call] == true {
+                cancelled[call] = nil
+                throw PostgresError.cancelledBeforeSending
+            }
+            current = call
+        }
+    }
+
+    /// On the connection's thread, before each statement: throws when the current call was cancelled.
+    func checkCurrent() throws {
+        try lock.withLock {
+            if let current, cancelled[current] == true { throw PostgresError.cancelledBeforeSending }
+        }
+    }
+
+    /// On the connection's thread: the call is over.
+    func end(_ call: UInt64) {
+        lock.withLock {
+            if current == call { current = nil }
+            cancelled[call] = nil
+        }
+    }
+
+    /// From any thread: cancels `call` (nothing happens when it already ended).
+    func cancel(_ call: UInt64) {
+        let running = lock.withLock { () -> Bool in
+            guard cancelled[call] != nil else { return false }
+            cancelled[call] = true
+            return current == call
+        }
+        guard running, canceller != nil else { return }
+        // PQcancel opens a connection to the server and waits for it: never on the caller's
+        // (cooperative) thread.
+        let thread = Thread { [self] in self.sendCancels(for: call) }
+        thread.name = "closebell-pq-cancel"
+        thread.start()
+    }
+
+    private func sendCancels(for call: UInt64) {
+        while true {
+            let sent = lock.withLock { () -> Bool in
+                guard current == call, let canceller else { return false }
+                canceller.cancelCurrentStatement()
+                return true
+            }
+            if !sent { return }
+            Thread.sleep(forTimeInterval: resendSeconds)
+        }
+    }
 }
 
 /// One OS thread that runs submitted closures in order.

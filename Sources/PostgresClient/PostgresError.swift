@@ -14,6 +14,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, Equatable
         case decoding
         /// libpq reported a failure outside a server error (out of memory, COPY misuse...).
         case client
+        /// The calling task was cancelled before the statement was sent; nothing ran.
+        case cancelled
     }
 
     /// Where the error arose.
@@ -49,6 +51,17 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, Equatable
         guard let state = sqlState else { return false }
         return state.hasPrefix("08") || state == "57P01" || state == "57P02" || state == "57P03"
     }
+
+    /// True when the statement was cancelled: by the caller's task (before it was sent, or on
+    /// the server with SQLSTATE 57014 `query_canceled`, which `statement_timeout` also raises).
+    public var isCancellation: Bool { kind == .cancelled || sqlState == "57014" }
+
+    /// True for a serialization failure (`40001`) or a detected deadlock (`40P01`): the
+    /// transaction did nothing and running it again is the remedy.
+    public var isTransient: Bool { sqlState == "40001" || sqlState == "40P01" }
+
+    /// The error of a statement not sent because the caller's task was cancelled.
+    static let cancelledBeforeSending = PostgresError(kind: .cancelled, message: "statement not sent: the task was cancelled")
 
     /// True for the SQLSTATE of a unique-constraint violation (`23505`).
     public var isUniqueViolation: Bool { sqlState == "23505" }

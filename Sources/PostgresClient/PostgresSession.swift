@@ -20,6 +20,9 @@ public final class PostgresSession {
     private var handle: OpaquePointer?
     /// Warnings and notices the server sent since the last `takeNotices()` (at most 100 kept).
     public private(set) var notices: [String] = []
+    /// Runs before every statement is sent; throwing stops it from being sent. The owning
+    /// `PostgresConnection` uses it to stop a cancelled call between its statements.
+    var beforeStatement: (() throws -> Void)?
 
     /// Opens a connection. `conninfo` is a `postgresql://` URL or a `key=value` string; empty or
     /// nil means libpq's defaults: the `PG*` environment variables, service file and `.pgpass`.
@@ -117,6 +120,7 @@ public final class PostgresSession {
     /// Runs one statement with parameters already in text form (nil for NULL).
     @discardableResult
     public func query(_ sql: String, texts: [String?]) throws -> PostgresRows {
+        try beforeStatement?()
         let conn = try connection()
         let cValues = texts.map { $0.map { strdup($0) } ?? nil }
         defer { cValues.forEach { free($0) } }
@@ -131,6 +135,12 @@ public final class PostgresSession {
     /// last statement's rows. Use it for DDL, `SET`, `VACUUM` and migration files.
     @discardableResult
     public func execute(_ sql: String) throws -> PostgresRows {
+        try beforeStatement?()
+        return try executeUnchecked(sql)
+    }
+
+    /// `execute` without the cancellation check, for the ROLLBACK that ends a cancelled transaction.
+    private func executeUnchecked(_ sql: String) throws -> PostgresRows {
         let conn = try connection()
         return try consume(PQexec(conn, sql), conn: conn)
     }
@@ -168,7 +178,10 @@ public final class PostgresSession {
     /// rollback did not end the transaction; the next call then reports a connection error.
     private func rollbackOrClose() {
         guard let handle, PQstatus(handle) == CONNECTION_OK else { return }
-        _ = try? execute("ROLLBACK")
+        // A cancelled call's repeated cancel request may hit the first ROLLBACK: try twice.
+        for _ in 0..<2 where PQtransactionStatus(handle) != PQTRANS_IDLE {
+            _ = try? executeUnchecked("ROLLBACK")
+        }
         if let handle = self.handle, PQtransactionStatus(handle) != PQTRANS_IDLE { close() }
     }
 
@@ -177,6 +190,7 @@ public final class PostgresSession {
     /// Returns the number of rows copied.
     @discardableResult
     public func copyIn(_ sql: String, _ body: (inout CopyWriter) throws -> Void) throws -> Int {
+        try beforeStatement?()
         let conn = try connection()
         let start = PQexec(conn, sql)
         let status = PQresultStatus(start)

@@ -125,13 +125,15 @@ final class QueueDatabaseTests: XCTestCase {
         let second = try await conn.withSession { try QueueStore.claim($0, worker: "B", queue: "default", limit: 1, leaseSeconds: 60) }
         XCTAssertEqual(second.first?.attempt, 2)
         // A wakes up and reports success: nothing changes.
+        let a = first[0], b = second[0]
+        XCTAssertNotEqual(a.claimToken, b.claimToken)
         let result = PostgresJSON(text: #"{"by": "A"}"#)
-        let aDone = try await conn.withSession { try QueueStore.completeSucceeded($0, worker: "A", jobs: [(id, 1, result)]) }
+        let aDone = try await conn.withSession { try QueueStore.complete($0, jobs: [(id, a.claimToken, .succeeded(result: result))]) }
         XCTAssertTrue(aDone.isEmpty)
-        let aHeld = try await conn.withSession { try QueueStore.heartbeat($0, worker: "A", jobs: [(id, 1)], leaseSeconds: 60) }
+        let aHeld = try await conn.withSession { try QueueStore.heartbeat($0, claims: [(id, a.claimToken)], leaseSeconds: 60) }
         XCTAssertTrue(aHeld.isEmpty)
-        let bDone = try await conn.withSession { try QueueStore.completeSucceeded($0, worker: "B", jobs: [(id, 2, PostgresJSON(text: #"{"by": "B"}"#))]) }
-        XCTAssertEqual(bDone, [id])
+        let bDone = try await conn.withSession { try QueueStore.complete($0, jobs: [(id, b.claimToken, .succeeded(result: PostgresJSON(text: #"{"by": "B"}"#)))]) }
+        XCTAssertEqual(bDone, [id: "succeeded"])
         let row = try await conn.query("SELECT state, result->>'by' AS by, jsonb_array_length(errors) AS errors FROM maintenance_jobs WHERE id = $1", [id]).first!
         XCTAssertEqual(row["state"], "succeeded")
         XCTAssertEqual(row["by"], "B")
@@ -182,6 +184,7 @@ final class QueueDatabaseTests: XCTestCase {
         let j2 = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", maxAttempts: 1, runID: runs[1])! }
         let claimed = try await conn.withSession { try QueueStore.claim($0, worker: "A", queue: "default", limit: 2, leaseSeconds: 60) }
         XCTAssertEqual(Set(claimed.map(\.id)), [j1, j2])
+        let token = Dictionary(uniqueKeysWithValues: claimed.map { ($0.id, $0.claimToken) })
 
         let x = try await PostgresConnection.connect(db.url)
         try await x.execute("BEGIN")
@@ -192,9 +195,9 @@ final class QueueDatabaseTests: XCTestCase {
         let failure = JobErrorRecord(attempt: 1, error: NoopTask.DeliberateFailure(attempt: 1, failTimes: 1), worker: "A")
         let completion = Task {
             try await a.withSession { session in
-                try QueueStore.complete(session, worker: "A", jobs: [
-                    (j2, 1, .succeeded(result: PostgresJSON(text: "{}"))),
-                    (j1, 1, .failed(error: failure, retryable: true, retryDelay: 0)),
+                try QueueStore.complete(session, jobs: [
+                    (j2, token[j2]!, .succeeded(result: PostgresJSON(text: "{}"))),
+                    (j1, token[j1]!, .failed(error: failure, retryable: true, retryDelay: 0)),
                 ])
             }
         }
@@ -209,5 +212,86 @@ final class QueueDatabaseTests: XCTestCase {
         try await x.execute("COMMIT")
         let states = try await completion.value
         XCTAssertEqual(states, [j1: "failed", j2: "succeeded"])
+    }
+
+    /// `jobs retry` resets attempts to 0, so after cancel and retry the same worker's new claim
+    /// had the same (worker, attempt) as the old one, and the old execution's completion
+    /// overwrote the new one. Claims are now fenced by a token unique to each claim.
+    func testAnOldExecutionCannotWriteOverANewClaimOfTheSameWorker() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "noop")! }
+        let old = try await conn.withSession { try QueueStore.claim($0, worker: "W", queue: "default", limit: 1, leaseSeconds: 60) }[0]
+        // `jobs cancel` then `jobs retry`, as the CLI does them.
+        try await conn.query("UPDATE maintenance_jobs SET state = 'cancelled' WHERE id = $1", [id])
+        let holder = try await conn.query("SELECT locked_by, lease_expires_at FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertNil(holder["locked_by"], "cancelling clears locked_by")
+        XCTAssertNil(holder["lease_expires_at"])
+        try await conn.query("UPDATE maintenance_jobs SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL WHERE id = $1", [id])
+        let new = try await conn.withSession { try QueueStore.claim($0, worker: "W", queue: "default", limit: 1, leaseSeconds: 60) }[0]
+        XCTAssertEqual(new.attempt, old.attempt, "same worker, same attempt number")
+        XCTAssertGreaterThan(new.claimToken, old.claimToken)
+        let stale = try await conn.withSession { session in
+            (try QueueStore.heartbeat(session, claims: [(id, old.claimToken)], leaseSeconds: 60),
+             try QueueStore.complete(session, jobs: [(id, old.claimToken, .succeeded(result: PostgresJSON(text: #"{"by": "old"}"#)))]),
+             try QueueStore.release(session, claims: [(id, old.claimToken)]))
+        }
+        XCTAssertTrue(stale.0.isEmpty)
+        XCTAssertTrue(stale.1.isEmpty)
+        XCTAssertEqual(stale.2, 0)
+        try await conn.withSession { try QueueStore.saveProgress($0, id: id, token: old.claimToken, progress: PostgresJSON(text: #"{"by": "old"}"#)) }
+        let row = try await conn.query("SELECT state, attempts, progress FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertEqual(row["state"], "running")
+        XCTAssertEqual(row["attempts"], "1")
+        XCTAssertNil(row["progress"])
+        let held = try await conn.withSession { try QueueStore.heartbeat($0, claims: [(id, new.claimToken)], leaseSeconds: 60) }
+        XCTAssertEqual(held, [new.claimToken])
+        let released = try await conn.withSession { try QueueStore.release($0, claims: [(id, new.claimToken)]) }
+        XCTAssertEqual(released, 1)
+        let after = try await conn.query("SELECT state, attempts FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertEqual(after["state"], "available")
+        XCTAssertEqual(after["attempts"], "0")
+    }
+
+    /// A lease that lapsed while its worker could not reach the database is renewed by the
+    /// worker's next heartbeat, as long as no rescue took the job meanwhile.
+    func testAHeartbeatRenewsALapsedLeaseNobodyRescued() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "noop")! }
+        let job = try await conn.withSession { try QueueStore.claim($0, worker: "W", queue: "default", limit: 1, leaseSeconds: 60) }[0]
+        try await conn.query("UPDATE maintenance_jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [id])
+        let held = try await conn.withSession { try QueueStore.heartbeat($0, claims: [(id, job.claimToken)], leaseSeconds: 60) }
+        XCTAssertEqual(held, [job.claimToken])
+        let rescued = try await conn.withSession { try QueueStore.rescueExpired($0, rescuer: "R") }
+        XCTAssertEqual(rescued.requeued + rescued.failed, 0)
+    }
+
+    /// Two sessions completing and heartbeating the same rows, given in opposite orders, lock
+    /// them in id order, so neither waits for the other in a cycle (no 40P01).
+    func testMultiRowStatementsLockRowsInIdOrder() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("INSERT INTO maintenance_jobs (task) SELECT 'noop' FROM generate_series(1, 2)")
+        let jobs = try await conn.withSession { try QueueStore.claim($0, worker: "W", queue: "default", limit: 2, leaseSeconds: 60) }
+        let claims = jobs.map { (id: $0.id, token: $0.claimToken) }
+        // X holds the first row; a heartbeat given the rows in reverse order must wait for it
+        // without having locked the second row first.
+        let x = try await PostgresConnection.connect(db.url)
+        try await x.execute("BEGIN")
+        try await x.query("SELECT id FROM maintenance_jobs WHERE id = $1 FOR UPDATE", [claims[0].id])
+        let h = try await PostgresConnection.connect(db.url)
+        let hPID = h.backendPID
+        let heartbeat = Task { try await h.withSession { try QueueStore.heartbeat($0, claims: claims.reversed(), leaseSeconds: 60) } }
+        let blocked = try await eventually { try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", [hPID]) == 1 }
+        XCTAssertTrue(blocked)
+        do {
+            try await x.query("SELECT id FROM maintenance_jobs WHERE id = $1 FOR UPDATE NOWAIT", [claims[1].id])
+        } catch let error as PostgresError {
+            XCTFail("the second row was locked before the first: \(error)")
+        }
+        try await x.execute("COMMIT")
+        let held = try await heartbeat.value
+        XCTAssertEqual(held, Set(claims.map(\.token)))
     }
 }

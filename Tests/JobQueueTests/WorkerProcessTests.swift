@@ -140,6 +140,16 @@ final class WorkerProcessTests: XCTestCase {
         try "worker:\n  leese_seconds: 10\n".write(toFile: path, atomically: true, encoding: .utf8)
         let typo = try ClosebellBinary.run(["worker", "--config", path], environment: ["DATABASE_URL": db.url])
         XCTAssertTrue(typo.output.contains("worker.leese_seconds: unknown key"), typo.output)
+        try "worker:\n  time_limits:\n    backup: soon\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let limit = try ClosebellBinary.run(["worker", "--config", path], environment: ["DATABASE_URL": db.url])
+        XCTAssertTrue(limit.output.contains("worker.time_limits.backup: expected a number, got soon"), limit.output)
+        try "worker:\n  time_limits:\n    vacum: 60\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let misspelt = try ClosebellBinary.run(["worker", "--config", path], environment: ["DATABASE_URL": db.url])
+        XCTAssertNotEqual(misspelt.status, 0)
+        XCTAssertTrue(misspelt.output.contains("time_limits.vacum: no such task"), misspelt.output)
+        let flag = try ClosebellBinary.run(["worker", "--time-limit", "backup=never"], environment: ["DATABASE_URL": db.url])
+        XCTAssertEqual(flag.status, 64, flag.output)
+        XCTAssertTrue(flag.output.contains("--time-limit must be TASK=SECONDS or SECONDS"), flag.output)
         try "backup:\n  pg_dump: /nonexistent/pg_dump\n".write(toFile: path, atomically: true, encoding: .utf8)
         let program = try ClosebellBinary.run(["worker", "--config", path], environment: ["DATABASE_URL": db.url])
         XCTAssertTrue(program.output.contains("backup.pg_dump: no executable program /nonexistent/pg_dump"), program.output)
@@ -153,5 +163,166 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertEqual(off.status, 0, off.output)
         let usage = try ClosebellBinary.run(["worker", "--log-format", "xml"], environment: ["DATABASE_URL": db.url])
         XCTAssertEqual(usage.status, 64, usage.output)
+    }
+
+    /// Acceptance: a retention job blocked on rows an idle transaction holds. After the cancel
+    /// UPDATE no closebell statement waits any more, the job stays cancelled, and SIGTERM ends
+    /// the worker with 0 within 15 s. Its DELETE used to keep waiting on the server, and the
+    /// worker used to wait for it past SIGTERM.
+    func testCancellingABlockedRetentionJobStopsItsStatement() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("""
+            INSERT INTO market_data_daily (symbol, date, open, high, low, close, volume)
+            SELECT 'OLD', current_date - 400 - g, 1, 1, 1, 1, 1 FROM generate_series(1, 10) AS g
+            """)
+        let holder = try await PostgresConnection.connect(db.url)
+        try await holder.execute("BEGIN; SELECT * FROM market_data_daily WHERE symbol = 'OLD' FOR UPDATE")
+        let id = try await conn.withSession {
+            try QueueStore.enqueue($0, task: "retention", args: PostgresJSON(text: #"{"tables": ["market_data_daily"]}"#))!
+        }
+        try await assertCancelReachesBlockedJob(id, db: db, conn: conn, name: "retention") {
+            try await conn.query("UPDATE maintenance_jobs SET state = 'cancelled' WHERE id = $1", [id])
+        }
+        let rows = try await conn.count("SELECT count(*) AS n FROM market_data_daily WHERE symbol = 'OLD'")
+        XCTAssertEqual(rows, 10, "the cancelled DELETE removed nothing")
+        try await holder.execute("ROLLBACK")
+    }
+
+    /// A cancelled backup job stops pg_dump: it is gone from the server and the process table.
+    func testCancellingABackupJobStopsPgDump() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        // pg_dump waits for this lock (it takes ACCESS SHARE on every table it dumps).
+        let holder = try await Self.idleTransactionLocking("ticker_universe", url: db.url)
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "backup")! }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-cancel-\(UUID().uuidString.prefix(8))").path
+        let worker = try ClosebellBinary.start(
+            ["worker"] + fastFlags, environment: ["DATABASE_URL": db.url, "CLOSEBELL_BACKUP_DIR": directory], logFile: logFile("backup"))
+        defer { worker.signal(SIGKILL); _ = worker.wait() }
+        let dumping = try await eventually(timeout: 30) {
+            try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'closebell backup' AND wait_event_type = 'Lock'") == 1
+        }
+        XCTAssertTrue(dumping, "pg_dump waits for the lock")
+        XCTAssertTrue(Self.children(of: worker.pid).contains("pg_dump"))
+        let cancel = try ClosebellBinary.run(["jobs", "cancel", String(id)], environment: ["DATABASE_URL": db.url])
+        XCTAssertEqual(cancel.status, 0, cancel.output)
+        let gone = try await eventually(timeout: 30) {
+            try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'closebell backup'") == 0
+                && !Self.children(of: worker.pid).contains { ["pg_dump", "pigz", "gzip"].contains($0) }
+        }
+        XCTAssertTrue(gone, "pg_dump and the compressor are gone from the server and the process table")
+        worker.signal(SIGTERM)
+        XCTAssertEqual(worker.wait(seconds: 15), 0)
+        let state = try await conn.query("SELECT state FROM maintenance_jobs WHERE id = $1", [id]).first?["state"]
+        XCTAssertEqual(state, "cancelled")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        XCTAssertFalse(left.contains { $0.hasSuffix(".sql.gz") && !$0.hasPrefix(".") }, "\(left)")
+        try await holder.execute("ROLLBACK")
+    }
+
+    /// The same for vacuum: held behind an idle transaction's exclusive lock, cancelled, gone.
+    func testCancellingABlockedVacuumJobStopsItsStatement() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let holder = try await Self.idleTransactionLocking("ticker_universe", url: db.url)
+        let id = try await conn.withSession {
+            try QueueStore.enqueue($0, task: "vacuum", args: PostgresJSON(text: #"{"tables": ["ticker_universe"]}"#))!
+        }
+        try await assertCancelReachesBlockedJob(id, db: db, conn: conn, name: "vacuum") {
+            let cancel = try ClosebellBinary.run(["jobs", "cancel", String(id)], environment: ["DATABASE_URL": db.url])
+            XCTAssertEqual(cancel.status, 0, cancel.output)
+        }
+        try await holder.execute("ROLLBACK")
+    }
+
+    /// A backup past its time limit fails with TimeLimitExceeded, and pg_dump is gone.
+    func testABackupPastItsTimeLimitFailsAndPgDumpIsGone() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let holder = try await Self.idleTransactionLocking("ticker_universe", url: db.url)
+        let id = try await conn.withSession { try QueueStore.enqueue($0, task: "backup", maxAttempts: 1)! }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-limit-\(UUID().uuidString.prefix(8))").path
+        let worker = try ClosebellBinary.start(
+            ["worker", "--time-limit", "backup=2"] + fastFlags,
+            environment: ["DATABASE_URL": db.url, "CLOSEBELL_BACKUP_DIR": directory], logFile: logFile("limit"))
+        defer { worker.signal(SIGKILL); _ = worker.wait() }
+        let failed = try await eventually(timeout: 30) {
+            try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'failed'") == 1
+        }
+        XCTAssertTrue(failed)
+        let type = try await conn.query("SELECT errors -> 0 ->> 'type' AS type FROM maintenance_jobs WHERE id = $1", [id]).first?["type"]
+        XCTAssertEqual(type, "TimeLimitExceeded")
+        let dumps = try await conn.count("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'closebell backup'")
+        XCTAssertEqual(dumps, 0)
+        XCTAssertFalse(Self.children(of: worker.pid).contains { ["pg_dump", "pigz", "gzip"].contains($0) })
+        worker.signal(SIGTERM)
+        XCTAssertEqual(worker.wait(seconds: 15), 0)
+        try await holder.execute("ROLLBACK")
+    }
+
+    /// A second SIGTERM cuts the grace period short: the running job is cancelled and released
+    /// at once.
+    func testASecondSigtermCancelsAndReleasesAtOnce() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(#"INSERT INTO maintenance_jobs (task, args) VALUES ('noop', '{"sleep_ms": 3600000}')"#)
+        let log = logFile("second")
+        let worker = try ClosebellBinary.start(["worker", "--lease", "2", "--grace", "3600", "--log-format", "json"],
+                                               environment: ["DATABASE_URL": db.url], logFile: log)
+        defer { worker.signal(SIGKILL); _ = worker.wait() }
+        let running = try await eventually { try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'running'") == 1 }
+        XCTAssertTrue(running)
+        worker.signal(SIGTERM)
+        let stopping = try await eventually { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("worker_stopping") }
+        XCTAssertTrue(stopping)
+        worker.signal(SIGTERM)
+        XCTAssertEqual(worker.wait(seconds: 15), 0)
+        let row = try await conn.query("SELECT state, attempts FROM maintenance_jobs").first!
+        XCTAssertEqual("\(row["state"]!)/\(row["attempts"]!)", "available/0")
+    }
+
+    /// Starts a worker, waits until its job `id` (task `name`) waits on a lock, cancels the job
+    /// with `cancel`, and checks that within 30 s no closebell statement waits any more, that the
+    /// job stays cancelled with no holder, and that SIGTERM then ends the worker with 0 within 15 s.
+    private func assertCancelReachesBlockedJob(
+        _ id: Int64, db: (url: String, name: String), conn: PostgresConnection, name: String,
+        cancel: () async throws -> Void
+    ) async throws {
+        let worker = try ClosebellBinary.start(["worker"] + fastFlags, environment: ["DATABASE_URL": db.url], logFile: logFile(name))
+        defer { worker.signal(SIGKILL); _ = worker.wait() }
+        let waitingSQL = """
+            SELECT count(*) AS n FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name LIKE 'closebell%' AND wait_event_type = 'Lock'
+            """
+        let blocked = try await eventually { try await conn.count(waitingSQL) == 1 }
+        XCTAssertTrue(blocked, "the \(name) job waits for the idle transaction's locks")
+        try await cancel()
+        let released = try await eventually(timeout: 30) { try await conn.count(waitingSQL) == 0 }
+        XCTAssertTrue(released, "no closebell statement still waits after the cancel")
+        worker.signal(SIGTERM)
+        XCTAssertEqual(worker.wait(seconds: 15), 0)
+        let state = try await conn.query("SELECT state, locked_by FROM maintenance_jobs WHERE id = $1", [id]).first!
+        XCTAssertEqual(state["state"], "cancelled", "the job stays cancelled")
+        XCTAssertNil(state["locked_by"])
+    }
+
+    /// A session left idle in a transaction that holds an ACCESS EXCLUSIVE lock on `table`.
+    static func idleTransactionLocking(_ table: String, url: String) async throws -> PostgresConnection {
+        let holder = try await PostgresConnection.connect(url)
+        try await holder.execute("BEGIN; LOCK TABLE \(table) IN ACCESS EXCLUSIVE MODE")
+        return holder
+    }
+
+    /// The names of the processes whose parent is `pid` (from /proc).
+    static func children(of pid: pid_t) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> String? in
+            guard Int32(entry) != nil, let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, Int32(fields[1]) == pid else { return nil }
+            return String(stat[stat.index(after: open)..<close])
+        }
     }
 }

@@ -94,20 +94,26 @@ final class WorkerTests: XCTestCase {
         XCTAssertEqual(row["done"], "t")
     }
 
+    /// Used to depend on a 300 ms job finishing within a 1 s grace, and on the drain's race
+    /// (a job ending between its cancel flag and the release was neither written nor released).
+    /// Now the test decides when the short job ends, and a second stop request ends the grace.
     func testStopLetsShortJobsFinishAndReleasesLongOnes() async throws {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
-        let short = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", args: PostgresJSON(text: #"{"sleep_ms": 300}"#))! }
-        let long = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", args: PostgresJSON(text: #"{"sleep_ms": 60000}"#))! }
-        let w = worker(db.url) { $0.exitWhenIdleSeconds = nil; $0.graceSeconds = 1 }
+        let gate = Gate()
+        let short = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", args: Steered.args(.untilGateOpens))! }
+        let long = try await conn.withSession { try QueueStore.enqueue($0, task: "noop", args: Steered.args(.untilCancelled))! }
+        let w = worker(db.url, { $0.exitWhenIdleSeconds = nil; $0.graceSeconds = 3600 }, tasks: [Steered(gate: gate)])
         let run = Task { try await w.run() }
         let started = try await eventually { try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'running'") == 2 }
         XCTAssertTrue(started)
         w.requestStop()
+        gate.open()
+        let shortDone = try await eventually { try await conn.count("SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'succeeded'") == 1 }
+        XCTAssertTrue(shortDone, "the short job finished and was written during the grace period")
+        w.requestStop()
         try await run.value
-        let states = Dictionary(uniqueKeysWithValues: try await conn.query("SELECT id, state, attempts FROM maintenance_jobs").map {
-            (Int64($0["id"]!)!, "\($0["state"]!)/\($0["attempts"]!)")
-        })
+        let states = try await jobStates(conn)
         XCTAssertEqual(states[short], "succeeded/1")
         XCTAssertEqual(states[long], "available/0", "released without counting the attempt")
     }

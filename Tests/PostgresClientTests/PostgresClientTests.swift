@@ -189,4 +189,155 @@ final class PostgresClientTests: XCTestCase {
         let none = try await listener.withSession { try $0.waitForNotifications(timeout: -.nan) }
         XCTAssertTrue(none.isEmpty)
     }
+
+    /// Cancelling the task that awaits a statement cancels it on the server: a statement blocked
+    /// on a lock held by an idle transaction used to keep waiting after its task was cancelled.
+    func testTaskCancellationCancelsTheStatementOnTheServer() async throws {
+        let db = try TestCluster.freshDatabase()
+        let holder = try await PostgresConnection.connect(db.url)
+        let waiter = try await PostgresConnection.connect(db.url)
+        let observer = try await PostgresConnection.connect(db.url)
+        try await holder.execute("CREATE TABLE t (id int)")
+        try await holder.execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        let pid = waiter.backendPID
+        let blocked = Task { try await waiter.query("DELETE FROM t") }
+        let waiting = try await eventually {
+            try await observer.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", [pid]).first?["wait_event_type"] == "Lock"
+        }
+        XCTAssertTrue(waiting)
+        blocked.cancel()
+        do {
+            _ = try await blocked.value
+            XCTFail("the blocked DELETE returned")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.sqlState, "57014", "\(error)")
+            XCTAssertTrue(error.isCancellation)
+        }
+        let state = try await observer.query("SELECT state FROM pg_stat_activity WHERE pid = $1", [pid]).first?["state"]
+        XCTAssertEqual(state, "idle", "the statement is gone from the server")
+        // The connection stays usable, and the lock holder was never touched.
+        let one = try await waiter.query("SELECT 1 AS one").first?["one"]
+        XCTAssertEqual(one, "1")
+        try await holder.execute("ROLLBACK")
+    }
+
+    /// A call cancelled before it reaches the connection's thread sends nothing; a call
+    /// cancelled between its statements sends no further statement and rolls its transaction
+    /// back; the other callers of a shared connection are not affected.
+    func testCancelledCallsSendNothingMoreAndLeaveOtherCallsAlone() async throws {
+        let db = try TestCluster.freshDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("CREATE TABLE t (id int)")
+        let cancelledFirst = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await conn.execute("INSERT INTO t VALUES (1)")
+        }
+        do {
+            _ = try await cancelledFirst.value
+            XCTFail("a cancelled call ran")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.kind, .cancelled)
+        }
+        let gate = TestGate()
+        let inTransaction = Task {
+            try await conn.withSession { session in
+                try session.transaction { tx in
+                    try tx.execute("INSERT INTO t VALUES (2)")
+                    gate.open()
+                    // Stands for Swift work between two statements, during which the task is cancelled.
+                    while !gate.isReleased { usleep(10_000) }
+                    try tx.execute("INSERT INTO t VALUES (3)")
+                }
+            }
+        }
+        try await gate.waitUntilOpen()
+        inTransaction.cancel()
+        gate.release()
+        do {
+            try await inTransaction.value
+            XCTFail("the transaction went on after its task was cancelled")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.isCancellation)
+        }
+        // A shared connection: another caller's statements run as usual, before and after.
+        let other = try await conn.query("SELECT count(*) AS n FROM t").first?["n"]
+        XCTAssertEqual(other, "0", "nothing of the cancelled calls was committed")
+        let status = try await conn.withSession { $0.isConnected }
+        XCTAssertTrue(status)
+    }
+
+    /// Many tasks share one connection and a third of them are cancelled at random moments:
+    /// a cancel request meant for one call must never cancel another caller's statement.
+    func testCancellingSomeCallsOfASharedConnectionNeverHitsTheOthers() async throws {
+        let db = try TestCluster.freshDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let results = await withTaskGroup(of: (Int, Result<String?, Error>).self) { group -> [(Int, Result<String?, Error>)] in
+            var calls: [Task<String?, Error>] = []
+            for i in 0..<150 {
+                calls.append(Task { try await conn.query("SELECT pg_sleep(0.002), $1::int AS i", [i]).first?["i"] })
+            }
+            for (i, call) in calls.enumerated() {
+                group.addTask {
+                    if i % 3 == 0 {
+                        try? await Task.sleep(nanoseconds: UInt64.random(in: 0...20_000_000))
+                        call.cancel()
+                    }
+                    do { return (i, .success(try await call.value)) } catch { return (i, .failure(error)) }
+                }
+            }
+            var all: [(Int, Result<String?, Error>)] = []
+            for await result in group { all.append(result) }
+            return all
+        }
+        for (i, result) in results where i % 3 != 0 {
+            switch result {
+            case .success(let value): XCTAssertEqual(value, "\(i)")
+            case .failure(let error): XCTFail("call \(i) was not cancelled but failed: \(error)")
+            }
+        }
+        for (i, result) in results where i % 3 == 0 {
+            if case .failure(let error) = result {
+                XCTAssertTrue((error as? PostgresError)?.isCancellation ?? false, "call \(i): \(error)")
+            }
+        }
+        let one = try await conn.query("SELECT 1 AS one").first?["one"]
+        XCTAssertEqual(one, "1")
+    }
+
+    func testKeepaliveSettingsAreAddedWithoutReplacingExplicitOnes() throws {
+        let keepalive = ConnectionKeepalive(idleSeconds: 7, intervalSeconds: 2, count: 4, userTimeoutSeconds: 20, connectTimeoutSeconds: 5)
+        let url = try ConnectionInfo(parsing: keepalive.applied(to: "postgresql://u@h:5433/db?keepalives_idle=60"))
+        XCTAssertEqual(url["keepalives_idle"], "60", "the connection string's own value wins")
+        XCTAssertEqual(url["keepalives_interval"], "2")
+        XCTAssertEqual(url["keepalives_count"], "4")
+        XCTAssertEqual(url["tcp_user_timeout"], "20000")
+        XCTAssertEqual(url["connect_timeout"], "5")
+        XCTAssertEqual(url["keepalives"], "1")
+        XCTAssertEqual(url.databaseName, "db")
+        XCTAssertEqual(url.port, "5433")
+        XCTAssertEqual(try ConnectionInfo(parsing: keepalive.applied(to: "marketdata")).databaseName, "marketdata")
+        let defaults = try ConnectionInfo(parsing: keepalive.applied(to: nil))
+        XCTAssertNil(defaults.host, "libpq's PG* defaults still apply")
+        XCTAssertEqual(defaults["keepalives_idle"], "7")
+    }
+
+    func testAConnectionWithKeepalivesWorks() async throws {
+        let db = try TestCluster.freshDatabase()
+        let conn = try await PostgresConnection.connect(try ConnectionKeepalive().applied(to: db.url))
+        let one = try await conn.query("SELECT 1 AS one").first?["one"]
+        XCTAssertEqual(one, "1")
+    }
+}
+
+/// Lets a test and a blocking body on a connection's thread wait for each other.
+private final class TestGate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var opened = false
+    private var released = false
+    func open() { lock.withLock { opened = true } }
+    func release() { lock.withLock { released = true } }
+    var isReleased: Bool { lock.withLock { released } }
+    func waitUntilOpen() async throws {
+        while !lock.withLock({ opened }) { try await Task.sleep(nanoseconds: 10_000_000) }
+    }
 }
