@@ -62,8 +62,10 @@ let package = Package(
 
         // Async HTTP client over libcurl (transfers on dedicated threads).
         .target(name: "HTTPClient", dependencies: ["CCurl"], swiftSettings: strict),
-        // Small HTTP/1.1 server on POSIX sockets (health/metrics endpoints, webhooks, sample market).
-        .target(name: "HTTPServer", swiftSettings: strict),
+        // Small HTTP/1.1 server on POSIX sockets (health/metrics endpoints, dashboard, webhooks, sample market):
+        // one poll() event loop, a bounded handler pool. accept4/pipe2 with close-on-exec (hidden by Glibc).
+        .target(name: "CHTTPSupport"),
+        .target(name: "HTTPServer", dependencies: ["CHTTPSupport"], swiftSettings: strict),
         // Polygon.io (Massive) REST client: typed models, shared rate limiter, retries.
         .target(name: "Polygon", dependencies: ["HTTPClient"], swiftSettings: strict),
         // Deterministic sample market data and a Polygon-compatible local server (tests, demo, bench).
