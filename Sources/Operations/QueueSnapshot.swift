@@ -15,10 +15,6 @@ struct QueueSnapshot {
     var lastSuccess: [String: Double]
     /// The last run's state of each cycle.
     var lastState: [String: String]
-    /// Rows written in the last 24 hours by task (from succeeded jobs' `result.rows_written`).
-    var rowsWritten: [String: Double]
-    /// Rows removed by retention in the last 24 hours (`result.total_rows_removed`).
-    var rowsRemoved: Double
 
     static func read(_ session: PostgresSession, runningLimit: Int) throws -> QueueSnapshot {
         let depthRows = try session.query(
@@ -93,25 +89,9 @@ struct QueueSnapshot {
             if let at: Double = try row.decodeIfPresent("at") { lastSuccess[try row.decode("cycle")] = at }
         }
 
-        var rowsWritten: [String: Double] = [:]
-        var rowsRemoved = 0.0
-        for row in try session.query(
-            """
-            SELECT task,
-                   coalesce(sum((result ->> 'rows_written')::numeric) FILTER (WHERE jsonb_typeof(result -> 'rows_written') = 'number'), 0)::float8 AS written,
-                   coalesce(sum((result ->> 'total_rows_removed')::numeric) FILTER (WHERE jsonb_typeof(result -> 'total_rows_removed') = 'number'), 0)::float8 AS removed
-              FROM maintenance_jobs
-             WHERE state = 'succeeded' AND finished_at > now() - interval '24 hours' AND jsonb_typeof(result) = 'object'
-             GROUP BY task
-            """) {
-            let task: String = try row.decode("task")
-            let written: Double = try row.decode("written")
-            if written > 0 || TableNames.written[task] != nil { rowsWritten[task] = written }
-            rowsRemoved += try row.decode("removed", as: Double.self)
-        }
         return QueueSnapshot(
             depth: depth, oldestWaitingSeconds: oldest, running: running, cycles: cycles, lastSuccess: lastSuccess,
-            lastState: lastState, rowsWritten: rowsWritten, rowsRemoved: rowsRemoved)
+            lastState: lastState)
     }
 }
 
