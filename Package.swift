@@ -82,7 +82,7 @@ let package = Package(
             dependencies: ["JobQueue", "TestSupport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "JobQueue", "TestSupport", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient"], swiftSettings: strict),
         .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),

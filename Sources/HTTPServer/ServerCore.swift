@@ -25,9 +25,12 @@ final class Connection: @unchecked Sendable {
     var deadline: UInt64
     /// When the connection started waiting for its current request (eviction picks the oldest).
     var waitingSince: UInt64
+    /// Accept order, which breaks ties between connections that started waiting at the same moment.
+    let serial: UInt64
 
-    init(fd: Int32, now: UInt64, headerTimeout: TimeInterval) {
+    init(fd: Int32, serial: UInt64, now: UInt64, headerTimeout: TimeInterval) {
         self.fd = fd
+        self.serial = serial
         phase = .head
         deadline = now + nanoseconds(headerTimeout)
         waitingSince = now
@@ -62,6 +65,7 @@ final class ServerCore: @unchecked Sendable {
     private var reading: [Int32: Connection] = [:]
     private var readBuffer = [UInt8](repeating: 0, count: 16 << 10)
     private var listenPausedUntil: UInt64 = 0
+    private var accepted: UInt64 = 0
 
     init(listenFD: Int32, options: HTTPServerOptions, handler: @escaping HTTPServer.Handler) throws {
         var fds: [Int32] = [0, 0]
@@ -208,9 +212,9 @@ final class ServerCore: @unchecked Sendable {
                 if let victim = oldestWaiting() {
                     evict(victim)
                 } else {
+                    stats.withLock { $0.public.rejectedAtCap += 1 }
                     Self.sendBestEffort(fd, Self.errorBytes(503, "too many connections; try again"))
                     close(fd)
-                    stats.withLock { $0.public.rejectedAtCap += 1 }
                     continue
                 }
             }
@@ -218,26 +222,27 @@ final class ServerCore: @unchecked Sendable {
                 s.connections += 1
                 s.public.open += 1
             }
-            reading[fd] = Connection(fd: fd, now: now, headerTimeout: options.headerTimeout)
+            accepted += 1
+            reading[fd] = Connection(fd: fd, serial: accepted, now: now, headerTimeout: options.headerTimeout)
         }
     }
 
     private func oldestWaiting() -> Connection? {
-        reading.values.min { $0.waitingSince < $1.waitingSince }
+        reading.values.min { ($0.waitingSince, $0.serial) < ($1.waitingSince, $1.serial) }
     }
 
     private func evict(_ connection: Connection) {
         reading[connection.fd] = nil
+        stats.withLock { $0.public.evictedAtCap += 1 }
         if !connection.parser.isEmpty { Self.sendBestEffort(connection.fd, Self.errorBytes(503, "too many connections; try again")) }
         closeConnection(connection)
-        stats.withLock { $0.public.evictedAtCap += 1 }
     }
 
     private func expire(_ connection: Connection) {
         reading[connection.fd] = nil
         if connection.phase != .idle || !connection.parser.isEmpty {
-            Self.sendBestEffort(connection.fd, Self.errorBytes(408, "request not received in time"))
             stats.withLock { $0.public.timedOut += 1 }
+            Self.sendBestEffort(connection.fd, Self.errorBytes(408, "request not received in time"))
         }
         closeConnection(connection)
     }
