@@ -30,6 +30,12 @@ public final class LoopbackSocket: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    /// Ends the connection in both directions (the peer reads end of file); the descriptor
+    /// itself is closed when the object goes.
+    public func hangUp() {
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+    }
+
     /// Sends `text`; false when the peer has closed the connection.
     @discardableResult
     public func send(_ text: String) -> Bool {
@@ -73,11 +79,27 @@ public enum ProcessFacts {
     public static var threads: Int64 { field("Threads:") ?? 0 }
 
     private static func field(_ name: String) -> Int64? {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        guard let text = procFile("/proc/self/status") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(name) {
-            return Int64(line.dropFirst(name.count).split(separator: " ").first ?? "")
+            return Int64(line.dropFirst(name.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
         }
         return nil
+    }
+
+    /// A /proc file's text, read with read(2) to its end (these files report no size, so
+    /// readers that trust stat see them empty).
+    static func procFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Raises the soft open-file limit to at least `wanted` (up to the hard limit); returns the limit in force.
@@ -99,9 +121,7 @@ public enum ProcessFacts {
     public static func sockets(localPort port: UInt16) -> [(fd: Int32, closeOnExec: Bool)] {
         var inodes = Set<String>()
         for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-            // /proc files have no size: read to the end rather than trusting stat.
-            guard let data = FileHandle(forReadingAtPath: table)?.readDataToEndOfFile() else { continue }
-            let text = String(decoding: data, as: UTF8.self)
+            guard let text = procFile(table) else { continue }
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
                 guard fields.count > 9, let local = fields[1].split(separator: ":").last, UInt16(local, radix: 16) == port else { continue }
