@@ -87,6 +87,6 @@ let package = Package(
         .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient", "HTTPClient", "LocalCluster"], swiftSettings: strict),
+        .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient", "HTTPClient", "LocalCluster", "ChildProcess"], swiftSettings: strict),
     ]
 )

@@ -86,6 +86,20 @@ enum DashboardPage {
         }
         html += "</section>"
 
+        // Waiting jobs.
+        html += "<section id=\"waiting\"><h2>Waiting</h2>"
+        if s.waiting.isEmpty {
+            html += "<p class=\"muted\">No job is waiting.</p>"
+        } else {
+            html += "<table><thead><tr><th>job</th><th>task</th><th>queue</th><th>priority</th><th>runs at</th><th>attempts</th><th></th></tr></thead><tbody>"
+            for job in s.waiting {
+                html += "<tr data-job=\"\(job.id)\"><td>\(job.id)</td><td>\(esc(job.task))</td><td>\(esc(job.queue))</td><td class=\"num\">\(job.priority)</td>"
+                html += "<td>\(esc(job.runAt ?? ""))</td><td class=\"num\">\(job.attempts)</td><td>\(actionButton("cancel", job.id, context))</td></tr>"
+            }
+            html += "</tbody></table>"
+        }
+        html += "</section>"
+
         // Cycle runs.
         html += "<section id=\"cycles\"><h2>Cycle runs</h2>"
         if context.actionsEnabled {
@@ -255,7 +269,11 @@ enum DashboardPage {
           function say(text, bad) { message.textContent = text; message.className = bad ? 'pill bad' : 'pill ok'; }
           function refresh() {
             fetch('/?part=main', {cache: 'no-store'}).then(function (r) { return r.text(); })
-              .then(function (html) { main.innerHTML = html; }).catch(function () { say('refresh failed', true); });
+              .then(function (html) {
+                var count = Number(main.dataset.refreshed || 0) + 1;
+                main.innerHTML = html;
+                main.dataset.refreshed = String(count);
+              }).catch(function () { say('refresh failed', true); });
           }
           function send(url) {
             if (!token.value) { say('enter the trigger token first', true); return; }

@@ -8,6 +8,8 @@ struct OperationsSnapshot {
     var queue: QueueSnapshot
     /// Jobs that failed for good, were cancelled, or wait for a retry, newest first.
     var failures: [FailureRow]
+    /// The next jobs waiting to run (`available`), soonest first.
+    var waiting: [WaitingRow]
     /// The last few runs of each cycle with every task's outcome.
     var runs: [CycleRunRow]
     /// Every cycle name (for the dashboard's trigger form).
@@ -29,6 +31,16 @@ struct OperationsSnapshot {
         var maxAttempts: Int
         var at: String?
         var error: String
+        var runID: Int64?
+    }
+
+    struct WaitingRow {
+        var id: Int64
+        var task: String
+        var queue: String
+        var priority: Int
+        var runAt: String?
+        var attempts: Int
         var runID: Int64?
     }
 
@@ -78,6 +90,17 @@ struct OperationsSnapshot {
                 id: try row.decode("id"), task: try row.decode("task"), state: try row.decode("state"),
                 attempts: try row.decode("attempts"), maxAttempts: try row.decode("max_attempts"), at: row["at"],
                 error: Redaction.clean(row["error"] ?? ""), runID: try row.decodeIfPresent("run_id")))
+        }
+
+        var waiting: [WaitingRow] = []
+        for row in try session.query(
+            """
+            SELECT id, task, queue, priority, attempts, run_id, \(OpsFormat.isoSQL("run_at")) AS run_at
+              FROM maintenance_jobs WHERE state = 'available' ORDER BY run_at, priority DESC, id LIMIT 20
+            """) {
+            waiting.append(WaitingRow(
+                id: try row.decode("id"), task: try row.decode("task"), queue: try row.decode("queue"), priority: try row.decode("priority"),
+                runAt: row["run_at"], attempts: try row.decode("attempts"), runID: try row.decodeIfPresent("run_id")))
         }
 
         var runs: [CycleRunRow] = []
@@ -132,7 +155,7 @@ struct OperationsSnapshot {
         let newestBackupJob: Date? = try session.query(
             "SELECT max(finished_at) AS at FROM maintenance_jobs WHERE task = 'backup' AND state = 'succeeded'").first?.decodeIfPresent("at")
         let rows = try counters.advance(session)
-        return OperationsSnapshot(queue: queue, failures: failures, runs: runs, cycleNames: cycleNames, tables: tables,
+        return OperationsSnapshot(queue: queue, failures: failures, waiting: waiting, runs: runs, cycleNames: cycleNames, tables: tables,
                                   databaseBytes: databaseBytes, rows: rows, newestBackupJob: newestBackupJob)
     }
 }
