@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import JobQueue
 
 /// Renders `/metrics`. Names follow Prometheus conventions (`_total` counters, `_seconds`,
@@ -6,7 +7,7 @@ import JobQueue
 /// while the database is unreachable (`closebell_database_up` says so).
 enum MetricsRenderer {
     static func render(stats: WorkerStats.Snapshot, workerUp: Bool, snapshot: OperationsSnapshot?, apiRequests: [String: Int]?,
-                       backups: BackupFiles?, filesystem: (bytes: Int64, free: Int64)? = nil) -> String {
+                       backups: BackupFiles?, filesystem: (bytes: Int64, free: Int64)? = nil, http: HTTPServerStatistics? = nil) -> String {
         let queue = snapshot?.queue
         var out = PrometheusText()
         out.family("closebell_worker_up", type: "gauge", help: "1 while the worker's loops run.")
@@ -90,6 +91,16 @@ enum MetricsRenderer {
                 out.family("closebell_backup_latest_timestamp_seconds", type: "gauge", help: "Unix time the newest backup file was written.")
                 out.sample("closebell_backup_latest_timestamp_seconds", [], date.timeIntervalSince1970.rounded())
             }
+        }
+        if let http {
+            out.family("closebell_http_connections_open", type: "gauge", help: "Connections open on this endpoint.")
+            out.sample("closebell_http_connections_open", [], Double(http.open))
+            out.family("closebell_http_connections_evicted_total", type: "counter", help: "Connections closed at the cap to make room (the one waiting longest for its request).")
+            out.sample("closebell_http_connections_evicted_total", [], Double(http.evictedAtCap))
+            out.family("closebell_http_connections_rejected_total", type: "counter", help: "Connections answered 503 at the cap because every open one was busy.")
+            out.sample("closebell_http_connections_rejected_total", [], Double(http.rejectedAtCap))
+            out.family("closebell_http_timeouts_total", type: "counter", help: "Connections closed because a request head, body or response write missed its deadline.")
+            out.sample("closebell_http_timeouts_total", [], Double(http.timedOut))
         }
         if let filesystem {
             out.family("closebell_backup_disk_size_bytes", type: "gauge", help: "Size of the filesystem holding the backup directory.")

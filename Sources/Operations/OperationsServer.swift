@@ -85,11 +85,13 @@ public final class OperationsServer: Sendable {
         guard (0...65_535).contains(port) else { throw OperationsError.invalidListenAddress("\(host):\(port)", reason: "port must be 0 to 65535") }
         let database = BlockingDatabase(conninfo: conninfo, timeoutSeconds: options.databaseTimeoutSeconds)
         let cache = SnapshotCache<OperationsSnapshot>(ttl: options.cacheSeconds)
+        let serverRef = ServerReference()
         let routes = Routes(worker: worker, database: database, cache: cache, counters: RowCounters(lagSeconds: options.counterLagSeconds),
-                            token: triggerToken.flatMap { $0.isEmpty ? nil : $0 }, logger: logger, options: options)
+                            token: triggerToken.flatMap { $0.isEmpty ? nil : $0 }, logger: logger, options: options, server: serverRef)
         var serverOptions = options.server
         serverOptions.bodyLimit = { method, _ in method == "POST" ? 4096 : 0 }
         let server = try HTTPServer.start(host: host, port: UInt16(port), options: serverOptions) { request in routes.handle(request) }
+        serverRef.set(server)
         logger.info("operations_http_started", metadata: [
             "listen": "\(host):\(server.port)", "trigger": "\(triggerToken?.isEmpty == false ? "enabled" : "disabled")",
             "max_connections": "\(server.maxConnections)",
@@ -180,6 +182,7 @@ struct Routes: Sendable {
     let token: String?
     let logger: Logger
     let options: OperationsServerOptions
+    let server: ServerReference
 
     static let endpoints = [
         "GET /", "GET /livez", "GET /readyz", "GET /health", "GET /status", "GET /metrics",
@@ -290,7 +293,7 @@ struct Routes: Sendable {
         let text = MetricsRenderer.render(
             stats: worker.stats.snapshot(), workerUp: worker.isHealthy, snapshot: snapshot,
             apiRequests: options.apiRequests?(), backups: options.backupDirectory.map { BackupFiles.scan($0) },
-            filesystem: options.backupDirectory.flatMap { TableSizesTask.filesystem(of: $0) })
+            filesystem: options.backupDirectory.flatMap { TableSizesTask.filesystem(of: $0) }, http: server.statistics)
         return HTTPServerResponse(status: 200, headers: [("Content-Type", PrometheusText.contentType)], body: Data(text.utf8))
     }
 
@@ -433,6 +436,19 @@ struct Routes: Sendable {
     private func json(_ value: [String: Any], status: Int = 200) -> HTTPServerResponse {
         .json(OpsFormat.jsonData(value), status: status)
     }
+}
+
+/// The HTTP server, once started, for the routes that report its statistics (the routes are
+/// created before the server they serve).
+final class ServerReference: @unchecked Sendable {
+    // @unchecked: `server` is guarded by `lock`.
+    private let lock = NSLock()
+    private var server: HTTPServer?
+
+    func set(_ value: HTTPServer) { lock.withLock { server = value } }
+
+    /// The server's counters, nil before it started.
+    var statistics: HTTPServerStatistics? { lock.withLock { server }?.statistics }
 }
 
 /// Formatting shared by the endpoints and reports.

@@ -88,7 +88,7 @@ public enum ProcessFacts {
 
     /// A /proc file's text, read with read(2) to its end (these files report no size, so
     /// readers that trust stat see them empty).
-    static func procFile(_ path: String) -> String? {
+    public static func procFile(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
