@@ -204,6 +204,20 @@ final class EndpointTests: XCTestCase {
         XCTAssertTrue(unknown.text.contains("hourly"))
         let noCycle = try await TestHTTP.send("POST", server.baseURL.appendingPathComponent("trigger"), headers: [("Authorization", "Bearer \(token)")])
         XCTAssertEqual(noCycle.status, 400)
+        // period and force reach maintenance_enqueue_cycle: an earlier week's run, forced.
+        let forced = try TestHTTP.json(try await TestHTTP.send(
+            "POST", server.baseURL.appendingPathComponent("trigger").appending(queryItems: [
+                URLQueryItem(name: "cycle", value: "weekly"), URLQueryItem(name: "period", value: "2026-01-07"), URLQueryItem(name: "force", value: "true"),
+            ]), headers: [("Authorization", "Bearer \(token)")]).text)
+        XCTAssertEqual(forced["created"] as? Bool, true, "\(forced)")
+        XCTAssertNotEqual(forced["run_id"] as? Int, runID)
+        XCTAssertEqual(forced["period"] as? String, "2026-01-05", "the Monday of that week")
+        let badPeriod = try await TestHTTP.send("POST", server.baseURL.appendingPathComponent("trigger").appending(queryItems: [
+            URLQueryItem(name: "cycle", value: "weekly"), URLQueryItem(name: "period", value: "yesterday")]), headers: [("Authorization", "Bearer \(token)")])
+        XCTAssertEqual(badPeriod.status, 400)
+        let badForce = try await TestHTTP.send("POST", server.baseURL.appendingPathComponent("trigger").appending(queryItems: [
+            URLQueryItem(name: "cycle", value: "weekly"), URLQueryItem(name: "force", value: "maybe")]), headers: [("Authorization", "Bearer \(token)")])
+        XCTAssertEqual(badForce.status, 400)
 
         XCTAssertTrue(logs.text.contains("trigger_accepted"))
         XCTAssertTrue(logs.text.contains("action_refused"))
