@@ -86,7 +86,8 @@ public final class OperationsServer: Sendable {
         let database = BlockingDatabase(conninfo: conninfo, timeoutSeconds: options.databaseTimeoutSeconds)
         let cache = SnapshotCache<OperationsSnapshot>(ttl: options.cacheSeconds)
         let serverRef = ServerReference()
-        let routes = Routes(worker: worker, database: database, cache: cache, counters: RowCounters(lagSeconds: options.counterLagSeconds),
+        let routes = Routes(worker: worker, database: database, cache: cache, ping: SnapshotCache<Void>(ttl: options.cacheSeconds),
+                            counters: RowCounters(lagSeconds: options.counterLagSeconds),
                             token: triggerToken.flatMap { $0.isEmpty ? nil : $0 }, logger: logger, options: options, server: serverRef)
         var serverOptions = options.server
         serverOptions.bodyLimit = { method, _ in method == "POST" ? 4096 : 0 }
@@ -178,6 +179,8 @@ struct Routes: Sendable {
     let worker: Worker
     let database: BlockingDatabase
     let cache: SnapshotCache<OperationsSnapshot>
+    /// The readiness probe's last `SELECT 1`, reused like the snapshot.
+    let ping: SnapshotCache<Void>
     let counters: RowCounters
     let token: String?
     let logger: Logger
@@ -231,11 +234,13 @@ struct Routes: Sendable {
                      "loops_alive": worker.stats.snapshot().loopsAlive], status: alive ? 200 : 503)
     }
 
-    /// 200 when the database answers (the cached snapshot loaded) and the worker's loops run, else 503 with reasons.
+    /// 200 when the database answers `SELECT 1` (checked at most once per cache interval) and
+    /// the worker's loops run, else 503 with reasons.
     func readiness() -> HTTPServerResponse {
         var reasons: [String] = []
         var databaseState = "ok"
-        if case .failure(let error) = snapshot().result {
+        let probe = ping.get { try database.withSession { _ = try $0.query("SELECT 1") } }
+        if case .failure(let error) = probe.result {
             databaseState = "unavailable"
             reasons.append("database: \(error)")
         }

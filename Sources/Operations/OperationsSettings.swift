@@ -10,7 +10,7 @@ public struct HTTPEndpointSettings: Sendable, Equatable {
     public var triggerToken: String?
     /// Seconds allowed for the endpoint's database connect and statements. Default 3.
     public var databaseTimeoutSeconds: Int
-    /// Seconds the database snapshot behind `/status`, `/metrics`, `/readyz` and the dashboard
+    /// Seconds the database snapshot behind `/status`, `/metrics` and the dashboard (and the readiness `SELECT 1`)
     /// is reused: a scrape storm costs one round of queries per interval. Default 5.
     public var cacheSeconds: Double
     /// Most connections open at once (past it the longest waiter is closed, or the new one

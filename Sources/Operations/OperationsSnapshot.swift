@@ -1,7 +1,7 @@
 import Foundation
 import PostgresClient
 
-/// Everything `/status`, `/metrics`, `/readyz` and the dashboard show from the database, read
+/// Everything `/status`, `/metrics` and the dashboard show from the database, read
 /// in one round of short queries and cached for `http.cache_seconds`.
 struct OperationsSnapshot {
     /// Queue depth, running jobs, the last run of each cycle, counters.
@@ -81,9 +81,10 @@ struct OperationsSnapshot {
         for row in try session.query(
             """
             SELECT id, task, state, attempts, max_attempts, run_id, coalesce(errors -> -1 ->> 'error', '') AS error,
-                   \(OpsFormat.isoSQL("coalesce(finished_at, (errors -> -1 ->> 'at')::timestamptz, created_at)")) AS at
+                   \(OpsFormat.isoSQL("coalesce(finished_at, created_at)")) AS at
               FROM maintenance_jobs
-             WHERE state IN ('failed', 'cancelled') OR (state = 'available' AND jsonb_array_length(errors) > 0)
+             WHERE state IN ('failed', 'cancelled')
+                OR (state = 'available' AND jsonb_typeof(errors) = 'array' AND jsonb_array_length(errors) > 0)
              ORDER BY coalesce(finished_at, created_at) DESC, id DESC LIMIT 20
             """) {
             failures.append(FailureRow(
@@ -114,7 +115,7 @@ struct OperationsSnapshot {
                                'rows', coalesce(CASE WHEN jsonb_typeof(j.result -> 'rows_written') = 'number' THEN (j.result ->> 'rows_written')::numeric END,
                                                 CASE WHEN jsonb_typeof(j.result -> 'total_rows_removed') = 'number' THEN (j.result ->> 'total_rows_removed')::numeric END,
                                                 CASE WHEN jsonb_typeof(j.result -> 'rows') = 'number' THEN (j.result ->> 'rows')::numeric END),
-                               'error', CASE WHEN j.state IN ('failed', 'cancelled') OR jsonb_array_length(j.errors) > 0 THEN j.errors -> -1 ->> 'error' END)
+                               'error', CASE WHEN jsonb_typeof(j.errors) = 'array' THEN j.errors -> -1 ->> 'error' END)
                              ORDER BY j.id), '[]')::text
                       FROM maintenance_jobs j WHERE j.run_id = r.id) AS tasks
               FROM (SELECT *, row_number() OVER (PARTITION BY cycle ORDER BY started_at DESC, id DESC) AS n FROM maintenance_cycle_runs) r
