@@ -79,7 +79,7 @@ struct WorkerOptions: ParsableArguments {
     var claimBatch: Int?
     @Option(name: .customLong("exit-when-idle"), help: "Exit after the queue has had nothing due for this many seconds.")
     var exitWhenIdle: Double?
-    @Option(help: "Serve /health, /status, /metrics and POST /trigger on HOST:PORT (e.g. 127.0.0.1:8008; default: the config file's http.listen, else off).")
+    @Option(help: "Serve the dashboard (/), /livez, /readyz, /health, /status, /metrics and the token-guarded actions on HOST:PORT (e.g. 127.0.0.1:8008; default: the config file's http.listen, else off).")
     var http: String?
     @Flag(help: "Also enqueue due daily/weekly/monthly cycles (safe with many workers).")
     var schedule = false
