@@ -65,6 +65,12 @@ final class WorkerFloodTests: XCTestCase {
         let status = ProcessFacts.procFile("/proc/\(worker.pid)/status") ?? ""
         print("flood under 1024 fds: open \(open), evicted \(value("closebell_http_connections_evicted_total") ?? 0); worker "
               + status.split(separator: "\n").filter { $0.hasPrefix("Threads") || $0.hasPrefix("VmRSS") }.joined(separator: ", "))
+        func field(_ name: String) -> Int? {
+            status.split(separator: "\n").first { $0.hasPrefix(name) }
+                .flatMap { Int($0.dropFirst(name.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") }
+        }
+        XCTAssertLessThan(try XCTUnwrap(field("Threads:")), 64, "threads stay bounded")
+        XCTAssertLessThan(try XCTUnwrap(field("VmRSS:")), 300 << 10, "resident memory stays under 300 MiB")
         let logText = try String(contentsOfFile: log, encoding: .utf8)
         XCTAssertFalse(logText.contains("Too many open files"), "the worker ran out of descriptors")
         for socket in clients { socket.hangUp() }
