@@ -5,7 +5,7 @@ public struct HTTPEndpointSettings: Sendable, Equatable {
     /// `HOST:PORT` to serve on; nil serves nothing. Default nil (`--http` turns it on;
     /// `--http` without a host part, `:8008`, means loopback).
     public var listen: String?
-    /// The bearer token of `POST /trigger`; nil or empty disables it (403).
+    /// The bearer token of the actions (`POST /trigger`, `POST /jobs/ID/retry`, `POST /jobs/ID/cancel`); nil or empty disables them (403).
     /// Env `CLOSEBELL_TRIGGER_TOKEN` wins over the file.
     public var triggerToken: String?
     /// Seconds allowed for the endpoint's database connect and statements. Default 3.
@@ -76,7 +76,7 @@ public struct HTTPEndpointSettings: Sendable, Equatable {
             throw OperationsError.invalidSetting(key: "http.dashboard_refresh_seconds", reason: "must be at least 1, got \(dashboardRefreshSeconds)")
         }
         if let token = triggerToken, !token.isEmpty, token.count < 16 {
-            throw OperationsError.invalidSetting(key: "http.trigger_token", reason: "must be at least 16 characters (it guards POST /trigger)")
+            throw OperationsError.invalidSetting(key: "http.trigger_token", reason: "must be at least 16 characters (it guards the dashboard's actions and POST /trigger)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import TestSupport
 import XCTest
@@ -8,6 +9,8 @@ final class OperationsConfigTests: XCTestCase {
         let db = try TestCluster.migratedDatabase()
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-ops-config-\(getpid()).yml").path
         defer { unlink(path) }
+        // A table of the user's own, named only in the config: table_sizes measures it.
+        _ = try ChildProcess.run("psql", [db.url, "-qc", "CREATE TABLE my_own_table (id int); INSERT INTO maintenance_jobs (task) VALUES ('table_sizes');"])
         func worker(_ yaml: String) throws -> (status: Int32, output: String) {
             try yaml.write(toFile: path, atomically: true, encoding: .utf8)
             return try ClosebellBinary.run(["worker", "--config", path, "--exit-when-idle", "0.5"], environment: ["DATABASE_URL": db.url])
@@ -32,6 +35,11 @@ final class OperationsConfigTests: XCTestCase {
               tables: [ticker_earnings, my_own_table]
             """)
         XCTAssertEqual(accepted.status, 0, accepted.output)
+        let recorded = try ChildProcess.run("psql", [db.url, "-tAc", """
+            SELECT (SELECT count(*) FROM maintenance_table_sizes WHERE table_name = 'my_own_table')
+                   || ' ' || (SELECT count(*) FROM maintenance_capacity WHERE database_bytes > 0 AND backup_fs_bytes > 0)
+            """])
+        XCTAssertEqual(recorded.output.trimmingCharacters(in: .whitespacesAndNewlines), "1 1", "the configured table and the capacity row")
         for (yaml, message) in [
             ("http:\n  max_connections: 0\n", "http.max_connections: must be at least 1"),
             ("http:\n  header_timeout_seconds: soon\n", "http.header_timeout_seconds: expected a number"),
