@@ -37,12 +37,17 @@ public struct HTTPServerOptions: Sendable {
     public var handlerThreads: Int
     /// The listen backlog. Default 128.
     public var backlog: Int32
+    /// Answers some requests on the event loop itself, before the handler pool: for a liveness
+    /// probe that must answer even when every handler thread is busy. It must not block; nil
+    /// passes the request on to the handler. Default nil.
+    public var inlineHandler: (@Sendable (HTTPServerRequest) -> HTTPServerResponse?)?
 
     /// Creates options; every value has a default.
     public init(maxHeaderBytes: Int = 64 << 10, maxBodyBytes: Int = 64 << 20,
                 bodyLimit: (@Sendable (_ method: String, _ path: String) -> Int)? = nil,
                 idleTimeout: TimeInterval = 30, headerTimeout: TimeInterval = 10, bodyTimeout: TimeInterval = 30,
-                writeTimeout: TimeInterval = 30, maxConnections: Int = 512, handlerThreads: Int = 32, backlog: Int32 = 128) {
+                writeTimeout: TimeInterval = 30, maxConnections: Int = 512, handlerThreads: Int = 32, backlog: Int32 = 128,
+                inlineHandler: (@Sendable (HTTPServerRequest) -> HTTPServerResponse?)? = nil) {
         func clamp(_ value: TimeInterval, _ fallback: TimeInterval) -> TimeInterval {
             value.isNaN ? fallback : min(86_400, max(0.001, value))
         }
@@ -56,6 +61,7 @@ public struct HTTPServerOptions: Sendable {
         self.maxConnections = max(1, maxConnections)
         self.handlerThreads = max(1, handlerThreads)
         self.backlog = backlog
+        self.inlineHandler = inlineHandler
     }
 
     /// `maxConnections`, lowered to half the process's open-file limit when that is smaller.

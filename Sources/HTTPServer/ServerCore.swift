@@ -282,6 +282,23 @@ final class ServerCore: @unchecked Sendable {
             Self.sendBestEffort(connection.fd, Self.errorBytes(status, reason))
             closeConnection(connection)
         case .request(let request, let keepAlive):
+            if let inline = options.inlineHandler, let response = inline(request) {
+                stats.withLock { $0.requests += 1 }
+                let keep = keepAlive && !response.closeConnection
+                let bytes = Self.responseBytes(response, keepAlive: keep, isHead: request.method == "HEAD")
+                // One non-blocking write: the loop never waits for a client; one that cannot
+                // take a small answer at once is closed.
+                if !Self.sendAll(connection.fd, bytes, deadline: 0) || !keep {
+                    reading[connection.fd] = nil
+                    closeConnection(connection)
+                    return
+                }
+                connection.phase = .idle
+                connection.deadline = now + nanoseconds(options.idleTimeout)
+                connection.waitingSince = now
+                process(connection, now: now)
+                return
+            }
             reading[connection.fd] = nil
             let accepted = shared.withLock { s -> Bool in
                 guard !s.stopping else { return false }

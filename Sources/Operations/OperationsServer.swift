@@ -91,6 +91,10 @@ public final class OperationsServer: Sendable {
                             token: triggerToken.flatMap { $0.isEmpty ? nil : $0 }, logger: logger, options: options, server: serverRef)
         var serverOptions = options.server
         serverOptions.bodyLimit = { method, _ in method == "POST" ? 4096 : 0 }
+        // Liveness is answered on the event loop: it needs no database and no handler thread.
+        serverOptions.inlineHandler = { request in
+            request.path == "/livez" && (request.method == "GET" || request.method == "HEAD") ? routes.livez() : nil
+        }
         let server = try HTTPServer.start(host: host, port: UInt16(port), options: serverOptions) { request in routes.handle(request) }
         serverRef.set(server)
         logger.info("operations_http_started", metadata: [

@@ -83,6 +83,29 @@ final class ServerLimitTests: XCTestCase {
         for socket in busy { XCTAssertTrue(socket.readAll(seconds: 0.5).contains("done")) }
     }
 
+    /// The inline handler answers on the event loop while every handler thread is stuck.
+    func testInlineHandlerAnswersWhileHandlersAreBusy() async throws {
+        let release = DispatchSemaphore(value: 0)
+        let options = HTTPServerOptions(handlerThreads: 1, inlineHandler: { request in request.path == "/livez" ? .text("alive") : nil })
+        let server = try HTTPServer.start(options: options) { request in
+            if request.path == "/block" { release.wait() }
+            return .text("handled")
+        }
+        defer { server.stop() }
+        let stuck = [try XCTUnwrap(LoopbackSocket(port: server.port)), try XCTUnwrap(LoopbackSocket(port: server.port))]
+        for socket in stuck { socket.send("GET /block HTTP/1.1\r\nHost: a\r\n\r\n") }
+        let busy = try await eventually(timeout: 20) { server.requestsHandled == 2 }
+        XCTAssertTrue(busy)
+        let probe = try XCTUnwrap(LoopbackSocket(port: server.port))
+        probe.send("GET /livez HTTP/1.1\r\nHost: a\r\n\r\nGET /livez HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        let answers = probe.readAll(seconds: 10)
+        XCTAssertEqual(answers.components(separatedBy: "HTTP/1.1 200 OK").count - 1, 2, answers)
+        XCTAssertTrue(answers.hasSuffix("alive"))
+        release.signal()
+        release.signal()
+        for socket in stuck { XCTAssertTrue(socket.readAll(seconds: 0.5).contains("handled")) }
+    }
+
     /// Each route has its body limit: a GET with a body is refused (413) before the body is read.
     func testPerRouteBodyLimits() async throws {
         let server = try HTTPServer.start(options: HTTPServerOptions(bodyLimit: { method, _ in method == "POST" ? 16 : 0 })) { request in
