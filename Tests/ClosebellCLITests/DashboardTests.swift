@@ -12,7 +12,7 @@ final class DashboardTests: XCTestCase {
     /// and returns the DOM.
     static func chromiumDOM(_ url: String, profile: URL) async throws -> String {
         let arguments = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--user-data-dir=\(profile.path)",
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--user-data-dir=\(profile.path)",
             "--virtual-time-budget=4000", "--dump-dom", url,
         ]
         let result = try await ChildProcess.run("chromium", arguments)
