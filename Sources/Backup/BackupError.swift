@@ -49,11 +49,14 @@ public struct BackupError: Error, Sendable, Equatable, CustomStringConvertible {
     public let stderrTail: String
     /// The system error number, when a system call failed.
     public let errno: Int32?
+    /// The operation that failed (`restore`), when the stage alone does not say it.
+    public let operation: String?
 
     /// Creates an error; every text is scrubbed of `secrets` (and of URL passwords).
     public init(
         stage: Stage, message: String, path: String? = nil, database: String? = nil, program: String? = nil,
-        exitStatus: ExitStatus? = nil, stderrTail: String = "", errno: Int32? = nil, secrets: [String] = []
+        exitStatus: ExitStatus? = nil, stderrTail: String = "", errno: Int32? = nil, secrets: [String] = [],
+        operation: String? = nil
     ) {
         self.stage = stage
         self.message = Scrubber.scrub(message, secrets: secrets)
@@ -63,6 +66,7 @@ public struct BackupError: Error, Sendable, Equatable, CustomStringConvertible {
         self.exitStatus = exitStatus
         self.stderrTail = Scrubber.scrub(stderrTail, secrets: secrets)
         self.errno = errno
+        self.operation = operation
     }
 
     /// True when the disk (or quota) was full.
@@ -72,12 +76,13 @@ public struct BackupError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        let operation: String
+        var operation = "backup"
         switch stage {
         case .targetNotEmpty, .restore: operation = "restore"
         case .verify: operation = "verification"
-        default: operation = "backup"
+        default: break
         }
+        if let named = self.operation { operation = named }
         var text = "\(operation) failed (\(stage.rawValue)): \(message)"
         if let database { text += " [database \(database)]" }
         if let path { text += " [file \(path)]" }

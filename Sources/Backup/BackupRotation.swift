@@ -1,28 +1,52 @@
 import Foundation
 
-/// A backup file found in the backup folder: `{database}_{YYYYMMDD_HHMMSS}.sql.gz`.
+/// A backup file found in the backup folder: `{database}_{YYYYMMDD_HHMMSS}[+{label}].sql.gz`.
 public struct BackupFile: Sendable, Equatable, Codable {
     /// The full path.
     public let path: String
-    /// The database part of the name (the sanitized database name).
+    /// The database part of the name (`BackupNaming.fileComponent` of the database name).
     public let database: String
     /// When the backup started, from the name (UTC).
     public let created: Date
     /// The file size.
     public let bytes: Int64
+    /// The backup job's label (`weekly`, `monthly`, ...), nil for an unlabelled backup.
+    public let label: String?
+
+    /// Creates a file entry.
+    public init(path: String, database: String, created: Date, bytes: Int64, label: String? = nil) {
+        self.path = path
+        self.database = database
+        self.created = created
+        self.bytes = bytes
+        self.label = label
+    }
 }
 
-/// Backup file names: `{database}_{YYYYMMDD_HHMMSS}.sql.gz`, the time in UTC.
+/// Backup file names: `{database}_{YYYYMMDD_HHMMSS}.sql.gz`, or with a job's label
+/// `{database}_{YYYYMMDD_HHMMSS}+{label}.sql.gz`, the time in UTC.
 public enum BackupNaming {
-    /// The database name as used in file names: characters other than letters, digits, `_`,
-    /// `-` and `.` become `_`, and a leading `.` becomes `_` (so it never names a hidden file).
+    /// The database name as used in file names, one-to-one: letters, digits, `_`, `-` and `.`
+    /// (but a leading `.`, so it never names a hidden file) stay; every other byte of the
+    /// UTF-8 name, `%` included, becomes `%XX`. `prod db` is `prod%20db`, never `prod_db`'s
+    /// component. (Versions before labels wrote `_` for those bytes; such files are listed
+    /// under the component they have.)
     public static func fileComponent(_ database: String) -> String {
-        var text = String(database.unicodeScalars.map { scalar -> Character in
-            let allowed = (scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar))) || "_-.".unicodeScalars.contains(scalar)
-            return allowed ? Character(scalar) : "_"
-        })
-        if text.hasPrefix(".") { text = "_" + text.dropFirst() }
-        return text.isEmpty ? "_" : text
+        var text = ""
+        for (index, byte) in database.utf8.enumerated() {
+            let scalar = Unicode.Scalar(byte)
+            let plain = (byte < 0x80 && CharacterSet.alphanumerics.contains(scalar)) || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: "-") || (byte == UInt8(ascii: ".") && index > 0)
+            text += plain ? String(Character(scalar)) : String(format: "%%%02X", byte)
+        }
+        return text.isEmpty ? "%" : text
+    }
+
+    /// True for a label a backup job may give: 1 to 64 ASCII letters, digits, `-` or `_`.
+    public static func isValidLabel(_ label: String) -> Bool {
+        (1...64).contains(label.utf8.count) && label.utf8.allSatisfy { byte in
+            (byte < 0x80 && CharacterSet.alphanumerics.contains(Unicode.Scalar(byte))) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+        }
     }
 
     /// `YYYYMMDD_HHMMSS` in UTC.
@@ -35,22 +59,30 @@ public enum BackupNaming {
             Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
     }
 
-    /// The final file name of a backup of `database` started at `date`.
-    public static func fileName(database: String, date: Date) -> String {
-        "\(fileComponent(database))_\(stamp(date)).sql.gz"
+    /// The final file name of a backup of `database` started at `date`, with the job's label.
+    public static func fileName(database: String, date: Date, label: String? = nil) -> String {
+        "\(fileComponent(database))_\(stamp(date))\(label.map { "+\($0)" } ?? "").sql.gz"
     }
 
     /// The temporary name while the backup is written: hidden, and not ending in `.sql.gz`.
-    static func temporaryName(database: String, date: Date) -> String {
-        ".\(fileComponent(database))_\(stamp(date)).sql.gz.partial"
+    static func temporaryName(database: String, date: Date, label: String? = nil) -> String {
+        ".\(fileName(database: database, date: date, label: label)).partial"
     }
 
-    /// Parses a file name: the database component and the time, or nil when it is not a backup
-    /// name. With `database`, only names of that database match.
-    public static func parse(_ name: String, database: String? = nil) -> (database: String, created: Date)? {
+    /// Parses a file name: the database component, the time and the label, or nil when it is
+    /// not a backup name. With `database`, only names of that database match. (`+` never
+    /// appears in a database component or a label, so the split is unambiguous.)
+    public static func parse(_ name: String, database: String? = nil) -> (database: String, created: Date, label: String?)? {
         let suffix = ".sql.gz"
         guard name.hasSuffix(suffix), !name.hasPrefix(".") else { return nil }
-        let stem = name.dropLast(suffix.count)
+        var stem = Substring(name.dropLast(suffix.count))
+        var label: String?
+        if let plus = stem.lastIndex(of: "+") {
+            let text = String(stem[stem.index(after: plus)...])
+            guard isValidLabel(text) else { return nil }
+            label = text
+            stem = stem[..<plus]
+        }
         // {db}_{8 digits}_{6 digits}
         guard stem.count >= 17 else { return nil }
         let stampPart = stem.suffix(15)
@@ -71,7 +103,7 @@ public enum BackupNaming {
         parts.minute = Int(String(digits[11..<13]))
         parts.second = Int(String(digits[13..<15]))
         guard parts.isValidDate, let date = parts.date else { return nil }
-        return (String(prefix), date)
+        return (String(prefix), date, label)
     }
 
     /// The backups in `directory` (regular files with backup names, of one database or all),
@@ -84,7 +116,8 @@ public enum BackupNaming {
             let path = directory.appendingPathComponent(name).path
             var info = stat()
             guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
-            files.append(BackupFile(path: path, database: parsed.database, created: parsed.created, bytes: Int64(info.st_size)))
+            files.append(BackupFile(
+                path: path, database: parsed.database, created: parsed.created, bytes: Int64(info.st_size), label: parsed.label))
         }
         return files.sorted { ($0.created, $0.path) > ($1.created, $1.path) }
     }
@@ -98,7 +131,8 @@ public enum BackupNaming {
 
 /// Which backups rotation keeps: the `keep` newest, plus (grandfather-father-son) the newest
 /// backup of each of the last `keepDaily` days, `keepWeekly` ISO weeks and `keepMonthly`
-/// months that have a backup (UTC). Everything else of that database is removed.
+/// months that have a backup (UTC). Everything else of the files given is removed: a run
+/// passes only the files of its own database and label.
 public enum BackupRotation {
     /// Splits `files` (one database's backups, any order) into kept and removed, newest first.
     public static func plan(

@@ -32,12 +32,14 @@ public struct BackupResult: Sendable, Codable, Equatable {
     public let pgDump: String
     /// When the backup started, ISO 8601 in UTC (the file name has the same time).
     public let startedAt: String
-    /// The job's label (`monthly`, ...), when a task gave one.
+    /// The job's label (`monthly`, ...), when a task gave one; it is part of the file name.
     public let label: String?
+    /// How many newest backups of this database and label rotation kept.
+    public let keep: Int
 
     /// snake_case keys, like every other task result.
     enum CodingKeys: String, CodingKey {
-        case path, bytes, seconds, database, rotated, compressor, label
+        case path, bytes, seconds, database, rotated, compressor, label, keep
         case dumpBytes = "dump_bytes", dumpSeconds = "dump_seconds", verifySeconds = "verify_seconds"
         case rotationErrors = "rotation_errors", pgDump = "pg_dump", startedAt = "started_at"
     }
@@ -45,7 +47,12 @@ public struct BackupResult: Sendable, Codable, Equatable {
 
 /// Makes a backup: `pg_dump` piped by the kernel into `pigz`/`gzip`, written to a hidden
 /// temporary file (mode 0600), checked, renamed to `{database}_{YYYYMMDD_HHMMSS}.sql.gz`
-/// (UTC time of the start), then older backups rotated.
+/// (UTC time of the start; `…+{label}.sql.gz` for a labelled backup), then older backups of
+/// the same database and label rotated.
+///
+/// One backup per database at a time: a session-level advisory lock in that database (held
+/// by a connection with no open transaction for the whole backup) stops a second host, and a
+/// lock file in the folder a second process on this host.
 ///
 /// The password never reaches a command line: host, port, user, database and the other
 /// connection keywords go to pg_dump as `PG*` variables, the password through a temporary
@@ -58,11 +65,19 @@ public struct BackupRunner: Sendable {
     public init(settings: BackupSettings) { self.settings = settings }
 
     /// Backs up the database `conninfo` names (URL, key=value, or empty for libpq defaults).
-    /// `label` is recorded in the result. `isCancelled` is polled while the programs run; when
-    /// it turns true (or the task is cancelled) they are killed and `.cancelled` is thrown.
-    public func run(conninfo: String?, label: String? = nil, isCancelled: @escaping @Sendable () -> Bool = { false }) async throws -> BackupResult {
+    /// `label` goes into the file name, and rotation keeps labelled backups by their own count
+    /// (`keepLabelled`). `keep` may raise (never lower) the number of newest backups rotation
+    /// keeps. `isCancelled` is polled while the programs run; when it turns true (or the task
+    /// is cancelled) they are killed and `.cancelled` is thrown.
+    public func run(
+        conninfo: String?, label: String? = nil, keep: Int? = nil, isCancelled: @escaping @Sendable () -> Bool = { false }
+    ) async throws -> BackupResult {
         let started = Date()
         try settings.validate()
+        if let label, !BackupNaming.isValidLabel(label) {
+            throw BackupError(stage: .configuration, message: "label must be 1 to 64 letters, digits, '-' or '_' (got \(label))")
+        }
+        if let keep, keep < 1 { throw BackupError(stage: .configuration, message: "keep must be at least 1 (got \(keep))") }
         let info: ConnectionInfo
         do {
             info = try ConnectionInfo(parsing: conninfo)
@@ -71,12 +86,11 @@ public struct BackupRunner: Sendable {
         }
         let secrets = Scrubber.secrets(forPassword: info.password)
 
-        // Preflight: the real database name (libpq defaults included) and the server version.
-        let server: (name: String, version: Int)
+        // Preflight: the real database name (libpq defaults included) and the server version;
+        // the connection then holds the advisory lock.
+        let connection: PostgresConnection
         do {
-            let connection = try await PostgresConnection.connect(conninfo, applicationName: "closebell backup")
-            server = (connection.databaseName, connection.serverVersion)
-            await connection.close()
+            connection = try await PostgresConnection.connect(conninfo, applicationName: "closebell backup")
         } catch {
             if Task.isCancelled || isCancelled() {
                 throw BackupError(stage: .cancelled, message: "backup cancelled before pg_dump started", database: info.databaseName)
@@ -84,6 +98,29 @@ public struct BackupRunner: Sendable {
             throw BackupError(
                 stage: .connect, message: "cannot connect: \(error)", database: info.databaseName, secrets: secrets)
         }
+        let server = (name: connection.databaseName, version: connection.serverVersion)
+        do {
+            try await DatabaseLock.acquire(connection: connection, database: server.name)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        do {
+            let result = try await backUp(
+                server: server, info: info, secrets: secrets, label: label, keep: keep, started: started, isCancelled: isCancelled)
+            await DatabaseLock.release(connection: connection)
+            return result
+        } catch {
+            await DatabaseLock.release(connection: connection)
+            throw error
+        }
+    }
+
+    /// The backup itself, once the database is locked.
+    private func backUp(
+        server: (name: String, version: Int), info: ConnectionInfo, secrets: [String], label: String?, keep: Int?, started: Date,
+        isCancelled: @escaping @Sendable () -> Bool
+    ) async throws -> BackupResult {
         if Task.isCancelled || isCancelled() {
             throw BackupError(stage: .cancelled, message: "backup cancelled before pg_dump started", database: server.name)
         }
@@ -97,7 +134,7 @@ public struct BackupRunner: Sendable {
 
         let pgDump = settings.pgDumpPath ?? PostgresPrograms.path(of: "pg_dump", serverVersion: server.version)
         let compressor = settings.resolvedCompressor
-        let temporary = directory.appendingPathComponent(BackupNaming.temporaryName(database: database, date: started)).path
+        let temporary = directory.appendingPathComponent(BackupNaming.temporaryName(database: database, date: started, label: label)).path
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
             let code = errno
@@ -145,15 +182,16 @@ public struct BackupRunner: Sendable {
         let verified = try await BackupVerifier(settings: settings).verify(path: temporary, isCancelled: isCancelled)
         let verifySeconds = Date().timeIntervalSince(verifyStarted)
 
-        let final = try publish(temporary: temporary, directory: directory, database: database, started: started)
+        let final = try publish(temporary: temporary, directory: directory, database: database, label: label, started: started)
         finished = true
         let seconds = Date().timeIntervalSince(started)
 
-        let (rotated, rotationErrors) = rotate(directory: directory, database: database, keepPath: final)
+        let keepCount = settings.keepCount(label: label, requested: keep)
+        let (rotated, rotationErrors) = rotate(directory: directory, database: database, label: label, keep: keepCount, keepPath: final)
         return BackupResult(
             path: final, bytes: verified.bytes, dumpBytes: verified.dumpBytes, seconds: seconds, dumpSeconds: dumpSeconds,
             verifySeconds: verifySeconds, database: database, rotated: rotated, rotationErrors: rotationErrors, compressor: compressor, pgDump: pgDump,
-            startedAt: ISO8601DateFormatter().string(from: started), label: label)
+            startedAt: ISO8601DateFormatter().string(from: started), label: label, keep: keepCount)
     }
 
     // MARK: - Pieces (internal so tests can inspect them)
@@ -216,21 +254,22 @@ public struct BackupRunner: Sendable {
     }
 
     /// Removes temporary files of this database left by a backup process that was killed
-    /// (safe: the directory lock proves no other backup of it is running).
+    /// (safe: the locks prove no other backup of it is running). Only names that parse as
+    /// this database's: `prod`'s run never touches `prod_x`'s file in progress.
     private func removeStalePartials(directory: URL, database: String) {
-        let prefix = ".\(BackupNaming.fileComponent(database))_"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        where name.hasPrefix(prefix) && name.hasSuffix(".sql.gz.partial") {
+        where name.hasPrefix(".") && name.hasSuffix(".sql.gz.partial")
+            && BackupNaming.parse(String(name.dropFirst().dropLast(".partial".count)), database: database) != nil {
             unlink(directory.appendingPathComponent(name).path)
         }
     }
 
     /// Gives the verified file its final name without ever replacing a file (a second backup
     /// within the same second takes the next free second), then syncs the folder.
-    private func publish(temporary: String, directory: URL, database: String, started: Date) throws -> String {
+    private func publish(temporary: String, directory: URL, database: String, label: String?, started: Date) throws -> String {
         for offset in 0..<120 {
             let final = directory.appendingPathComponent(
-                BackupNaming.fileName(database: database, date: started.addingTimeInterval(Double(offset)))).path
+                BackupNaming.fileName(database: database, date: started.addingTimeInterval(Double(offset)), label: label)).path
             if link(temporary, final) == 0 {
                 unlink(temporary)
                 syncDirectory(directory)
@@ -257,13 +296,17 @@ public struct BackupRunner: Sendable {
         close(fd)
     }
 
-    private func rotate(directory: URL, database: String, keepPath: String) -> (removed: [String], errors: [String]) {
-        guard let files = try? BackupNaming.list(directory: directory, database: database) else {
+    /// Rotates the backups of `database` with the same `label` (unlabelled ones also by the
+    /// daily/weekly/monthly counts); other databases' and other labels' files are never touched.
+    private func rotate(directory: URL, database: String, label: String?, keep: Int, keepPath: String) -> (removed: [String], errors: [String]) {
+        guard let all = try? BackupNaming.list(directory: directory, database: database) else {
             return ([], ["cannot list \(directory.path)"])
         }
-        let plan = BackupRotation.plan(
-            files, keep: settings.keep, keepDaily: settings.keepDaily, keepWeekly: settings.keepWeekly,
-            keepMonthly: settings.keepMonthly)
+        let files = all.filter { $0.label == label }
+        let plan = label == nil
+            ? BackupRotation.plan(
+                files, keep: keep, keepDaily: settings.keepDaily, keepWeekly: settings.keepWeekly, keepMonthly: settings.keepMonthly)
+            : BackupRotation.plan(files, keep: keep)
         var removed: [String] = []
         var errors: [String] = []
         for file in plan.removed where file.path != keepPath {
@@ -275,6 +318,44 @@ public struct BackupRunner: Sendable {
         }
         if !removed.isEmpty { syncDirectory(directory) }
         return (removed, errors)
+    }
+}
+
+/// One backup per database across hosts: a session-level advisory lock in the database
+/// itself, taken with `pg_try_advisory_lock(int, int)` on a connection that runs no
+/// transaction while it holds it.
+enum DatabaseLock {
+    /// The lock's two keys: closebell's namespace (`clbk` in ASCII) and "backup". Advisory
+    /// locks belong to one database, so the same keys lock each database separately.
+    static let keys: (Int32, Int32) = (0x636C_626B, 1)
+
+    /// Takes the lock or throws `.locked` naming the session that holds it.
+    static func acquire(connection: PostgresConnection, database: String) async throws {
+        let locked: Bool
+        do {
+            locked = try await connection.query("SELECT pg_try_advisory_lock($1, $2) AS locked", [keys.0, keys.1]).first?.decode("locked") ?? false
+        } catch {
+            throw BackupError(stage: .connect, message: "cannot take the backup lock: \(error)", database: database)
+        }
+        guard !locked else { return }
+        let holder = try? await connection.query(
+            """
+            SELECT a.pid, coalesce(host(a.client_addr), 'local') AS client, a.application_name
+              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND l.classid = $1::int::oid AND l.objid = $2::int::oid AND l.objsubid = 2
+            """, [keys.0, keys.1]).first
+        let who = holder.map { row in
+            "session \(row["pid"] ?? "?") from \(row["client"] ?? "?") (\(row["application_name"] ?? ""))"
+        } ?? "another session"
+        throw BackupError(
+            stage: .locked, message: "another backup of \(database) is running (\(who) holds its backup lock)", database: database)
+    }
+
+    /// Releases the lock and closes its connection (closing alone would release it too).
+    static func release(connection: PostgresConnection) async {
+        _ = try? await connection.query("SELECT pg_advisory_unlock($1, $2)", [keys.0, keys.1])
+        await connection.close()
     }
 }
 

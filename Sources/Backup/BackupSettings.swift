@@ -2,7 +2,8 @@ import Foundation
 
 /// Where backups go, how many are kept and which programs make them.
 ///
-/// Defaults: `keep` 7 newest, no daily/weekly/monthly keeps, pigz when it is on the PATH
+/// Defaults: `keep` 7 newest, no daily/weekly/monthly keeps, labelled backups kept by their
+/// own counts (4 `weekly`, 12 `monthly`, `keep` for other labels), pigz when it is on the PATH
 /// else gzip at level 6, the `pg_dump`/`psql` of the server's major version when installed
 /// under `/usr/lib/postgresql/N/bin` (else the newest newer one, else the PATH), a 6 hour
 /// dump timeout, a 6 hour verify/restore timeout, a 10 second connect timeout, no lock wait
@@ -20,6 +21,11 @@ public struct BackupSettings: Sendable {
     public var keepWeekly: Int
     /// Also keep the newest backup of each of the last `keepMonthly` months that have one. 0: off.
     public var keepMonthly: Int
+    /// How many newest backups of each label (`weekly`, `monthly`, ...) rotation keeps.
+    /// Labelled backups are rotated only among themselves, label by label, so a monthly backup
+    /// outlives any number of daily ones. A label not listed keeps `keep`. Default
+    /// `["weekly": 4, "monthly": 12]`.
+    public var keepLabelled: [String: Int]
     /// The gzip-compatible compressor (path or name on the PATH); nil: `pigz` if found, else `gzip`.
     public var compressor: String?
     /// The compression level, 1 (fast) to 9 (small). Default 6, gzip's own default.
@@ -46,6 +52,7 @@ public struct BackupSettings: Sendable {
     /// Creates settings; every argument but the directory has the documented default.
     public init(
         directory: URL, keep: Int = 7, keepDaily: Int = 0, keepWeekly: Int = 0, keepMonthly: Int = 0,
+        keepLabelled: [String: Int] = BackupSettings.defaultKeepLabelled,
         compressor: String? = nil, compressionLevel: Int = 6, pgDumpPath: String? = nil, psqlPath: String? = nil,
         gzipPath: String = "gzip", dumpTimeout: Double = 21_600, verifyTimeout: Double = 21_600,
         connectTimeout: Int = 10, lockWaitTimeout: Double? = nil, killGrace: Double = 5
@@ -55,6 +62,7 @@ public struct BackupSettings: Sendable {
         self.keepDaily = keepDaily
         self.keepWeekly = keepWeekly
         self.keepMonthly = keepMonthly
+        self.keepLabelled = keepLabelled
         self.compressor = compressor
         self.compressionLevel = compressionLevel
         self.pgDumpPath = pgDumpPath
@@ -65,6 +73,16 @@ public struct BackupSettings: Sendable {
         self.connectTimeout = connectTimeout
         self.lockWaitTimeout = lockWaitTimeout
         self.killGrace = killGrace
+    }
+
+    /// The default counts of labelled backups: 4 weekly, 12 monthly.
+    public static let defaultKeepLabelled = ["weekly": 4, "monthly": 12]
+
+    /// The number of newest backups rotation keeps for `label` (nil: unlabelled backups):
+    /// the configured count, raised (never lowered) to `requested` when a job asks for more.
+    public func keepCount(label: String?, requested: Int? = nil) -> Int {
+        let floor = label.flatMap { keepLabelled[$0] } ?? keep
+        return max(floor, requested ?? floor)
     }
 
     /// The default folder: `$CLOSEBELL_BACKUP_DIR`, else `./backups`.
@@ -81,6 +99,10 @@ public struct BackupSettings: Sendable {
         if keep < 1 { throw fail("keep must be at least 1 (got \(keep))") }
         if keepDaily < 0 || keepWeekly < 0 || keepMonthly < 0 {
             throw fail("keepDaily, keepWeekly and keepMonthly must be 0 or more")
+        }
+        for (label, count) in keepLabelled.sorted(by: { $0.key < $1.key }) {
+            if !BackupNaming.isValidLabel(label) { throw fail("keep_labelled: label \(label) must be 1 to 64 letters, digits, '-' or '_'") }
+            if count < 1 { throw fail("keep_labelled: \(label) must keep at least 1 (got \(count))") }
         }
         if !(1...9).contains(compressionLevel) { throw fail("compressionLevel must be 1...9 (got \(compressionLevel))") }
         if dumpTimeout <= 0 || verifyTimeout <= 0 { throw fail("timeouts must be positive") }

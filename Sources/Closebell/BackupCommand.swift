@@ -8,8 +8,10 @@ struct BackupCommand: AsyncParsableCommand {
         commandName: "backup",
         abstract: "Make, list, verify and restore gzip-compressed pg_dump backups.",
         discussion: """
-            Files are {dbname}_{YYYYMMDD_HHMMSS}.sql.gz (UTC), mode 0600, in --dir
-            (default: $CLOSEBELL_BACKUP_DIR, else ./backups).
+            Files are {dbname}_{YYYYMMDD_HHMMSS}.sql.gz (UTC), or {dbname}_{YYYYMMDD_HHMMSS}+{label}.sql.gz
+            for a labelled backup, mode 0600, in --dir (default: $CLOSEBELL_BACKUP_DIR, else ./backups).
+            Characters of the database name other than letters, digits, '_', '-' and '.' are
+            written %XX, so two databases never share file names.
             """,
         subcommands: [BackupRunCommand.self, BackupListCommand.self, BackupVerifyCommand.self, BackupRestoreCommand.self]
     )
@@ -71,21 +73,24 @@ struct BackupRunCommand: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var folder: BackupDirectoryOptions
 
-    @Option(help: "Keep this many newest backups of the database (default 7).")
+    @Option(help: "Keep at least this many newest backups of the database and label (never fewer than configured).")
     var keep: Int?
+
+    @Option(help: "Label (weekly, monthly, ...): part of the file name; rotation keeps each label's backups by its own count.")
+    var label: String?
 
     @Flag(help: "Print the result as JSON.")
     var json = false
 
     func validate() throws {
         if let keep, keep < 1 { throw ValidationError("--keep must be at least 1") }
+        if let label, !BackupNaming.isValidLabel(label) { throw ValidationError("--label must be 1 to 64 letters, digits, '-' or '_'") }
     }
 
     func run() async throws {
-        var settings = try folder.settings
-        if let keep { settings.keep = keep }
+        let settings = try folder.settings
         do {
-            let result = try await BackupRunner(settings: settings).run(conninfo: database.conninfo)
+            let result = try await BackupRunner(settings: settings).run(conninfo: database.conninfo, label: label, keep: keep)
             if json {
                 try printJSON(result)
             } else {
@@ -156,10 +161,13 @@ struct BackupVerifyCommand: AsyncParsableCommand {
 struct BackupRestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
-        abstract: "Restore a backup into a database (created when missing) in one transaction.",
+        abstract: "Restore a backup into a database, all or nothing.",
         discussion: """
-            A database that already has tables is refused unless --force, which drops it
-            (disconnecting its sessions) and recreates it before restoring.
+            The whole file is verified first, then loaded into a new database with a
+            temporary name; only when that succeeded is it swapped in (the target's sessions
+            disconnected, the old database renamed aside and dropped). Any failure leaves the
+            target exactly as it was and names the step that failed. A database that already
+            has tables is refused unless --force.
             """)
 
     @OptionGroup var database: DatabaseOptions
@@ -171,15 +179,16 @@ struct BackupRestoreCommand: AsyncParsableCommand {
     @Option(help: "The database to restore into.")
     var dbname: String
 
-    @Flag(help: "Drop and recreate the database when it already has tables.")
+    @Flag(help: "Replace the database even when it already has tables.")
     var force = false
 
     func run() async throws {
         do {
             let result = try await BackupCatalog(settings: try folder.settings)
                 .restore(path: try folder.resolve(file), into: dbname, conninfo: database.conninfo, force: force)
-            let how = result.created ? "created" : result.replaced ? "dropped and recreated" : "existing, empty"
+            let how = result.created ? "created" : "replaced"
             print(String(format: "restored %@ into %@ (%@) in %.1f s", result.path, result.database, how, result.seconds))
+            for warning in result.warnings { print("warning: \(warning)") }
         } catch {
             throw failure(error)
         }

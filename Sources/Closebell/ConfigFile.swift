@@ -231,6 +231,13 @@ struct ClosebellConfig {
             if let v = try section.int("keep_daily", min: 0) { backup.keepDaily = v }
             if let v = try section.int("keep_weekly", min: 0) { backup.keepWeekly = v }
             if let v = try section.int("keep_monthly", min: 0) { backup.keepMonthly = v }
+            if let labels = try section.mapping("keep_labelled") {
+                let counts = ConfigSection(file: file, path: "backup.keep_labelled", values: labels)
+                for label in labels.keys.sorted() {
+                    guard BackupNaming.isValidLabel(label) else { throw counts.fail(label, "a label is 1 to 64 letters, digits, '-' or '_'") }
+                    backup.keepLabelled[label] = try counts.int(label, min: 1)
+                }
+            }
             if let v = try section.string("compressor") { backup.compressor = v }
             if let v = try section.int("compression_level", min: 1) {
                 guard v <= 9 else { throw section.fail("compression_level", "must be 1...9, got \(v)") }
@@ -260,6 +267,8 @@ struct ClosebellConfig {
         if let section = try root.section("retention") {
             if let v = try section.int("batch_size", min: 1) { retention.batchSize = v }
             if let v = try section.double("pause_ms", min: 0) { retention.pauseBetweenBatches = .milliseconds(Int64(v)) }
+            if let v = try section.bool("drop_partitions") { retention.dropPartitions = v }
+            if let v = try section.double("drop_lock_timeout_ms", min: 1) { retention.dropLockTimeout = .milliseconds(Int64(v)) }
             if let tables = try section.mapping("tables") {
                 for (table, value) in tables.sorted(by: { $0.key < $1.key }) {
                     let key = "tables.\(table)"

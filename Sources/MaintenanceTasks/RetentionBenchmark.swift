@@ -67,7 +67,7 @@ public enum RetentionBenchmark {
     static func measure(connection: PostgresConnection, rows: Int, batchSize: Int) async throws -> RetentionBenchmarkReport {
         let cutoff: String = try await connection.query(
             "SELECT ((now() AT TIME ZONE 'America/New_York')::date - 200)::text AS cutoff").first!.decode("cutoff")
-        let batched = RetentionSQL.batchDelete(table: table, column: "date", columnType: "date", filterColumn: nil)
+        let batched = RetentionSQL.batchDelete(leaf: table, column: "date", columnType: "date", filterColumn: nil)
         let single = RetentionSQL.singleDelete(table: table, column: "date", columnType: "date")
 
         let expected = try await load(connection: connection, rows: rows, cutoff: cutoff)

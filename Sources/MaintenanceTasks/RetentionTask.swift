@@ -35,6 +35,17 @@ public struct RetentionSettings: Sendable, Equatable {
     public var batchSize: Int
     /// Pause between two batches, to leave I/O to the rest of the server (default none).
     public var pauseBetweenBatches: Duration
+    /// The New York date (`YYYY-MM-DD`) the windows count back from. nil (the default): the
+    /// server's current date in New York. Set it to replay a run for a given day (tests do,
+    /// so their expected rows do not move at midnight).
+    public var today: String?
+    /// Drop whole range partitions whose upper bound is at or before the cutoff (the way
+    /// `drop_chunks` does for hypertables) instead of deleting their rows batch by batch. Only
+    /// partitions of a range on the rule's column alone, for rules without a filter. Default off.
+    public var dropPartitions: Bool
+    /// How long dropping a partition may wait for its parent's lock before the partition is
+    /// emptied by batched deletes instead (default 5 s).
+    public var dropLockTimeout: Duration
 
     /// The default windows.
     public static let defaultRules: [RetentionRule] = [
@@ -45,10 +56,16 @@ public struct RetentionSettings: Sendable, Equatable {
     ]
 
     /// Creates settings; every argument has the documented default.
-    public init(rules: [RetentionRule] = RetentionSettings.defaultRules, batchSize: Int = 10_000, pauseBetweenBatches: Duration = .zero) {
+    public init(
+        rules: [RetentionRule] = RetentionSettings.defaultRules, batchSize: Int = 10_000, pauseBetweenBatches: Duration = .zero,
+        today: String? = nil, dropPartitions: Bool = false, dropLockTimeout: Duration = .seconds(5)
+    ) {
         self.rules = rules
         self.batchSize = batchSize
         self.pauseBetweenBatches = pauseBetweenBatches
+        self.today = today
+        self.dropPartitions = dropPartitions
+        self.dropLockTimeout = dropLockTimeout
     }
 
     /// Adds a rule, replacing the one for the same table.
@@ -62,8 +79,17 @@ public struct RetentionSettings: Sendable, Equatable {
         guard (1...1_000_000).contains(batchSize) else {
             throw MaintenanceError.invalidSetting(key: "retention.batch_size", reason: "must be 1...1000000, got \(batchSize)")
         }
+        guard dropLockTimeout > .zero else {
+            throw MaintenanceError.invalidSetting(key: "retention.drop_lock_timeout_ms", reason: "must be positive")
+        }
         guard pauseBetweenBatches >= .zero else {
             throw MaintenanceError.invalidSetting(key: "retention.pause_between_batches", reason: "must not be negative")
+        }
+        if let today {
+            let parts = today.split(separator: "-", omittingEmptySubsequences: false)
+            guard parts.map(\.count) == [4, 2, 2], parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }) else {
+                throw MaintenanceError.invalidSetting(key: "retention.today", reason: "must be a YYYY-MM-DD date, got \(today)")
+            }
         }
         var seen = Set<String>()
         for rule in rules {
@@ -94,21 +120,24 @@ public struct RetentionTableReport: Sendable, Codable, Equatable {
     public var days: Int
     /// Rows dated before this New York date were removed (`YYYY-MM-DD`).
     public var cutoff: String
-    /// `batched_delete`, `drop_chunks`, or `count` (dry run).
+    /// `batched_delete` (one physical table at a time: partitions, inheritance children and
+    /// chunks each get their own batches), `drop_chunks`, or `count` (dry run).
     public var method: String
     /// Rows deleted (batched delete), or rows that would be (dry run).
     public var rows: Int
     /// Chunks dropped (or droppable, dry run) on a hypertable.
     public var chunks: Int?
-    /// DELETE statements run.
+    /// Partitions dropped whole (or droppable, dry run) with `drop_partitions`.
+    public var partitions: Int?
+    /// DELETE statements run (at least one per physical table).
     public var batches: Int
     /// Wall time.
     public var seconds: Double
-    /// Anything the user should know (drop_chunks granularity).
+    /// Anything the user should know (drop_chunks granularity, foreign partitions left alone).
     public var note: String?
 
     enum CodingKeys: String, CodingKey {
-        case table, column, days, cutoff, method, chunks, batches, seconds, note
+        case table, column, days, cutoff, method, chunks, partitions, batches, seconds, note
         case rows = "rows_removed"
     }
 }
@@ -185,6 +214,8 @@ public struct RetentionTask: JobTask {
         let filterColumn: ResolvedColumn?
         /// The hypertable's time column type when drop_chunks applies.
         let hypertable: Bool
+        /// TimescaleDB is installed (chunks may be compressed).
+        let timescale: Bool
     }
 
     public func run(_ context: JobContext) async throws -> JobResult {
@@ -260,7 +291,7 @@ public struct RetentionTask: JobTask {
                     .first?.decodeIfPresent("column_name")
                 hypertable = dimension == rule.column
             }
-            targets.append(Target(rule: rule, table: table, column: column, filterColumn: filter, hypertable: hypertable))
+            targets.append(Target(rule: rule, table: table, column: column, filterColumn: filter, hypertable: hypertable, timescale: timescale))
         }
         return (targets, skipped)
     }
@@ -282,12 +313,11 @@ public struct RetentionTask: JobTask {
             }
             try checkCancellation()
             let started = ContinuousClock.now
-            let cutoff: String = try await connection.query(
-                "SELECT ((now() AT TIME ZONE 'America/New_York')::date - $1::int)::text AS cutoff", [target.rule.days]
-            ).first!.decode("cutoff")
+            let cutoff: String = try await connection.query(RetentionSQL.cutoffDate, [target.rule.days, settings.today])
+                .first!.decode("cutoff")
             var report = RetentionTableReport(
                 table: target.table.qualified, column: target.rule.column, days: target.rule.days, cutoff: cutoff,
-                method: "batched_delete", rows: 0, chunks: nil, batches: 0, seconds: 0, note: nil)
+                method: "batched_delete", rows: 0, chunks: nil, partitions: nil, batches: 0, seconds: 0, note: nil)
             let filterValues = target.rule.filterValues
             if target.hypertable {
                 let sql = dryRun
@@ -296,37 +326,81 @@ public struct RetentionTask: JobTask {
                 report.method = dryRun ? "count" : "drop_chunks"
                 report.chunks = try await connection.query(sql, [target.table.quoted, cutoff]).first?.decode("chunks", as: Int.self) ?? 0
                 report.note = "drop_chunks removes only chunks whose whole time range is before the cutoff; rows in a chunk that straddles it stay until the chunk is entirely past it"
-            } else if dryRun {
-                report.method = "count"
-                let sql = RetentionSQL.count(
-                    table: target.table.quoted, column: target.column.quoted, columnType: target.column.typeName,
-                    filterColumn: target.filterColumn?.quoted)
-                let params: [any PostgresBindable] = target.filterColumn == nil ? [cutoff] : [cutoff, filterValues]
-                report.rows = try await connection.query(sql, params).first?.decode("n", as: Int.self) ?? 0
             } else {
-                if progress.currentTable == target.table.qualified {
-                    report.rows = progress.currentRows
-                    report.batches = progress.currentBatches
+                if !dryRun {
+                    // Resuming: the rows and statements of the interrupted attempt count too.
+                    if progress.currentTable == target.table.qualified {
+                        report.rows = progress.currentRows
+                        report.batches = progress.currentBatches
+                    }
+                    progress.currentTable = target.table.qualified
                 }
-                progress.currentTable = target.table.qualified
-                let sql = RetentionSQL.batchDelete(
-                    table: target.table.quoted, column: target.column.quoted, columnType: target.column.typeName,
-                    filterColumn: target.filterColumn?.quoted)
-                let startRows = report.rows, startBatches = report.batches
-                let snapshot = progress
-                let (rows, batches) = try await deleteInBatches(
-                    connection: connection, sql: sql, cutoff: cutoff,
-                    filterValues: target.filterColumn == nil ? nil : filterValues,
-                    batchSize: settings.batchSize, pause: settings.pauseBetweenBatches,
-                    checkCancellation: checkCancellation,
-                    afterBatch: { rows, batches in
-                        var saved = snapshot
-                        saved.currentRows = startRows + rows
-                        saved.currentBatches = startBatches + batches
+                if settings.dropPartitions, target.filterColumn == nil {
+                    let dropped = try await Self.dropPartitions(
+                        target: target, cutoff: cutoff, dryRun: dryRun, lockTimeout: settings.dropLockTimeout, connection: connection)
+                    report.partitions = dropped.partitions
+                    report.rows += dropped.rows
+                    if !dryRun, dropped.partitions > 0 {
+                        var saved = progress
+                        saved.currentRows = report.rows
+                        saved.currentBatches = report.batches
                         try await checkpoint(saved)
-                    })
-                report.rows += rows
-                report.batches += batches
+                    }
+                }
+                let leaves = try await Self.leaves(of: target.table, timescale: target.timescale, connection: connection)
+                if leaves.foreign > 0 {
+                    report.note = "\(leaves.foreign) foreign-table partition(s) left alone: retention deletes only from local tables"
+                }
+                let filter: [String]? = target.filterColumn == nil ? nil : filterValues
+                if dryRun {
+                    report.method = "count"
+                    for leaf in leaves.tables {
+                        try checkCancellation()
+                        let sql = RetentionSQL.count(
+                            leaf: leaf.quoted, column: target.column.quoted, columnType: target.column.typeName,
+                            filterColumn: target.filterColumn?.quoted, compressed: leaf.compressed)
+                        let params: [any PostgresBindable] = filter.map { [cutoff, $0] } ?? [cutoff]
+                        report.rows += try await Self.ignoringDroppedLeaf {
+                            try await connection.query(sql, params).first?.decode("n", as: Int.self) ?? 0
+                        } ?? 0
+                    }
+                } else {
+                    for leaf in leaves.tables {
+                        if leaf.compressed {
+                            try checkCancellation()
+                            let sql = RetentionSQL.compressedChunkDelete(
+                                chunk: leaf.quoted, column: target.column.quoted, columnType: target.column.typeName,
+                                filterColumn: target.filterColumn?.quoted)
+                            let params: [any PostgresBindable] = filter.map { [cutoff, $0] } ?? [cutoff]
+                            report.rows += try await Self.ignoringDroppedLeaf { try await connection.query(sql, params).affectedRows ?? 0 } ?? 0
+                            report.batches += 1
+                            var saved = progress
+                            saved.currentRows = report.rows
+                            saved.currentBatches = report.batches
+                            try await checkpoint(saved)
+                            continue
+                        }
+                        let sql = RetentionSQL.batchDelete(
+                            leaf: leaf.quoted, column: target.column.quoted, columnType: target.column.typeName,
+                            filterColumn: target.filterColumn?.quoted)
+                        let startRows = report.rows, startBatches = report.batches
+                        let snapshot = progress
+                        let (rows, batches) = try await Self.ignoringDroppedLeaf {
+                            try await deleteInBatches(
+                                connection: connection, sql: sql, cutoff: cutoff, filterValues: filter,
+                                batchSize: settings.batchSize, pause: settings.pauseBetweenBatches,
+                                checkCancellation: checkCancellation,
+                                afterBatch: { rows, batches in
+                                    var saved = snapshot
+                                    saved.currentRows = startRows + rows
+                                    saved.currentBatches = startBatches + batches
+                                    try await checkpoint(saved)
+                                })
+                        } ?? (0, 0)
+                        report.rows += rows
+                        report.batches += batches
+                    }
+                }
             }
             report.seconds = Self.seconds(since: started)
             reports.append(report)
@@ -341,6 +415,86 @@ public struct RetentionTask: JobTask {
         return RetentionReport(
             dryRun: dryRun, batchSize: settings.batchSize, tables: reports, skipped: skipped,
             totalRowsRemoved: dryRun ? 0 : reports.reduce(0) { $0 + $1.rows })
+    }
+
+    /// One physical table holding rows of a retention table.
+    struct Leaf {
+        /// `schema.name`, quoted.
+        let quoted: String
+        /// A compressed TimescaleDB chunk (deleted from through TimescaleDB, not by ctid).
+        let compressed: Bool
+    }
+
+    /// The physical tables holding the table's rows (see `RetentionSQL.leaves`), and how many
+    /// foreign tables are among its partitions (left alone).
+    static func leaves(of table: ResolvedTable, timescale: Bool, connection: PostgresConnection) async throws -> (tables: [Leaf], foreign: Int) {
+        let rows = try await connection.query(RetentionSQL.leaves, [table.oid])
+        let compressed: Set<String> = timescale
+            ? Set(try await connection.query(RetentionSQL.compressedChunks, [table.schema, table.name]).map { try $0.decode("quoted") })
+            : []
+        var tables: [Leaf] = []
+        var foreign = 0
+        for row in rows {
+            if try row.decode("relkind", as: String.self) == "f" {
+                foreign += 1
+            } else {
+                let quoted: String = try row.decode("quoted")
+                tables.append(Leaf(quoted: quoted, compressed: compressed.contains(quoted)))
+            }
+        }
+        return (tables, foreign)
+    }
+
+    /// Drops the partitions of the target entirely before the cutoff (see
+    /// `RetentionSQL.droppablePartitions`), counting their rows in the same transaction; a dry
+    /// run only counts the partitions (their rows are counted with every other leaf's).
+    /// A partition whose parent stays locked past `lockTimeout` is left to the batched delete.
+    static func dropPartitions(
+        target: Target, cutoff: String, dryRun: Bool, lockTimeout: Duration, connection: PostgresConnection
+    ) async throws -> (partitions: Int, rows: Int) {
+        let sql = RetentionSQL.droppablePartitions(columnType: target.column.typeName)
+        let candidates = try await connection.query(sql, [target.table.oid, target.rule.column, cutoff])
+            .map { try $0.decode("quoted", as: String.self) }
+        var partitions = 0, rows = 0
+        let milliseconds = lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
+        for partition in candidates {
+            if !dryRun {
+                do {
+                    // One short transaction: the count is exactly the rows the drop removes.
+                    let dropped = try await connection.withSession { session in
+                        try session.execute("BEGIN")
+                        do {
+                            try session.execute("SET LOCAL lock_timeout = \(max(1, milliseconds))")
+                            let rows: Int = try session.query("SELECT count(*) AS n FROM \(partition)").first?.decode("n") ?? 0
+                            try session.execute("DROP TABLE \(partition)")
+                            try session.execute("COMMIT")
+                            return rows
+                        } catch {
+                            _ = try? session.execute("ROLLBACK")
+                            throw error
+                        }
+                    }
+                    rows += dropped
+                    partitions += 1
+                } catch let error as PostgresError where error.sqlState == "55P03" || error.sqlState == "42P01" {
+                    continue
+                }
+            } else {
+                // Every row of the partition is before the cutoff: the leaves' counts include them.
+                partitions += 1
+            }
+        }
+        return (partitions, rows)
+    }
+
+    /// Runs `body`; a partition or chunk dropped since the leaves were listed (SQLSTATE 42P01)
+    /// has no rows left to delete or count, so it yields nil instead of failing the run.
+    static func ignoringDroppedLeaf<T>(_ body: () async throws -> T) async throws -> T? {
+        do {
+            return try await body()
+        } catch let error as PostgresError where error.sqlState == "42P01" {
+            return nil
+        }
     }
 
     /// Runs `sql` (a batch delete: $1 cutoff, $2 limit, optional $3 filter values) until a

@@ -119,26 +119,4 @@ public enum RetentionSQL {
         default: return "\(parameter)::date"
         }
     }
-
-    /// Deletes at most $2 rows of the table older than cutoff $1 (and, with a filter, whose
-    /// filter column's text is in $3), as one short statement.
-    public static func batchDelete(table: String, column: String, columnType: String, filterColumn: String?) -> String {
-        "DELETE FROM \(table) WHERE ctid = ANY(ARRAY(SELECT ctid FROM \(table) WHERE \(condition(column: column, columnType: columnType, filterColumn: filterColumn)) LIMIT $2))"
-    }
-
-    /// Counts the rows a run would delete (dry run): cutoff $1, filter values $2.
-    public static func count(table: String, column: String, columnType: String, filterColumn: String?) -> String {
-        "SELECT count(*) AS n FROM \(table) WHERE \(condition(column: column, columnType: columnType, filterColumn: filterColumn, filterParameter: "$2"))"
-    }
-
-    /// Deletes every row past the cutoff in one statement (the benchmark's baseline).
-    public static func singleDelete(table: String, column: String, columnType: String) -> String {
-        "DELETE FROM \(table) WHERE \(condition(column: column, columnType: columnType, filterColumn: nil))"
-    }
-
-    static func condition(column: String, columnType: String, filterColumn: String?, filterParameter: String = "$3") -> String {
-        var text = "\(column) < \(cutoff(parameter: "$1", columnType: columnType))"
-        if let filterColumn { text += " AND \(filterColumn)::text = ANY(\(filterParameter)::text[])" }
-        return text
-    }
 }

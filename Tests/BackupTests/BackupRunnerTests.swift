@@ -52,7 +52,7 @@ final class BackupRunnerTests: XCTestCase {
         let afterRefusal = try await BackupFixtures.tableChecksums(cluster.url(database: target))
         XCTAssertEqual(afterRefusal, original)
 
-        // With force the database is dropped and recreated, then restored again.
+        // With force the database is replaced by a fresh restore.
         let conn = try await PostgresConnection.connect(cluster.url(database: target))
         try await conn.execute("INSERT INTO market.bars (symbol, at) VALUES ('EXTRA', now()); CREATE TABLE junk (x int)")
         await conn.close()
@@ -61,11 +61,11 @@ final class BackupRunnerTests: XCTestCase {
         let afterForce = try await BackupFixtures.tableChecksums(cluster.url(database: target))
         XCTAssertEqual(afterForce, original)
 
-        // An existing empty database is restored into.
+        // An existing empty database is replaced without force.
         let empty = try TestCluster.freshDatabase("bkempty")
         let intoEmpty = try await catalog.restore(path: result.path, into: empty.name, conninfo: db.url)
         XCTAssertFalse(intoEmpty.created)
-        XCTAssertFalse(intoEmpty.replaced)
+        XCTAssertTrue(intoEmpty.replaced)
         let inEmpty = try await BackupFixtures.tableChecksums(empty.url)
         XCTAssertEqual(inEmpty, original)
     }
@@ -195,7 +195,7 @@ final class BackupRunnerTests: XCTestCase {
         // A restore of the truncated file fails and creates nothing.
         let catalog = BackupCatalog(settings: BackupSettings(directory: folder))
         let restoreError = await expectBackupError { try await catalog.restore(path: truncated.path, into: db.name + "_t", conninfo: db.url) }
-        XCTAssertEqual(restoreError?.stage, .restore)
+        XCTAssertEqual(restoreError?.stage, .verify)
     }
 
     func testRotationThroughARealBackupKeepsNewestAndSparesOtherFiles() async throws {
@@ -251,7 +251,22 @@ final class BackupRunnerTests: XCTestCase {
     func testFileNames() throws {
         let date = Date(timeIntervalSince1970: 1_700_000_000)  // 2023-11-14 22:13:20 UTC
         XCTAssertEqual(BackupNaming.fileName(database: "market", date: date), "market_20231114_221320.sql.gz")
-        XCTAssertEqual(BackupNaming.fileName(database: "../we ird", date: date), "_._we_ird_20231114_221320.sql.gz")
+        XCTAssertEqual(BackupNaming.fileName(database: "../we ird", date: date), "%2E.%2Fwe%20ird_20231114_221320.sql.gz")
+        XCTAssertEqual(BackupNaming.fileName(database: "market", date: date, label: "monthly"), "market_20231114_221320+monthly.sql.gz")
+        // One-to-one: names that used to share a component no longer do.
+        let components = ["prod db", "prod_db", "prod%20db", "prod+db", "prod/db", ".prod", "%2Eprod", "é", "%C3%A9", ""].map(BackupNaming.fileComponent)
+        XCTAssertEqual(Set(components).count, components.count, "\(components)")
+        XCTAssertEqual(BackupNaming.fileComponent("prod db"), "prod%20db")
+        let labelled = try XCTUnwrap(BackupNaming.parse("my_db_20231114_221320+weekly-2.sql.gz"))
+        XCTAssertEqual(labelled.database, "my_db")
+        XCTAssertEqual(labelled.label, "weekly-2")
+        XCTAssertEqual(labelled.created, date)
+        XCTAssertNil(BackupNaming.parse("market_20231114_221320.sql.gz")?.label)
+        XCTAssertNil(BackupNaming.parse("market_20231114_221320+.sql.gz"), "empty label")
+        XCTAssertNil(BackupNaming.parse("market_20231114_221320+a b.sql.gz"), "label with a space")
+        XCTAssertEqual(BackupNaming.parse("prod%20db_20231114_221320.sql.gz", database: "prod db")?.database, "prod%20db")
+        XCTAssertNil(BackupNaming.parse("prod_db_20231114_221320.sql.gz", database: "prod db"))
+        XCTAssertNil(BackupNaming.parse("prod%20db_20231114_221320.sql.gz", database: "prod_db"))
         XCTAssertEqual(BackupNaming.parse("market_20231114_221320.sql.gz")?.created, date)
         XCTAssertEqual(BackupNaming.parse("my_db_2_20231114_221320.sql.gz")?.database, "my_db_2")
         XCTAssertNil(BackupNaming.parse("my_db_2_20231114_221320.sql.gz", database: "my_db"))
@@ -350,12 +365,22 @@ final class BackupRunnerTests: XCTestCase {
                 jobID: 1, task: "backup", args: PostgresJSON(text: args), attempt: 1, runID: nil, previousProgress: nil,
                 logger: Logger(label: "test"), conninfo: db.url)
         }
+        // A labelled job rotates only its label's files; its keep below the configured 12 is raised to 12.
         let output = try await task.run(context(#"{"keep": 2, "label": "monthly"}"#))
         let result = try JSONDecoder().decode(BackupResult.self, from: Data(output.json.text.utf8))
         XCTAssertEqual(result.label, "monthly")
+        XCTAssertEqual(result.keep, 12)
         XCTAssertEqual(result.database, db.name)
-        XCTAssertEqual(Set(result.rotated), Set(fakes.prefix(2)))
+        XCTAssertTrue(result.path.hasSuffix("+monthly.sql.gz"), result.path)
+        XCTAssertEqual(result.rotated, [])
         XCTAssertTrue(FileManager.default.fileExists(atPath: result.path))
+        // An unlabelled job with keep 2 cannot go below the configured 7 either; keep 8 raises it.
+        let floored = try JSONDecoder().decode(BackupResult.self, from: Data(try await task.run(context(#"{"keep": 2}"#)).json.text.utf8))
+        XCTAssertEqual(floored.keep, 7)
+        XCTAssertEqual(floored.rotated, [])
+        let raised = try JSONDecoder().decode(BackupResult.self, from: Data(try await task.run(context(#"{"keep": 8}"#)).json.text.utf8))
+        XCTAssertEqual(raised.keep, 8)
+        for fake in fakes { XCTAssertTrue(FileManager.default.fileExists(atPath: fake), fake) }
 
         for bad in [#"{"keep": 0}"#, #"{"keep": "3"}"#, #"{"label": "a b"}"#, #"{"dir": "/tmp"}"#, "[]"] {
             do {

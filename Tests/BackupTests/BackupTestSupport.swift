@@ -67,11 +67,12 @@ enum BackupFixtures {
         return result
     }
 
-    /// Creates empty files with backup names of `database` at the given UTC times.
+    /// Creates empty files with backup names of `database` (and `label`) at the given UTC times.
     @discardableResult
-    static func fakeBackups(in folder: URL, database: String, stamps: [String]) throws -> [String] {
+    static func fakeBackups(in folder: URL, database: String, stamps: [String], label: String? = nil) throws -> [String] {
         try stamps.map { stamp in
-            let path = folder.appendingPathComponent("\(BackupNaming.fileComponent(database))_\(stamp).sql.gz").path
+            let name = "\(BackupNaming.fileComponent(database))_\(stamp)\(label.map { "+\($0)" } ?? "").sql.gz"
+            let path = folder.appendingPathComponent(name).path
             guard FileManager.default.createFile(atPath: path, contents: Data("old".utf8)) else {
                 throw CocoaError(.fileWriteUnknown)
             }

@@ -188,6 +188,106 @@ final class RetentionTests: XCTestCase {
         XCTAssertEqual(left, 2)
     }
 
+    /// The issue's case: monthly partitions (a default one too), 60 days kept, rows in every
+    /// partition. Matching by ctid through the parent removed the whole table.
+    func testPartitionedTableKeepsEveryRowInsideTheWindow() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(
+            """
+            CREATE TABLE fills (id bigint NOT NULL, trade_date date NOT NULL, qty int NOT NULL) PARTITION BY RANGE (trade_date);
+            CREATE TABLE fills_default PARTITION OF fills DEFAULT;
+            DO $$
+            DECLARE m date;
+            BEGIN
+              FOR m IN SELECT generate_series(date '2026-01-01', date '2026-12-01', interval '1 month')::date LOOP
+                EXECUTE format('CREATE TABLE %I PARTITION OF fills FOR VALUES FROM (%L) TO (%L)',
+                               'fills_' || to_char(m, 'YYYYMM'), m, (m + interval '1 month')::date);
+              END LOOP;
+            END $$;
+            -- 20 rows a day from 2025-12-01 (default partition) to 2026-12-31: the same ctids in every partition.
+            INSERT INTO fills SELECT row_number() OVER (), d, n
+              FROM generate_series(date '2025-12-01', date '2026-12-31', interval '1 day') d, generate_series(1, 20) n;
+            """)
+        let settings = RetentionSettings(
+            rules: [RetentionRule(table: "fills", column: "trade_date", days: 60)], batchSize: 50, today: "2026-11-15")
+        let expected: Int = try await conn.query("SELECT count(*) AS n FROM fills WHERE trade_date < date '2026-09-16'").first!.decode("n")
+        let keptBefore = try await conn.query(
+            "SELECT count(*) AS n, md5(string_agg(f::text, ',' ORDER BY id)) AS sum FROM fills f WHERE trade_date >= date '2026-09-16'").first
+
+        let dry = try object(try await RetentionTask(settings: settings).run(
+            makeContext(url: db.url, task: "retention", args: #"{"dry_run": true}"#)))
+        XCTAssertEqual((dry["tables"] as? [[String: Any]])?.first?["rows_removed"] as? Int, expected)
+        let result = try object(try await RetentionTask(settings: settings).run(makeContext(url: db.url, task: "retention")))
+        XCTAssertEqual(result["total_rows_removed"] as? Int, expected)
+        let table = try XCTUnwrap((result["tables"] as? [[String: Any]])?.first)
+        XCTAssertEqual(table["cutoff"] as? String, "2026-09-16")
+
+        let after = try await conn.query(
+            "SELECT count(*) AS n, md5(string_agg(f::text, ',' ORDER BY id)) AS sum, min(trade_date)::text AS first FROM fills f").first
+        XCTAssertEqual(try after?.decode("n", as: Int.self), try keptBefore?.decode("n", as: Int.self))
+        XCTAssertEqual(after?["sum"], keptBefore?["sum"])                      // every in-window row, unchanged
+        XCTAssertEqual(after?["first"], "2026-09-16")
+    }
+
+    /// drop_partitions: whole partitions before the cutoff are dropped (sub-partitioned ones
+    /// too), the one holding the cutoff and the default partition are emptied row by row.
+    func testDropPartitionsDropsOnlyPartitionsEntirelyBeforeTheCutoff() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(
+            """
+            CREATE TABLE ev (id int NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at);
+            CREATE TABLE ev_default PARTITION OF ev DEFAULT;
+            CREATE TABLE ev_2026_01 PARTITION OF ev FOR VALUES FROM ('2026-01-01 00:00-05') TO ('2026-02-01 00:00-05');
+            CREATE TABLE ev_2026_02 PARTITION OF ev FOR VALUES FROM ('2026-02-01 00:00-05') TO ('2026-03-01 00:00-05')
+              PARTITION BY RANGE (at);
+            CREATE TABLE ev_2026_02a PARTITION OF ev_2026_02 FOR VALUES FROM ('2026-02-01 00:00-05') TO ('2026-02-15 00:00-05');
+            CREATE TABLE ev_2026_02b PARTITION OF ev_2026_02 FOR VALUES FROM ('2026-02-15 00:00-05') TO ('2026-03-01 00:00-05');
+            CREATE TABLE ev_2026_03 PARTITION OF ev FOR VALUES FROM ('2026-03-01 00:00-05') TO ('2026-04-01 00:00-04');
+            INSERT INTO ev SELECT g, timestamptz '2025-12-20 00:00-05' + g * interval '1 hour' FROM generate_series(0, 24 * 100) g;
+            """)
+        // Cutoff 2026-03-01: January and February (with its sub-partitions) go whole.
+        let settings = RetentionSettings(
+            rules: [RetentionRule(table: "ev", column: "at", days: 10)], batchSize: 100, today: "2026-03-11", dropPartitions: true)
+        let expected: Int = try await conn.query("SELECT count(*) AS n FROM ev WHERE at < timestamptz '2026-03-01 00:00-05'").first!.decode("n")
+        let dry = try object(try await RetentionTask(settings: settings).run(makeContext(url: db.url, task: "retention", args: #"{"dry_run": true}"#)))
+        let dryTable = try XCTUnwrap((dry["tables"] as? [[String: Any]])?.first)
+        XCTAssertEqual(dryTable["rows_removed"] as? Int, expected)
+        XCTAssertEqual(dryTable["partitions"] as? Int, 2)
+        let result = try object(try await RetentionTask(settings: settings).run(makeContext(url: db.url, task: "retention")))
+        let table = try XCTUnwrap((result["tables"] as? [[String: Any]])?.first)
+        XCTAssertEqual(table["rows_removed"] as? Int, expected)
+        XCTAssertEqual(table["partitions"] as? Int, 2)
+        let left = try await conn.query(
+            "SELECT string_agg(relid::text, ',' ORDER BY relid::text) AS parts FROM pg_partition_tree('ev') WHERE relid <> 'ev'::regclass").first?["parts"]
+        XCTAssertEqual(left, "ev_2026_03,ev_default")
+        let first = try await conn.query("SELECT min(at) = timestamptz '2026-03-01 00:00-05' AS ok, count(*) AS n FROM ev").first
+        XCTAssertEqual(first?["ok"], "t")
+        XCTAssertEqual(try first?.decode("n", as: Int.self), 24 * 100 + 1 - expected)
+    }
+
+    /// Inheritance children and a timestamptz column whose New York midnight moves with DST.
+    func testInheritanceChildrenAndDaylightSavingBoundary() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(
+            """
+            CREATE TABLE ticks (id int, at timestamptz);
+            CREATE TABLE ticks_a () INHERITS (ticks);
+            CREATE TABLE ticks_b () INHERITS (ticks);
+            -- Cutoff 2026-03-08 (DST starts): New York midnight is 05:00 UTC.
+            INSERT INTO ticks VALUES (1, '2026-03-08 04:59:59.999999+00'), (2, '2026-03-08 05:00:00+00');
+            INSERT INTO ticks_a VALUES (3, '2026-03-08 04:59:59.999999+00'), (4, '2026-03-08 05:00:00+00'), (5, '2026-03-07 12:00:00+00');
+            INSERT INTO ticks_b VALUES (6, '2026-03-08 04:59:59.999999+00'), (7, '2026-03-09 04:00:00+00'), (8, NULL);
+            """)
+        let settings = RetentionSettings(rules: [RetentionRule(table: "ticks", column: "at", days: 10)], batchSize: 1, today: "2026-03-18")
+        let result = try object(try await RetentionTask(settings: settings).run(makeContext(url: db.url, task: "retention")))
+        XCTAssertEqual(result["total_rows_removed"] as? Int, 4)
+        let left = try await conn.query("SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM ticks").first?["ids"]
+        XCTAssertEqual(left, "2,4,7,8")
+    }
+
     func testSettingsValidation() {
         XCTAssertThrowsError(try RetentionSettings(batchSize: 0).validate())
         XCTAssertThrowsError(try RetentionSettings(rules: [RetentionRule(table: "a", column: "d", days: -1)]).validate())

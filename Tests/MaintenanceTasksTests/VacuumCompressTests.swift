@@ -113,8 +113,8 @@ final class VacuumCompressTests: XCTestCase {
             TimescaleSQL.dropChunks(columnType: "timestamptz"),
             "SELECT count(*) AS chunks FROM drop_chunks($1::regclass, older_than => ($2::date::timestamp AT TIME ZONE 'America/New_York'))")
         XCTAssertEqual(
-            RetentionSQL.batchDelete(table: "public.t", column: "d", columnType: "date", filterColumn: nil),
-            "DELETE FROM public.t WHERE ctid = ANY(ARRAY(SELECT ctid FROM public.t WHERE d < $1::date LIMIT $2))")
+            RetentionSQL.batchDelete(leaf: "public.t", column: "d", columnType: "date", filterColumn: nil),
+            "DELETE FROM ONLY public.t WHERE ctid = ANY(ARRAY(SELECT ctid FROM ONLY public.t WHERE d < $1::date LIMIT $2)) AND d < $1::date")
     }
 
     func testTimescaleQueriesParseOnPlainPostgreSQL() async throws {
