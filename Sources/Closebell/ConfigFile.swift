@@ -112,6 +112,13 @@ struct ClosebellConfig {
     /// Seconds between the scheduler's checks for due cycles (`worker --schedule`).
     var scheduleIntervalSeconds = 60.0
     var polygon: PolygonConfiguration
+    /// `polygon.shared_budget`: one request budget for every worker through PostgreSQL. Default true.
+    var sharedBudget = true
+    /// `polygon.shared_budget_margin`: how much the shared budget stretches its window. Default 0.1.
+    var sharedBudgetMargin = 0.1
+    /// `polygon.shared_max_concurrent_requests`: requests in flight across the cluster (0: no
+    /// cluster-wide cap). Default: `polygon.max_concurrent_requests`.
+    var sharedMaxConcurrent: Int?
     var marketData = MarketDataSettings()
     var backup: BackupSettings
     var retention = RetentionSettings()
@@ -203,6 +210,12 @@ struct ClosebellConfig {
             if let v = try section.double("retry_max_seconds", min: 0) { polygon.retry.maxDelay = v }
             if let v = try section.double("connect_timeout_seconds", min: 0.1) { polygon.connectTimeout = v }
             if let v = try section.double("request_timeout_seconds", min: 0.1) { polygon.requestTimeout = v }
+            if let v = try section.bool("shared_budget") { sharedBudget = v }
+            if let v = try section.int("shared_max_concurrent_requests", min: 0) { sharedMaxConcurrent = v }
+            if let v = try section.double("shared_budget_margin", min: 0) {
+                guard v <= 0.5 else { throw section.fail("shared_budget_margin", "must be 0...0.5, got \(v)") }
+                sharedBudgetMargin = v
+            }
             try section.finish()
         }
 
@@ -215,6 +228,31 @@ struct ClosebellConfig {
             if let v = try section.int("missing_retry_hours", min: 0) { marketData.missingRetryHours = v }
             if let v = try section.int("abort_after_failures", min: 1) { marketData.abortAfterFailures = v }
             if let v = try section.int("max_named_failures", min: 0) { marketData.maxNamedFailures = v }
+            if let v = try section.int("earnings_days_ahead", min: 0) { marketData.earningsDaysAhead = v }
+            if let v = try section.int("earnings_days_back", min: 0) { marketData.earningsDaysBack = v }
+            if let v = try section.int("history_bars", min: 0) { marketData.historyBars = v }
+            if let v = try section.int("history_margin_days", min: 0) { marketData.historyMarginDays = v }
+            if let v = try section.int("initial_history_days", min: 0) { marketData.initialHistoryDays = v }
+            if let v = try section.int("completeness_days", min: 1) { marketData.completenessDays = v }
+            if let v = try section.int("completeness_max_refetch", min: 0) { marketData.completenessMaxRefetch = v }
+            if let v = try section.int("validate_days", min: 0) { marketData.validateDays = v }
+            if let v = try section.bool("float") { marketData.fetchFloat = v }
+            if let pacing = try section.mapping("pacing") {
+                for (task, value) in pacing.sorted(by: { $0.key < $1.key }) {
+                    guard let values = value as? [String: Any] else {
+                        throw ConfigError(file: file, key: "market_data.pacing.\(task)", reason: "expected {concurrency: N, delay_ms: N}")
+                    }
+                    let entry = ConfigSection(file: file, path: "market_data.pacing.\(task)", values: values)
+                    var rule = TaskPacing()
+                    if let v = try entry.int("concurrency", min: 1) {
+                        guard v <= 64 else { throw entry.fail("concurrency", "must be 1...64, got \(v)") }
+                        rule.concurrency = v
+                    }
+                    if let v = try entry.int("delay_ms", min: 0) { rule.delayMilliseconds = v }
+                    try entry.finish()
+                    marketData.pacing[task] = rule
+                }
+            }
             try section.finish()
             do {
                 try marketData.validate()
@@ -408,10 +446,18 @@ struct RuntimeEnvironment {
     /// The process's one Polygon client: one rate limiter for every market-data task.
     let polygon: PolygonClient
 
-    static func load(configPath: String?) throws -> RuntimeEnvironment {
+    /// Loads the configuration. With `conninfo` (a worker) and `polygon.shared_budget` on, the
+    /// Polygon client also asks the cluster-wide budget in PostgreSQL for every request.
+    static func load(configPath: String?, conninfo: String? = nil) throws -> RuntimeEnvironment {
         var config = try ClosebellConfig.load(path: configPath)
         try config.applyOperationsEnvironment()
-        return RuntimeEnvironment(config: config, polygon: PolygonClient(configuration: config.polygon))
+        let budget = conninfo.flatMap { conninfo in
+            config.sharedBudget ? PostgresAPIBudget(
+                conninfo: conninfo, requestsPerSecond: config.polygon.requestsPerSecond,
+                maxInFlight: config.sharedMaxConcurrent ?? config.polygon.maxConcurrentRequests,
+                margin: config.sharedBudgetMargin, lease: config.polygon.requestTimeout + 30) : nil
+        }
+        return RuntimeEnvironment(config: config, polygon: PolygonClient(configuration: config.polygon, budget: budget))
     }
 
     /// Every task this build runs.

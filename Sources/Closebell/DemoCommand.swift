@@ -123,10 +123,17 @@ struct DemoCommand: AsyncParsableCommand {
         let sizes = try await connection.query("""
             SELECT t AS name, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I', t), false, true, '')))[1]::text AS rows,
                    pg_size_pretty(pg_total_relation_size(t::regclass)) AS size
-            FROM unnest(ARRAY['ticker_universe', 'market_data_daily', 'volume_slots', 'ticker_metadata', 'ticker_volume_stats', 'maintenance_jobs']) AS t
+            FROM unnest(ARRAY['ticker_universe', 'market_data_daily', 'volume_slots', 'ticker_metadata', 'ticker_volume_stats',
+                               'ticker_earnings', 'market_data_completeness', 'market_data_quarantine', 'maintenance_jobs']) AS t
             WHERE to_regclass(t) IS NOT NULL
             """)
         Output.table(["TABLE", "ROWS", "SIZE"], sizes.map { [$0["name"] ?? "", $0["rows"] ?? "", $0["size"] ?? ""] })
+        if let upcoming = try await connection.query("""
+            SELECT count(*) AS n, string_agg(symbol || ' ' || date || ' ' || replace(time_of_day, '_', ' '), ', ') FILTER (WHERE rn <= 3) AS first
+              FROM (SELECT *, row_number() OVER () AS rn FROM upcoming_earnings(14)) u
+            """).first, let count = upcoming["n"] {
+            print("\nEarnings in the next 14 days (upcoming_earnings(14)): \(count)" + (upcoming["first"].map { ", first: \($0)" } ?? ""))
+        }
         if let backup = try await connection.query(
             "SELECT result ->> 'path' AS path, (result ->> 'bytes')::bigint AS bytes FROM maintenance_jobs WHERE run_id = $1 AND task = 'backup' AND state = 'succeeded'",
             [runID]).first, let path = backup["path"] {
@@ -159,6 +166,21 @@ struct DemoCommand: AsyncParsableCommand {
         if let bytes = number("bytes"), object["path"] != nil { parts.append("\(ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)) backup") }
         if let recorded = (object["recorded_on"] ?? object["recordedOn"]) as? String, let tables = object["tables"] as? [Any] {
             parts.append("\(tables.count) table sizes recorded for \(recorded)")
+        }
+        if let history = number("history_symbols") { parts.append("history loaded for \(history) symbols") }
+        if let quarantined = number("quarantined") {
+            var reasons: [String: Int] = [:]
+            for table in (object["tables"] as? [String: [String: Any]] ?? [:]).values {
+                for (reason, count) in table["reasons"] as? [String: NSNumber] ?? [:] { reasons[reason, default: 0] += count.intValue }
+            }
+            let why = reasons.keys.sorted().map { "\($0): \(reasons[$0]!)" }.joined(separator: ", ")
+            parts.append("\(quarantined) rows quarantined" + (why.isEmpty ? "" : " (\(why))"))
+        }
+        if object["task"] as? String == "completeness", let tables = object["tables"] as? [String: [String: Any]] {
+            let shares = tables.keys.sorted().compactMap { table in
+                (tables[table]?["percent"] as? NSNumber).map { "\(table) \($0)%" }
+            }
+            parts.append(shares.joined(separator: ", ") + " complete")
         }
         if let skipped = object["skipped"] as? Bool, skipped { parts.append("skipped: \(object["reason"] as? String ?? "")") }
         return parts.joined(separator: "; ")

@@ -18,7 +18,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         LogSetup.bootstrap(format: settings.logFormat, level: settings.logLevel)
         let logger = Logger(label: "closebell.worker")
-        let environment = try RuntimeEnvironment.load(configPath: settings.config)
+        let environment = try RuntimeEnvironment.load(configPath: settings.config, conninfo: database.conninfo)
         let config = environment.config
         var periodic = environment.periodicWork(conninfo: database.conninfo, schedule: settings.schedule)
         if config.alerts.webhookURL != nil {

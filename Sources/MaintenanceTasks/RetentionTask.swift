@@ -29,7 +29,9 @@ public struct RetentionRule: Sendable, Equatable, Codable {
 /// Settings of the `retention` task.
 public struct RetentionSettings: Sendable, Equatable {
     /// The windows, one per table. Defaults: `market_data_daily` 200 days on `date`,
-    /// `volume_slots` 30 days on `date`, finished `maintenance_jobs` 30 days on `finished_at`.
+    /// `volume_slots` 30 days on `date`, finished `maintenance_jobs` 30 days on `finished_at`,
+    /// `ticker_earnings` 730 days on `date`, `market_data_completeness` 400 days on `day`,
+    /// `market_data_quarantine` 90 days on `quarantined_at`.
     public var rules: [RetentionRule]
     /// Rows per DELETE statement (default 10,000).
     public var batchSize: Int
@@ -53,6 +55,9 @@ public struct RetentionSettings: Sendable, Equatable {
         RetentionRule(table: "volume_slots", column: "date", days: 30),
         RetentionRule(table: "maintenance_jobs", column: "finished_at", days: 30,
                       filterColumn: "state", filterValues: ["succeeded", "failed", "cancelled"]),
+        RetentionRule(table: "ticker_earnings", column: "date", days: 730),
+        RetentionRule(table: "market_data_completeness", column: "day", days: 400),
+        RetentionRule(table: "market_data_quarantine", column: "quarantined_at", days: 90),
     ]
 
     /// Creates settings; every argument has the documented default.

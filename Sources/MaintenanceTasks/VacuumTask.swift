@@ -15,6 +15,7 @@ public struct VacuumSettings: Sendable, Equatable {
     /// The market-data tables and closebell's own.
     public static let defaultTables = [
         "market_data_daily", "volume_slots", "ticker_metadata", "ticker_volume_stats", "ticker_universe",
+        "ticker_earnings", "market_data_completeness", "market_data_quarantine", "polygon_api_budget",
         "maintenance_jobs", "maintenance_cycle_runs",
     ]
 

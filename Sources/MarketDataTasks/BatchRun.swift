@@ -148,7 +148,9 @@ struct BatchRunner {
         var next = 0
         var cancelled = false
         var systemicFailures = 0
-        let limit = max(1, concurrency)
+        let pacing = settings.pacing[context.task]
+        let limit = max(1, pacing?.concurrency ?? concurrency)
+        let delay = Duration.milliseconds(max(0, pacing?.delayMilliseconds ?? 0))
         try await withThrowingTaskGroup(of: UnitCompletion.self) { group in
             var inFlight = 0
             while true {
@@ -158,6 +160,7 @@ struct BatchRunner {
                         cancelled = true
                         break
                     }
+                    if delay > .zero, next > 0 { try await Task.sleep(for: delay) }
                     let unit = pending[next]
                     next += 1
                     inFlight += 1
@@ -231,11 +234,17 @@ struct BatchResult: Encodable {
     var requests: Int
     var seconds: Double
     var attempt: Int
+    /// Symbols with fewer bars than the longest statistics window, for which the range was
+    /// extended back (see `HistoryNeed`).
+    var historySymbols: Int?
+    /// `metadata_enrich`: how free float went (see `FloatFetcher`).
+    var float: FloatOutcome?
 
     enum CodingKeys: String, CodingKey {
-        case task, mode, from, to, symbols, dates, requests, seconds, attempt
+        case task, mode, from, to, symbols, dates, requests, seconds, attempt, float
         case symbolsWithoutBars = "symbols_without_bars"
         case rowsWritten = "rows_written"
+        case historySymbols = "history_symbols"
     }
 }
 

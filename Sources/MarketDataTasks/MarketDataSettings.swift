@@ -20,11 +20,36 @@ public struct MarketDataSettings: Sendable, Equatable {
     public var abortAfterFailures: Int
     /// Failures named in a result (the count is always complete). Default 100.
     public var maxNamedFailures: Int
+    /// `earnings` looks this many days ahead of today. Default 90.
+    public var earningsDaysAhead: Int
+    /// `earnings` also refreshes announcements of this many past days (actual EPS). Default 100.
+    public var earningsDaysBack: Int
+    /// The longest statistics window: `ohlc_daily` (without `from`/`to`) reaches further back
+    /// for a symbol with fewer bars than this. Default 50. 0 turns the extension off.
+    public var historyBars: Int
+    /// Trading days loaded beyond `historyBars` when history is missing. Default 10.
+    public var historyMarginDays: Int
+    /// On a fresh install (no symbol has a bar), calendar days to load instead, when larger than
+    /// `historyBars + historyMarginDays` trading days (for example 365). Default 0: off.
+    public var initialHistoryDays: Int
+    /// Days of `market_data_daily` the `completeness` task checks. Default 30.
+    public var completenessDays: Int
+    /// Units (daily dates or slot symbols) `completeness` refetches per run at most. Default 50.
+    public var completenessMaxRefetch: Int
+    /// Days back the `validate` task checks (0: whole tables). Default 30.
+    public var validateDays: Int
+    /// `metadata_enrich` also asks the float endpoint (one more request per symbol). Default true.
+    public var fetchFloat: Bool
+    /// Per-task pacing by task name (`market_data.pacing`), on top of the API budget. Default none.
+    public var pacing: [String: TaskPacing]
 
     /// Creates settings; every value has the documented default.
     public init(ohlcDays: Int = 30, slotsDays: Int = 10, metadataLimit: Int = 500, staleDays: Int = 7,
                 missingRetryHours: Int = 24, concurrency: Int = 4, abortAfterFailures: Int = 10,
-                maxNamedFailures: Int = 100) {
+                maxNamedFailures: Int = 100, earningsDaysAhead: Int = 90, earningsDaysBack: Int = 100,
+                historyBars: Int = 50, historyMarginDays: Int = 10, initialHistoryDays: Int = 0,
+                completenessDays: Int = 30, completenessMaxRefetch: Int = 50, validateDays: Int = 30,
+                fetchFloat: Bool = true, pacing: [String: TaskPacing] = [:]) {
         self.ohlcDays = ohlcDays
         self.slotsDays = slotsDays
         self.metadataLimit = metadataLimit
@@ -33,6 +58,16 @@ public struct MarketDataSettings: Sendable, Equatable {
         self.concurrency = concurrency
         self.abortAfterFailures = abortAfterFailures
         self.maxNamedFailures = maxNamedFailures
+        self.earningsDaysAhead = earningsDaysAhead
+        self.earningsDaysBack = earningsDaysBack
+        self.historyBars = historyBars
+        self.historyMarginDays = historyMarginDays
+        self.initialHistoryDays = initialHistoryDays
+        self.completenessDays = completenessDays
+        self.completenessMaxRefetch = completenessMaxRefetch
+        self.validateDays = validateDays
+        self.fetchFloat = fetchFloat
+        self.pacing = pacing
     }
 
     /// Checks every value, naming the first bad one.
@@ -42,10 +77,30 @@ public struct MarketDataSettings: Sendable, Equatable {
             ("metadata_limit", metadataLimit, 1...1_000_000), ("stale_days", staleDays, 0...3650),
             ("missing_retry_hours", missingRetryHours, 0...100_000), ("concurrency", concurrency, 1...64),
             ("abort_after_failures", abortAfterFailures, 1...1_000_000), ("max_named_failures", maxNamedFailures, 0...100_000),
+            ("earnings_days_ahead", earningsDaysAhead, 0...3660), ("earnings_days_back", earningsDaysBack, 0...3660),
+            ("history_bars", historyBars, 0...1000), ("history_margin_days", historyMarginDays, 0...1000),
+            ("initial_history_days", initialHistoryDays, 0...3660), ("completeness_days", completenessDays, 1...3660),
+            ("completeness_max_refetch", completenessMaxRefetch, 0...100_000), ("validate_days", validateDays, 0...3660),
         ]
         for (key, value, range) in checks where !range.contains(value) {
             throw InvalidMarketDataSetting(key: key, value: value, allowed: range)
         }
+    }
+}
+
+/// How one task paces its units (symbols or dates): at most `concurrency` in flight (overrides
+/// the task's own concurrency, a job's `concurrency` argument included) and `delayMilliseconds`
+/// between two unit starts. For example `metadata_enrich: {concurrency: 5, delay_ms: 200}`.
+public struct TaskPacing: Sendable, Equatable {
+    /// Units in flight at most (nil: the task's concurrency).
+    public var concurrency: Int?
+    /// Milliseconds between two unit starts. Default 0.
+    public var delayMilliseconds: Int
+
+    /// Creates pacing.
+    public init(concurrency: Int? = nil, delayMilliseconds: Int = 0) {
+        self.concurrency = concurrency
+        self.delayMilliseconds = delayMilliseconds
     }
 }
 

@@ -55,11 +55,17 @@ public struct TickerDetails: Sendable, Equatable {
     public var sicDescription: String?
     /// Primary exchange MIC.
     public var primaryExchange: String?
+    /// The company description.
+    public var description: String?
+    /// The company web site.
+    public var homepageURL: String?
 
     /// Creates details.
     public init(symbol: String, name: String? = nil, marketCap: Decimal? = nil, shareClassSharesOutstanding: Decimal? = nil,
                 weightedSharesOutstanding: Decimal? = nil, sicCode: String? = nil, sicDescription: String? = nil,
-                primaryExchange: String? = nil) {
+                primaryExchange: String? = nil, description: String? = nil, homepageURL: String? = nil) {
+        self.description = description
+        self.homepageURL = homepageURL
         self.symbol = symbol
         self.name = name
         self.marketCap = marketCap
@@ -72,8 +78,66 @@ public struct TickerDetails: Sendable, Equatable {
 
     /// `share_class_shares_outstanding`, else `weighted_shares_outstanding`.
     public var sharesOutstanding: Decimal? { shareClassSharesOutstanding ?? weightedSharesOutstanding }
-    /// The SIC division of `sicCode`.
-    public var sector: String? { SICDivision.name(forCode: sicCode) }
+    /// The SIC division of `sicCode` (stored as `sic_division`; the economic `sector` comes from
+    /// the SQL mapping table `sic_sector_map`).
+    public var sicDivision: String? { SICDivision.name(forCode: sicCode) }
+}
+
+/// When an earnings announcement comes, relative to the regular session.
+public enum EarningsTimeOfDay: String, Sendable, Codable {
+    /// Before 09:30 New York time.
+    case beforeOpen = "before_open"
+    /// At or after 16:00 New York time.
+    case afterClose = "after_close"
+    /// No time given, or a time during the session.
+    case unknown
+
+    /// Classifies an `HH:MM[:SS]` Eastern time; nil or unreadable text is `.unknown`.
+    public init(easternTime text: String?) {
+        let parts = (text ?? "").split(separator: ":").compactMap { Int($0) }
+        guard parts.count >= 2, (0...23).contains(parts[0]), (0...59).contains(parts[1]) else {
+            self = .unknown
+            return
+        }
+        let minute = parts[0] * 60 + parts[1]
+        self = minute < 9 * 60 + 30 ? .beforeOpen : (minute >= 16 * 60 ? .afterClose : .unknown)
+    }
+}
+
+/// One earnings announcement, as `ticker_earnings` stores it.
+public struct EarningsEvent: Sendable, Equatable {
+    /// The symbol.
+    public var symbol: String
+    /// The announcement date.
+    public var date: CivilDate
+    /// Before the open, after the close, or unknown.
+    public var timeOfDay: EarningsTimeOfDay
+    /// The announcement time as sent (`HH:MM:SS` Eastern), if any.
+    public var time: String?
+    /// `Q1`...`Q4`, `H1`, `H2`, `FY`.
+    public var fiscalPeriod: String?
+    /// The fiscal year.
+    public var fiscalYear: Int?
+    /// True when the source marks the date confirmed (not projected).
+    public var confirmed: Bool
+    /// The EPS estimate.
+    public var epsEstimate: Decimal?
+    /// The reported EPS.
+    public var epsActual: Decimal?
+
+    /// Creates an event.
+    public init(symbol: String, date: CivilDate, timeOfDay: EarningsTimeOfDay, time: String? = nil, fiscalPeriod: String? = nil,
+                fiscalYear: Int? = nil, confirmed: Bool = false, epsEstimate: Decimal? = nil, epsActual: Decimal? = nil) {
+        self.symbol = symbol
+        self.date = date
+        self.timeOfDay = timeOfDay
+        self.time = time
+        self.fiscalPeriod = fiscalPeriod
+        self.fiscalYear = fiscalYear
+        self.confirmed = confirmed
+        self.epsEstimate = epsEstimate
+        self.epsActual = epsActual
+    }
 }
 
 /// A value fetched from the data source and the number of HTTP requests it took (pages).
@@ -109,6 +173,13 @@ public protocol MarketDataSource: Sendable {
     func tickerDetails(symbol: String) async throws -> Fetched<TickerDetails>
     /// Active common stocks (ticker list pages), at most `limit` symbols when given.
     func activeCommonStocks(limit: Int?) async throws -> Fetched<[String]>
+    /// Earnings announcements of one symbol dated `from` through `to`.
+    func earnings(symbol: String, from: CivilDate, to: CivilDate) async throws -> Fetched<[EarningsEvent]>
+    /// The newest free float (shares) of one symbol, nil when the source has none.
+    func freeFloat(symbol: String) async throws -> Fetched<Decimal?>
+    /// True when the error says the plan does not include the endpoint (403), as opposed to a
+    /// wrong key (401): a task that depends on an optional endpoint is then skipped, not failed.
+    func isNotEntitled(_ error: Error) -> Bool
     /// A one-line description of an error, safe to store in results and logs (no secrets).
     func describe(_ error: Error) -> String
     /// True when the error will hit every symbol alike (bad API key, forbidden plan), so a

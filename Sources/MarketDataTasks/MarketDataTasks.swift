@@ -3,10 +3,11 @@ import JobQueue
 import Logging
 import PostgresClient
 
-/// The five market-data tasks, built around one shared data source (one `PolygonClient` per
+/// The market-data tasks, built around one shared data source (one `PolygonClient` per
 /// worker process, so its rate limit covers them all).
 public enum MarketDataTaskSet {
-    /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats` and `universe_sync`.
+    /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats`, `universe_sync`, `earnings`,
+    /// `backfill`, `completeness` and `validate`.
     public static func all(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) -> [any JobTask] {
         [
             OHLCDailyTask(source: source, settings: settings),
@@ -14,6 +15,10 @@ public enum MarketDataTaskSet {
             MetadataEnrichTask(source: source, settings: settings),
             VolumeStatsTask(),
             UniverseSyncTask(source: source, settings: settings),
+            EarningsTask(source: source, settings: settings),
+            BackfillTask(source: source, settings: settings),
+            CompletenessTask(source: source, settings: settings),
+            ValidateTask(settings: settings),
         ]
     }
 }
@@ -41,7 +46,8 @@ func universeSymbols(_ connection: PostgresConnection, explicit: [String]?) asyn
 /// `ohlc_daily`: daily bars for a date range, for the active universe (or `symbols`).
 ///
 /// Default mode: one grouped-daily request per weekday of the range (the whole market for that
-/// date; holidays return nothing), filtered to the universe; units are dates. `mode:
+/// date; holidays return nothing), filtered to the universe; units are dates. Without
+/// `from`/`to`, the range reaches back far enough for symbols short of history (`HistoryNeed`). `mode:
 /// "per_symbol"`: one daily-aggregates request per symbol over the range; units are symbols.
 /// Every write is COPY into a staging table and one upsert, so a rerun changes nothing.
 public struct OHLCDailyTask: JobTask {
@@ -65,9 +71,14 @@ public struct OHLCDailyTask: JobTask {
         case let other: throw InvalidJobArguments(task: name, reason: "\"mode\" must be \"grouped\" or \"per_symbol\", got \"\(other)\"")
         }
         let previous = BatchProgress.resume(context.previousProgress, task: name, logger: context.logger)
-        let range = try previous?.range ?? args.range(defaultDays: settings.ohlcDays, today: NewYorkTime.today(), task: name)
+        let requested = try previous?.range ?? args.range(defaultDays: settings.ohlcDays, today: NewYorkTime.today(), task: name)
         return try await withJobConnection(context) { connection in
             let symbols = try await universeSymbols(connection, explicit: args.symbols)
+            var history: HistoryNeed?
+            if previous == nil, args.from == nil {
+                history = try await HistoryNeed.check(connection, symbols: symbols, settings: settings, today: NewYorkTime.today())
+            }
+            let range = history.map { DateRange(from: min($0.from, requested.from), to: requested.to) } ?? requested
             let wanted = Set(symbols)
             var runner = BatchRunner(context: context, settings: settings, source: source,
                                      progress: previous ?? BatchProgress(task: name, from: range.from, to: range.to))
@@ -85,12 +96,8 @@ public struct OHLCDailyTask: JobTask {
                     return UnitOutcome(rows: outcome.written, requests: fetched.requests)
                 }
             } else if !wanted.isEmpty {
-                try await runner.run(units: range.weekdays.map(\.description), concurrency: concurrency) { day in
-                    let fetched = try await source.groupedDaily(date: CivilDate(day)!)
-                    let bars = fetched.value.filter { wanted.contains($0.symbol) }
-                    let outcome = try await connection.withSession { try MarketDataWriter.writeDailyBars(bars, session: $0) }
-                    return UnitOutcome(rows: outcome.written, requests: fetched.requests)
-                }
+                try await runner.loadGroupedDays(range.weekdays.map(\.description), symbols: wanted, concurrency: concurrency,
+                                                 connection: connection)
             }
             let loaded = try await connection.query("""
                 SELECT count(DISTINCT symbol) AS n FROM market_data_daily
@@ -100,6 +107,7 @@ public struct OHLCDailyTask: JobTask {
             var result = BatchResult(task: name, mode: perSymbol ? "per_symbol" : "grouped", from: range.from, to: range.to,
                                      rowsWritten: progress.rowsWritten, requests: progress.requests,
                                      seconds: elapsedSeconds(since: start), attempt: context.attempt)
+            result.historySymbols = history?.symbols
             if perSymbol {
                 result.symbols = progress.counts
                 result.symbolsWithoutBars = progress.unitsWithoutData
@@ -140,13 +148,7 @@ public struct VolumeSlotsTask: JobTask {
             let source = self.source
             try await runner.run(units: symbols, concurrency: args.concurrency ?? settings.concurrency) { symbol in
                 let fetched = try await source.aggregates(symbol: symbol, timespan: .minute, from: range.from, to: range.to)
-                // Only days of the requested range: the API's range is inclusive, but a bar's New
-                // York date can differ from the date the request named.
-                let slots = VolumeSlot.rollUp(fetched.value.map { bar -> MarketBar in
-                    var bar = bar
-                    bar.symbol = symbol
-                    return bar
-                }).filter { $0.date >= range.from && $0.date <= range.to }
+                let slots = VolumeSlot.rollUp(symbol: symbol, bars: fetched.value, range: range)
                 let outcome = try await connection.withSession { try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
                 return UnitOutcome(rows: outcome.written, requests: fetched.requests, empty: slots.isEmpty)
             }
@@ -189,17 +191,23 @@ public struct MetadataEnrichTask: JobTask {
             var runner = BatchRunner(context: context, settings: settings, source: source,
                                      progress: previous ?? BatchProgress(task: name))
             let source = self.source
+            let float = FloatFetcher(source: source, enabled: settings.fetchFloat)
             try await runner.run(units: symbols, concurrency: args.concurrency ?? settings.concurrency) { symbol in
                 let fetched = try await source.tickerDetails(symbol: symbol)
                 var details = fetched.value
                 details.symbol = symbol
                 let stored = details
-                try await connection.withSession { try MarketDataWriter.writeMetadata(stored, session: $0) }
-                return UnitOutcome(rows: 1, requests: fetched.requests)
+                let shares = try await float.fetch(symbol)
+                try await connection.withSession {
+                    try MarketDataWriter.writeMetadata(stored, floatShares: shares.value, floatFetched: shares.fetched, session: $0)
+                }
+                return UnitOutcome(rows: 1, requests: fetched.requests + shares.requests)
             }
             let progress = runner.progress
-            return try JobResult(BatchResult(task: name, symbols: progress.counts, rowsWritten: progress.rowsWritten,
-                                             requests: progress.requests, seconds: elapsedSeconds(since: start), attempt: context.attempt))
+            var result = BatchResult(task: name, symbols: progress.counts, rowsWritten: progress.rowsWritten,
+                                     requests: progress.requests, seconds: elapsedSeconds(since: start), attempt: context.attempt)
+            result.float = float.outcome
+            return try JobResult(result)
         }
     }
 

@@ -20,6 +20,16 @@ public struct VolumeSlot: Sendable, Equatable, Hashable {
         self.volume = volume
     }
 
+    /// Rolls one symbol's minute bars into slots, keeping only days of `range` (the API's range
+    /// is inclusive, but a bar's New York date can differ from the date the request named).
+    public static func rollUp(symbol: String, bars: [MarketBar], range: DateRange) -> [VolumeSlot] {
+        rollUp(bars.map { bar -> MarketBar in
+            var bar = bar
+            bar.symbol = symbol
+            return bar
+        }).filter { $0.date >= range.from && $0.date <= range.to }
+    }
+
     /// Rolls minute bars into slots: each bar starting at 04:00 ≤ t < 20:00 New York time adds
     /// its volume to slot (minutes since 04:00 on its New York date) / 5; bars outside are
     /// ignored and slots without bars are absent. Sorted by symbol, date, slot.
@@ -130,26 +140,35 @@ public enum MarketDataWriter {
         }
     }
 
-    /// Upserts one symbol's ticker details into `ticker_metadata` (sector and shares derived
-    /// by `TickerDetails`), stamping `updated_at`.
-    public static func writeMetadata(_ details: TickerDetails, session: PostgresSession) throws {
+    /// Upserts one symbol's ticker details into `ticker_metadata`, stamping `updated_at`:
+    /// `sic_division` from `TickerDetails.sicDivision`, `sector` from the SQL mapping
+    /// `sic_sector(sic_code)`, shares from `TickerDetails.sharesOutstanding`. `floatShares` is
+    /// stored when `floatFetched` (nil then means the API has no figure); otherwise the stored
+    /// value is kept (NULL for a new row).
+    public static func writeMetadata(_ details: TickerDetails, floatShares: Decimal? = nil, floatFetched: Bool = false,
+                                     session: PostgresSession) throws {
         try session.query("""
-            INSERT INTO ticker_metadata AS m (symbol, name, market_cap, shares_outstanding, sector, industry, sic_code, primary_exchange, updated_at)
-            VALUES ($1, $2, $3::numeric, $4::numeric, $5, $6, $7, $8, now())
+            INSERT INTO ticker_metadata AS m (symbol, name, market_cap, shares_outstanding, sector, sic_division, industry, sic_code,
+                                              primary_exchange, float_shares, description, homepage_url, updated_at)
+            VALUES ($1, $2, $3::numeric, $4::numeric, sic_sector($7), $5, $6, $7, $8, $9::numeric, $10, $11, now())
             ON CONFLICT (symbol) DO UPDATE
                SET name = EXCLUDED.name, market_cap = EXCLUDED.market_cap, shares_outstanding = EXCLUDED.shares_outstanding,
-                   sector = EXCLUDED.sector, industry = EXCLUDED.industry, sic_code = EXCLUDED.sic_code,
-                   primary_exchange = EXCLUDED.primary_exchange, updated_at = EXCLUDED.updated_at
+                   sector = EXCLUDED.sector, sic_division = EXCLUDED.sic_division, industry = EXCLUDED.industry,
+                   sic_code = EXCLUDED.sic_code, primary_exchange = EXCLUDED.primary_exchange,
+                   float_shares = CASE WHEN $12::boolean THEN EXCLUDED.float_shares ELSE m.float_shares END,
+                   description = EXCLUDED.description, homepage_url = EXCLUDED.homepage_url, updated_at = EXCLUDED.updated_at
             """, texts: [
                 details.symbol, details.name, details.marketCap.map(text), details.sharesOutstanding.map(text),
-                details.sector, details.sicDescription, details.sicCode, details.primaryExchange,
+                details.sicDivision, details.sicDescription, details.sicCode, details.primaryExchange,
+                floatFetched ? floatShares.map(text) : nil, details.description, details.homepageURL, floatFetched ? "true" : "false",
             ])
     }
 
     /// Recomputes `ticker_volume_stats` in one statement: the newest 50 rows of each symbol in
     /// `market_data_daily` ranked by date, averaged over the newest 5/10/30/50 (fewer when
-    /// fewer exist) in exact numeric. `symbols` limits the symbols (nil: all). Returns the
-    /// number of symbols written.
+    /// fewer exist) in exact numeric; `bars_5d`...`bars_50d` record how many bars each average
+    /// used (an average with fewer bars than its window is partial, never NULLed). `symbols`
+    /// limits the symbols (nil: all). Returns the number of symbols written.
     @discardableResult
     public static func refreshVolumeStats(symbols: [String]?, session: PostgresSession) throws -> Int {
         let rows = try session.query("""
@@ -159,12 +178,17 @@ public enum MarketDataWriter {
                  WHERE $1::text[] IS NULL OR symbol = ANY ($1::text[])
             )
             INSERT INTO ticker_volume_stats AS s
-                   (symbol, avg_volume_5d, avg_volume_10d, avg_volume_30d, avg_volume_50d, days_available, updated_at)
+                   (symbol, avg_volume_5d, avg_volume_10d, avg_volume_30d, avg_volume_50d, days_available,
+                    bars_5d, bars_10d, bars_30d, bars_50d, updated_at)
             SELECT symbol,
                    avg(volume) FILTER (WHERE rn <= 5),
                    avg(volume) FILTER (WHERE rn <= 10),
                    avg(volume) FILTER (WHERE rn <= 30),
                    avg(volume),
+                   count(*)::integer,
+                   count(*) FILTER (WHERE rn <= 5)::integer,
+                   count(*) FILTER (WHERE rn <= 10)::integer,
+                   count(*) FILTER (WHERE rn <= 30)::integer,
                    count(*)::integer,
                    now()
               FROM ranked
@@ -173,7 +197,8 @@ public enum MarketDataWriter {
             ON CONFLICT (symbol) DO UPDATE
                SET avg_volume_5d = EXCLUDED.avg_volume_5d, avg_volume_10d = EXCLUDED.avg_volume_10d,
                    avg_volume_30d = EXCLUDED.avg_volume_30d, avg_volume_50d = EXCLUDED.avg_volume_50d,
-                   days_available = EXCLUDED.days_available, updated_at = EXCLUDED.updated_at
+                   days_available = EXCLUDED.days_available, bars_5d = EXCLUDED.bars_5d, bars_10d = EXCLUDED.bars_10d,
+                   bars_30d = EXCLUDED.bars_30d, bars_50d = EXCLUDED.bars_50d, updated_at = EXCLUDED.updated_at
             """, texts: [symbols.map { $0.postgresText } ?? nil])
         return rows.affectedRows ?? 0
     }

@@ -32,7 +32,32 @@ public struct PolygonMarketDataSource: MarketDataSource {
             symbol: symbol, name: d.name, marketCap: d.marketCap.map(Self.decimal),
             shareClassSharesOutstanding: d.shareClassSharesOutstanding.map(Self.decimal),
             weightedSharesOutstanding: d.weightedSharesOutstanding.map(Self.decimal),
-            sicCode: d.sicCode, sicDescription: d.sicDescription, primaryExchange: d.primaryExchange), requests: stats.requests)
+            sicCode: d.sicCode, sicDescription: d.sicDescription, primaryExchange: d.primaryExchange,
+            description: d.description, homepageURL: d.homepageURL), requests: stats.requests)
+    }
+
+    public func earnings(symbol: String, from: CivilDate, to: CivilDate) async throws -> Fetched<[EarningsEvent]> {
+        let (rows, stats) = try await PolygonClient.measuring {
+            try await client.earnings(symbol: symbol, from: TradingDate(daysSinceEpoch: from.dayNumber), to: TradingDate(daysSinceEpoch: to.dayNumber))
+        }
+        let events = rows.compactMap { row -> EarningsEvent? in
+            guard let date = CivilDate(row.date) else { return nil }
+            return EarningsEvent(symbol: symbol, date: date, timeOfDay: EarningsTimeOfDay(easternTime: row.time), time: row.time,
+                                 fiscalPeriod: row.fiscalPeriod, fiscalYear: row.fiscalYear,
+                                 confirmed: row.dateStatus?.lowercased() == "confirmed",
+                                 epsEstimate: row.estimatedEPS.map(Self.decimal), epsActual: row.actualEPS.map(Self.decimal))
+        }
+        return Fetched(events, requests: stats.requests)
+    }
+
+    public func freeFloat(symbol: String) async throws -> Fetched<Decimal?> {
+        let (row, stats) = try await PolygonClient.measuring { try await client.freeFloat(symbol: symbol) }
+        return Fetched(row?.freeFloat.map(Self.decimal), requests: stats.requests)
+    }
+
+    public func isNotEntitled(_ error: Error) -> Bool {
+        if case .notAuthorized(_, let status, _) = error as? PolygonError { return status == 403 }
+        return false
     }
 
     public func activeCommonStocks(limit: Int?) async throws -> Fetched<[String]> {
@@ -95,7 +120,7 @@ public struct PolygonMarketDataSource: MarketDataSource {
 }
 
 extension MarketDataTaskSet {
-    /// The five tasks around one shared Polygon client.
+    /// The market-data tasks around one shared Polygon client.
     public static func all(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) -> [any JobTask] {
         all(source: PolygonMarketDataSource(client: client), settings: settings)
     }
@@ -123,6 +148,27 @@ extension MetadataEnrichTask {
 }
 
 extension UniverseSyncTask {
+    /// Creates the task around the worker's shared Polygon client.
+    public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {
+        self.init(source: PolygonMarketDataSource(client: client), settings: settings)
+    }
+}
+
+extension EarningsTask {
+    /// Creates the task around the worker's shared Polygon client.
+    public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {
+        self.init(source: PolygonMarketDataSource(client: client), settings: settings)
+    }
+}
+
+extension BackfillTask {
+    /// Creates the task around the worker's shared Polygon client.
+    public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {
+        self.init(source: PolygonMarketDataSource(client: client), settings: settings)
+    }
+}
+
+extension CompletenessTask {
     /// Creates the task around the worker's shared Polygon client.
     public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {
         self.init(source: PolygonMarketDataSource(client: client), settings: settings)

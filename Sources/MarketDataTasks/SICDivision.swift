@@ -1,6 +1,7 @@
 import Foundation
 
-/// The divisions of the Standard Industrial Classification, used as `ticker_metadata.sector`.
+/// The divisions of the Standard Industrial Classification, stored as `ticker_metadata.sic_division`
+/// (the economic `sector` comes from the SQL table `sic_sector_map`).
 ///
 /// Codes outside every division (for example 1800-1999, 9000-9099, 9730-9899) have no sector.
 public enum SICDivision {

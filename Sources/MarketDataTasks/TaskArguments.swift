@@ -25,15 +25,20 @@ struct MarketDataArguments: Decodable {
             if let value, value < 0 { throw refuse("\"\(key)\" must not be negative, got \(value)") }
         }
         if let days = args.days, days < 1 || days > 3660 { throw refuse("\"days\" must be 1...3660, got \(days)") }
-        if let concurrency = args.concurrency, concurrency < 1 || concurrency > 64 {
-            throw refuse("\"concurrency\" must be 1...64, got \(concurrency)")
-        }
+        try checkConcurrency(args.concurrency, task: context.task)
         if args.days != nil, args.from != nil || args.to != nil { throw refuse("give either \"days\" or \"from\"/\"to\", not both") }
         if (args.from == nil) != (args.to == nil) { throw refuse("\"from\" and \"to\" go together") }
         if let symbols = args.symbols, symbols.contains(where: { $0.isEmpty || $0.count > 32 || $0.contains(where: \.isWhitespace) }) {
             throw refuse("\"symbols\" must be non-empty ticker symbols without spaces")
         }
         return args
+    }
+
+    /// Refuses a `concurrency` outside 1...64.
+    static func checkConcurrency(_ concurrency: Int?, task: String) throws {
+        if let concurrency, concurrency < 1 || concurrency > 64 {
+            throw InvalidJobArguments(task: task, reason: "\"concurrency\" must be 1...64, got \(concurrency)")
+        }
     }
 
     /// The date range: `from`/`to`, or the last `days` (default `defaultDays`) up to today in New York.

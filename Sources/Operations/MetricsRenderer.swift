@@ -68,6 +68,13 @@ enum MetricsRenderer {
                     out.sample("closebell_backup_job_last_success_timestamp_seconds", [], at.timeIntervalSince1970.rounded())
                 }
             }
+            if !queue.completeness.isEmpty {
+                out.family("closebell_market_data_completeness_percent", type: "gauge",
+                           help: "Percent of symbol-days present over the last 30 days, by market-data table (completeness task).")
+                for table in queue.completeness.keys.sorted() {
+                    out.sample("closebell_market_data_completeness_percent", [("table", table)], queue.completeness[table] ?? 0)
+                }
+            }
 
             out.family("closebell_cycle_last_success_timestamp_seconds", type: "gauge", help: "Unix time the last successful run of each cycle finished.")
             for cycle in queue.lastSuccess.keys.sorted() {

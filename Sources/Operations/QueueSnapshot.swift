@@ -15,6 +15,8 @@ struct QueueSnapshot {
     var lastSuccess: [String: Double]
     /// The last run's state of each cycle.
     var lastState: [String: String]
+    /// Percent of symbol-days present over 30 days by market-data table (task `completeness`).
+    var completeness: [String: Double] = [:]
 
     static func read(_ session: PostgresSession, runningLimit: Int) throws -> QueueSnapshot {
         let depthRows = try session.query(
@@ -89,9 +91,15 @@ struct QueueSnapshot {
             if let at: Double = try row.decodeIfPresent("at") { lastSuccess[try row.decode("cycle")] = at }
         }
 
+        var completeness: [String: Double] = [:]
+        if try session.query("SELECT to_regproc('market_data_completeness_summary') IS NOT NULL AS present").first?["present"] == "t" {
+            for row in try session.query("SELECT table_name, percent::float8 AS percent FROM market_data_completeness_summary(30)") {
+                if let percent: Double = try row.decodeIfPresent("percent") { completeness[try row.decode("table_name")] = percent }
+            }
+        }
         return QueueSnapshot(
             depth: depth, oldestWaitingSeconds: oldest, running: running, cycles: cycles, lastSuccess: lastSuccess,
-            lastState: lastState)
+            lastState: lastState, completeness: completeness)
     }
 }
 
@@ -100,6 +108,7 @@ enum TableNames {
     static let written: [String: String] = [
         "ohlc_daily": "market_data_daily", "volume_slots": "volume_slots", "metadata_enrich": "ticker_metadata",
         "volume_stats": "ticker_volume_stats", "universe_sync": "ticker_universe",
+        "earnings": "ticker_earnings", "backfill": "market_data_daily",
     ]
 }
 

@@ -31,6 +31,22 @@ public struct OperationsReport: Sendable, Codable {
     public var backups: [BackupEntry]
     /// The newest recorded size of each table and its growth.
     public var tables: [TableGrowth]
+    /// Symbol-days present per market-data table over the last 30 days (task `completeness`).
+    public var completeness: [CompletenessLine]?
+}
+
+/// One market-data table's completeness, from `market_data_completeness_summary(30)`.
+public struct CompletenessLine: Sendable, Codable {
+    /// The table.
+    public var table: String
+    /// Trading days checked.
+    public var days: Int
+    /// Symbol-days expected.
+    public var expected: Int64
+    /// Symbol-days present.
+    public var present: Int64
+    /// present / expected in percent.
+    public var percent: Double?
 }
 
 /// One cycle run.
@@ -252,9 +268,19 @@ extension OperationsReport {
                 history: points.map { SizePoint(day: $0.day, totalBytes: $0.total) }))
         }
 
+        var completeness: [CompletenessLine] = []
+        if try session.query("SELECT to_regproc('market_data_completeness_summary') IS NOT NULL AS present").first?["present"] == "t" {
+            for row in try session.query(
+                "SELECT table_name, days, expected, present, percent::float8 AS percent FROM market_data_completeness_summary(30)") {
+                completeness.append(CompletenessLine(
+                    table: try row.decode("table_name"), days: try row.decode("days"), expected: try row.decode("expected"),
+                    present: try row.decode("present"), percent: try row.decodeIfPresent("percent")))
+            }
+        }
+
         return OperationsReport(
             period: period.rawValue, from: OpsFormat.iso(from), to: OpsFormat.iso(now), previousFrom: OpsFormat.iso(previousFrom),
-            runs: runs, tasks: trends, backups: backups, tables: tables)
+            runs: runs, tasks: trends, backups: backups, tables: tables, completeness: completeness)
     }
 
     /// Rows a job's result reports: `rows_written` (loads) or `total_rows_removed` (retention).

@@ -59,6 +59,9 @@ extension OperationsReport {
                           ReportFormatting.bytes($0.indexBytes), "\($0.rowEstimate)", ReportFormatting.signedBytes($0.growthBytes),
                           $0.growthPerDayBytes.map { ReportFormatting.signedBytes(Int64($0)) } ?? ""] },
             indent: "  ")
+        out += "\nData completeness (last 30 days)\n"
+        out += (completeness ?? []).isEmpty ? "  none recorded (the completeness task records it daily)\n"
+            : (completeness ?? []).map { "  \($0.completenessSentence)\n" }.joined()
         return out
     }
 
@@ -104,6 +107,11 @@ extension OperationsReport {
             add("table", t.table, t.recordedOn, "row_estimate", "\(t.rowEstimate)")
             add("table", t.table, t.recordedOn, "growth_bytes", "\(t.growthBytes)")
             add("table", t.table, t.recordedOn, "growth_per_day_bytes", t.growthPerDayBytes.map { ReportFormatting.number($0) })
+        }
+        for c in completeness ?? [] {
+            add("completeness", c.table, "\(c.days) days", "expected", "\(c.expected)")
+            add("completeness", c.table, "\(c.days) days", "present", "\(c.present)")
+            add("completeness", c.table, "\(c.days) days", "percent", c.percent.map { ReportFormatting.number($0) })
         }
         return rows.map { $0.map(Self.csvField).joined(separator: ",") }.joined(separator: "\r\n") + "\r\n"
     }
@@ -151,6 +159,10 @@ extension OperationsReport {
             body += SVGCharts.bars(title: "Backup size (bytes)", items: backups.map { (String($0.finishedAt.prefix(16)), Double($0.bytes)) })
         }
 
+        if let completeness, !completeness.isEmpty {
+            body += "<h2>Data completeness (last 30 days)</h2>\n<ul>\n"
+            body += completeness.map { "<li>\(ReportFormatting.escape($0.completenessSentence))</li>\n" }.joined() + "</ul>\n"
+        }
         body += "<h2>Table and index sizes</h2>\n"
         body += tables.isEmpty ? "<p>No sizes recorded yet: the table_sizes task of the daily cycle records them.</p>\n" : ReportFormatting.htmlTable(
             ["table", "recorded", "total", "table", "indexes", "rows (est.)", "growth", "per day"],
@@ -300,5 +312,13 @@ enum SVGCharts {
             svg += "<text x=\"\(width - 70)\" y=\"\(height - 4)\" font-size=\"9\">\(e(last.0))</text>\n"
         }
         return svg + "</svg>\n"
+    }
+}
+
+extension CompletenessLine {
+    /// "market_data_daily: 98.7% of symbol-days present over 21 trading days (12 missing)".
+    var completenessSentence: String {
+        let share = percent.map { String(format: "%.1f%%", $0) } ?? "n/a"
+        return "\(table): \(share) of symbol-days present over \(days) trading days (\(expected - present) missing)"
     }
 }

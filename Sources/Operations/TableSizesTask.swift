@@ -64,7 +64,8 @@ public struct TableSizesTask: JobTask {
 
     /// The market-data tables and closebell's own, always measured when they exist.
     public static let defaultTables = [
-        "market_data_daily", "volume_slots", "ticker_metadata", "ticker_volume_stats", "ticker_universe", "ticker_earnings",
+        "market_data_daily", "volume_slots", "ticker_metadata", "ticker_volume_stats", "ticker_universe",
+        "ticker_earnings", "market_data_completeness", "market_data_quarantine", "sic_sector_map", "polygon_api_budget",
         "maintenance_jobs", "maintenance_cycle_runs", "maintenance_table_sizes",
     ]
 

@@ -54,23 +54,28 @@ public struct PolygonRetryEvent: Sendable, Equatable {
 ///
 /// The API key travels only in an `Authorization: Bearer` header: it is never put in a URL, an
 /// error or a description, and an `apiKey=` query item in a `next_url` is dropped. Every
-/// request (retries and `next_url` pages included) passes through one `PolygonRateLimiter`.
+/// request (retries and `next_url` pages included) passes through one `PolygonRateLimiter`
+/// and, when given, a `PolygonRequestBudget` shared with other processes.
 /// Create one client per process and share it between tasks (it is `Sendable`).
 public final class PolygonClient: Sendable {
     /// The configuration the client was made with.
     public let configuration: PolygonConfiguration
     /// The limiter every request of this client passes.
     public let limiter: PolygonRateLimiter
+    /// The cluster-wide budget every request also asks, if any.
+    public let budget: (any PolygonRequestBudget)?
     private let http: HTTPClient
     private let stats = Locked(PolygonClientStatistics())
     private let onRetry: (@Sendable (PolygonRetryEvent) -> Void)?
 
     /// Creates a client. `limiter` defaults to a new one from the configuration (pass one
     /// limiter to every client of a process to share the limit); `http` defaults to a new
-    /// `HTTPClient` with the configuration's timeouts; `onRetry` hears about each retry.
+    /// `HTTPClient` with the configuration's timeouts; `onRetry` hears about each retry;
+    /// `budget` is asked for every request after the limiter (nil: this process's limit only).
     public init(configuration: PolygonConfiguration, limiter: PolygonRateLimiter? = nil, http: HTTPClient? = nil,
-                onRetry: (@Sendable (PolygonRetryEvent) -> Void)? = nil) {
+                budget: (any PolygonRequestBudget)? = nil, onRetry: (@Sendable (PolygonRetryEvent) -> Void)? = nil) {
         self.configuration = configuration
+        self.budget = budget
         self.limiter = limiter ?? PolygonRateLimiter(requestsPerSecond: configuration.requestsPerSecond,
                                                      maxConcurrent: configuration.maxConcurrentRequests)
         self.http = http ?? HTTPClient(configuration: HTTPClientConfiguration(
@@ -166,6 +171,41 @@ public final class PolygonClient: Sendable {
         let context = PolygonRequestContext(endpoint: .upcomingMarketStatus)
         let url = try makeURL(path: "/v1/marketstatus/upcoming", query: [], context: context)
         return try await get(url, context: context, as: [PolygonMarketHoliday].self)
+    }
+
+    /// Benzinga earnings events of one ticker dated `from` through `to` (inclusive), every
+    /// `next_url` page followed. A plan without the Benzinga add-on answers 403
+    /// (`.notAuthorized` with status 403).
+    public func earnings(symbol: String, from: TradingDate, to: TradingDate) async throws -> [PolygonEarning] {
+        let context = PolygonRequestContext(endpoint: .earnings, symbol: symbol, date: "\(from)..\(to)")
+        _ = try encodeSymbol(symbol, context: context)
+        let first = try makeURL(path: "/benzinga/v1/earnings", query: [
+            URLQueryItem(name: "ticker", value: symbol),
+            URLQueryItem(name: "date.gte", value: from.description),
+            URLQueryItem(name: "date.lte", value: to.description),
+            URLQueryItem(name: "sort", value: "date.asc"),
+            URLQueryItem(name: "limit", value: "1000"),
+        ], context: context)
+        var rows: [PolygonEarning] = []
+        try await paginate(first: first, context: context, as: PolygonResultsPage<PolygonEarning>.self) { page in
+            rows.append(contentsOf: page.results ?? [])
+            return page.nextURL
+        }
+        return rows
+    }
+
+    /// The newest free-float figure of one ticker (`/stocks/vX/float`), or nil when the API has
+    /// none. A plan without the endpoint answers 403 (`.notAuthorized` with status 403).
+    public func freeFloat(symbol: String) async throws -> PolygonFloat? {
+        let context = PolygonRequestContext(endpoint: .float, symbol: symbol)
+        _ = try encodeSymbol(symbol, context: context)
+        let url = try makeURL(path: "/stocks/vX/float", query: [
+            URLQueryItem(name: "ticker", value: symbol),
+            URLQueryItem(name: "sort", value: "effective_date.desc"),
+            URLQueryItem(name: "limit", value: "1"),
+        ], context: context)
+        let page = try await get(url, context: context, as: PolygonResultsPage<PolygonFloat>.self)
+        return page.results?.max { ($0.effectiveDate ?? "") < ($1.effectiveDate ?? "") }
     }
 
     // MARK: - URLs
@@ -283,6 +323,15 @@ public final class PolygonClient: Sendable {
         while true {
             attempt += 1
             try await limiter.acquire()
+            var permit: PolygonBudgetPermit?
+            if let budget {
+                do {
+                    permit = try await budget.acquire()
+                } catch {
+                    limiter.release()
+                    throw error
+                }
+            }
             record {
                 $0.requests += 1
                 if attempt > 1 { $0.retries += 1 }
@@ -290,8 +339,10 @@ public final class PolygonClient: Sendable {
             let response: HTTPResponse
             do {
                 response = try await http.send(request)
+                if let budget, let permit { await budget.release(permit) }
                 limiter.release()
             } catch let error as HTTPClientError {
+                if let budget, let permit { await budget.release(permit) }
                 limiter.release()
                 record { $0.transportFailures += 1 }
                 if case .cancelled = error, Task.isCancelled { throw CancellationError() }
@@ -301,6 +352,7 @@ public final class PolygonClient: Sendable {
                 }
                 throw fail(.transport(context, error, attempts: attempt))
             } catch {
+                if let budget, let permit { await budget.release(permit) }
                 limiter.release()
                 throw error
             }

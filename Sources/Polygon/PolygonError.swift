@@ -13,6 +13,10 @@ public enum PolygonEndpoint: String, Sendable, Equatable, CaseIterable {
     case tickerList = "ticker list"
     /// `/v1/marketstatus/upcoming`.
     case upcomingMarketStatus = "upcoming market status"
+    /// `/benzinga/v1/earnings` (Benzinga earnings calendar; not in every plan).
+    case earnings = "earnings"
+    /// `/stocks/vX/float` (free float; not in every plan).
+    case float = "float"
 }
 
 /// What a request was about, for errors: the endpoint and the symbol and/or date(s).

@@ -239,11 +239,67 @@ public struct SampleMarketData: Sendable {
         let shareClass: Double? = shareShape < 0.2 ? nil : shares                       // 20%: only weighted
         let weighted: Double? = shareShape > 0.9 ? nil : (shares * 0.99).rounded()      // 10%: only share class
         let marketCap: Double? = known == nil && unit(s, 0, 24) < 0.05 ? nil : (shares * lastClose).rounded()
-        return PolygonTickerDetails(
+        var details = PolygonTickerDetails(
             ticker: symbol, name: known?.name ?? "Sample \(symbol) Corp", primaryExchange: known?.exchange ?? (unit(s, 0, 25) < 0.5 ? "XNAS" : "XNYS"),
             marketCap: marketCap, shareClassSharesOutstanding: shareClass, weightedSharesOutstanding: weighted,
             sicCode: sic, sicDescription: sic.flatMap { SampleMarketData.sicTable[$0] },
             totalEmployees: Int(1000 + 100_000 * unit(s, 0, 26)), listDate: "2001-06-15")
+        details.homepageURL = "https://www.\(symbol.lowercased()).example.com"
+        details.description = "\(details.name ?? symbol) is a sample company served by closebell's local market-data server."
+        return details
+    }
+
+    // MARK: - Earnings and float
+
+    /// The Benzinga-style earnings events of `symbol`: one per fiscal quarter from the year
+    /// before `firstDate` through the year after `lastDate`, announced on a weekday 20 to 44
+    /// days after the quarter ends (the same offset every quarter for a symbol). Fiscal quarters
+    /// end in March/June/September/December, or one or two months earlier (a third of symbols
+    /// each), so announcements fall in every part of the year; `fiscal_period` is Q1...Q4 and
+    /// `fiscal_year` the year the quarter ends in. Time: 08:00 (before the open) for about 45% of
+    /// symbols, 16:05 (after the close) for about 45%, none for the rest. Events up to
+    /// `lastDate` are `confirmed` and have an actual EPS; later ones within 14 days are
+    /// `confirmed`, the rest `projected`. Empty for unknown symbols.
+    public func earnings(symbol: String) -> [PolygonEarning] {
+        guard contains(symbol) else { return [] }
+        let s = symbolHash(symbol)
+        let offset = 20 + Int(unit(s, 0, 30) * 25)
+        let timeShape = unit(s, 0, 31)
+        let time: String? = timeShape < 0.45 ? "08:00:00" : (timeShape < 0.9 ? "16:05:00" : nil)
+        let baseEPS = 0.2 + 3 * unit(s, 0, 32)
+        var rows: [PolygonEarning] = []
+        let shift = Int(unit(s, 0, 38) * 3) % 3
+        for year in (firstDate.year - 1)...(lastDate.year + 1) {
+            for quarter in 1...4 {
+                let month = quarter * 3 - shift
+                let quarterEnd = (month == 12 ? TradingDate(year: year + 1, month: 1, day: 1)! : TradingDate(year: year, month: month + 1, day: 1)!)
+                    .adding(days: -1)
+                var day = quarterEnd.adding(days: offset)
+                while !day.isWeekday { day = day.adding(days: 1) }
+                let q = UInt64(year * 4 + quarter)
+                let estimate = (baseEPS * (0.8 + 0.4 * unit(s, q, 33)) * 100).rounded() / 100
+                let reported = day <= lastDate
+                let actual = reported ? ((estimate * (0.85 + 0.3 * unit(s, q, 34))) * 100).rounded() / 100 : nil
+                rows.append(PolygonEarning(
+                    ticker: symbol, date: day.description, time: time,
+                    dateStatus: day <= lastDate.adding(days: 14) ? "confirmed" : "projected",
+                    fiscalPeriod: "Q\(quarter)", fiscalYear: year, estimatedEPS: unit(s, q, 35) < 0.1 ? nil : estimate,
+                    actualEPS: actual, companyName: details(symbol: symbol)?.name,
+                    benzingaID: String(format: "%016llx", SampleMarketData.mix(s ^ q)), lastUpdated: "\(min(day, lastDate))T21:00:00Z"))
+            }
+        }
+        return rows
+    }
+
+    /// The free float of `symbol`: 60% to 98% of its shares outstanding, effective on
+    /// `firstDate`; nil for about 1 symbol in 10 and for unknown symbols.
+    public func freeFloat(symbol: String) -> PolygonFloat? {
+        guard let info = details(symbol: symbol), let shares = info.sharesOutstanding else { return nil }
+        let s = symbolHash(symbol)
+        guard unit(s, 0, 36) >= 0.1 else { return nil }
+        let percent = ((60 + 38 * unit(s, 0, 37)) * 100).rounded() / 100
+        return PolygonFloat(ticker: symbol, effectiveDate: firstDate.description, freeFloat: (shares * percent / 100).rounded(),
+                            freeFloatPercent: percent)
     }
 
     /// The ticker-list entry of `symbol`; nil for unknown symbols.

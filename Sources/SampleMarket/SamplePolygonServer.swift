@@ -17,16 +17,28 @@ public struct SampleServerOptions: Sendable {
     public var defaultAggregatesLimit: Int
     /// `limit` of the ticker list when the request has none (Polygon's default: 100).
     public var defaultTickerListLimit: Int
+    /// False: the Benzinga earnings endpoint answers 403 NOT_AUTHORIZED, as for a plan without
+    /// the add-on. Default true.
+    public var earningsEntitled: Bool
+    /// False: the float endpoint answers 403 NOT_AUTHORIZED. Default true.
+    public var floatEntitled: Bool
+    /// When above 0, the server enforces a plan's quota: a request arriving when this many were
+    /// already received in the preceding second gets 429 (no `Retry-After`). Default 0 (no limit).
+    public var requestsPerSecondLimit: Int
 
     /// Creates options; every value has a default.
     public init(apiKey: String? = nil, latency: TimeInterval = 0, host: String = "127.0.0.1", port: UInt16 = 0,
-                defaultAggregatesLimit: Int = 5000, defaultTickerListLimit: Int = 100) {
+                defaultAggregatesLimit: Int = 5000, defaultTickerListLimit: Int = 100, earningsEntitled: Bool = true,
+                floatEntitled: Bool = true, requestsPerSecondLimit: Int = 0) {
         self.apiKey = apiKey
         self.latency = latency
         self.host = host
         self.port = port
         self.defaultAggregatesLimit = defaultAggregatesLimit
         self.defaultTickerListLimit = defaultTickerListLimit
+        self.earningsEntitled = earningsEntitled
+        self.floatEntitled = floatEntitled
+        self.requestsPerSecondLimit = requestsPerSecondLimit
     }
 }
 
@@ -66,6 +78,8 @@ public struct SampleRecordedRequest: Sendable, Equatable {
     public var hasAuthorization: Bool
     /// The status answered (0 when the connection was dropped without an answer).
     public var status: Int
+    /// When the request arrived (monotonic clock of the server's process).
+    public var receivedAt: ContinuousClock.Instant
 }
 
 /// A Polygon-compatible HTTP server over `SampleMarketData`, for tests, the demo and benchmarks.
@@ -73,7 +87,8 @@ public struct SampleRecordedRequest: Sendable, Equatable {
 /// Serves, in Polygon's JSON shapes: grouped daily (`t` at 16:00 New York), per-ticker
 /// aggregates (day, N-minute and N-hour bars; daily stamped at New York midnight) with
 /// `next_url` pagination honouring `limit` and `sort`, ticker details (404 for unknown symbols),
-/// the ticker list with cursor pagination, and upcoming market holidays. Faults can be injected
+/// the ticker list with cursor pagination, upcoming market holidays, the Benzinga earnings
+/// calendar (`/benzinga/v1/earnings`) and free float (`/stocks/vX/float`). Faults can be injected
 /// at run time per symbol and/or per path; every request is recorded.
 ///
 /// ```swift
@@ -157,6 +172,19 @@ final class SampleState: Sendable {
     let inFlight = SampleLocked<(current: Int, max: Int)>((0, 0))
     let requestIDs = SampleLocked<UInt64>(0)
     let baseURL = SampleLocked<String>("")
+    /// Arrival times of the last second's requests (for `requestsPerSecondLimit`).
+    let recentArrivals = SampleLocked<[ContinuousClock.Instant]>([])
+
+    /// Records an arrival at `now`; false when `limit` requests already arrived in the second
+    /// before it (the request is then refused and does not count).
+    func admit(at now: ContinuousClock.Instant, limit: Int) -> Bool {
+        recentArrivals.withLock { arrivals in
+            arrivals.removeAll { now - $0 >= .seconds(1) }
+            guard arrivals.count < limit else { return false }
+            arrivals.append(now)
+            return true
+        }
+    }
 
     func takeFault(symbol: String?, path: String) -> SampleFault? {
         faults.withLock { rules in

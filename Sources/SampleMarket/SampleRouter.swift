@@ -9,16 +9,24 @@ struct SampleRouter: Sendable {
     let state: SampleState
 
     func handle(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        let receivedAt = ContinuousClock.now
         state.inFlight.withLock { value in
             value.current += 1
             value.max = Swift.max(value.max, value.current)
         }
         defer { state.inFlight.withLock { $0.current -= 1 } }
-        let response = answer(request)
+        let response: HTTPServerResponse
+        if options.requestsPerSecondLimit > 0, !state.admit(at: receivedAt, limit: options.requestsPerSecondLimit) {
+            response = json(["status": "ERROR", "request_id": state.nextRequestID(),
+                             "error": "You've exceeded the maximum requests per second, please wait or upgrade your subscription to continue."],
+                            status: 429)
+        } else {
+            response = answer(request)
+        }
         state.records.withLock {
             $0.append(SampleRecordedRequest(method: request.method, path: request.path, rawQuery: request.rawQuery,
                                             target: request.target, hasAuthorization: request.header("authorization") != nil,
-                                            status: response.status))
+                                            status: response.status, receivedAt: receivedAt))
         }
         return response
     }
@@ -102,6 +110,10 @@ struct SampleRouter: Sendable {
             return tickerList(request)
         case 3 where segments == ["v1", "marketstatus", "upcoming"]:
             return encoded(data.upcomingHolidays)
+        case 3 where segments == ["benzinga", "v1", "earnings"]:
+            return options.earningsEntitled ? earnings(request) : notEntitled()
+        case 3 where segments == ["stocks", "vX", "float"]:
+            return options.floatEntitled ? freeFloat(request) : notEntitled()
         default:
             return notFound()
         }
@@ -188,19 +200,58 @@ struct SampleRouter: Sendable {
         if let market = params["market"], market != "stocks" { entries = [] }
         if let type = params["type"], type != "CS" { entries = [] }
         if params["active"] == "false" { entries = [] }
-        let page = offset < entries.count ? Array(entries[offset..<min(entries.count, offset + limit)]) : []
-        var nextURL: String?
-        if offset + limit < entries.count {
-            var next = params
-            next["offset"] = String(offset + limit)
-            next["limit"] = String(limit)
-            let base = state.baseURL.withLock { $0 }
-            nextURL = "\(base)/v3/reference/tickers?cursor=\(SampleRouter.encodeCursor(next))"
-        }
+        let (page, nextURL) = slice(entries, offset: offset, limit: limit, params: params, path: "/v3/reference/tickers")
         return encoded(PolygonTickerListPage(results: page, requestID: state.nextRequestID(), nextURL: nextURL))
     }
 
+    /// `/benzinga/v1/earnings`: filters `ticker`, `date`, `date.gte`, `date.lte`; `limit`
+    /// (default 100) with cursor pagination; sorted by date.
+    private func earnings(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        var params: [String: String] = [:]
+        for item in request.queryItems { params[item.name] = item.value ?? "" }
+        if let cursor = request.query("cursor") {
+            guard let decoded = SampleRouter.decodeCursor(cursor) else { return badRequest("Invalid cursor.") }
+            params = decoded
+        }
+        for key in ["date", "date.gte", "date.lte"] {
+            if let value = params[key], TradingDate(value) == nil { return badRequest("Could not parse the \(key) parameter.") }
+        }
+        let symbols = params["ticker"].map { [$0] } ?? data.symbols.sorted()
+        var rows = symbols.flatMap { data.earnings(symbol: $0) }
+        if let day = params["date"] { rows = rows.filter { $0.date == day } }
+        if let from = params["date.gte"] { rows = rows.filter { $0.date >= from } }
+        if let to = params["date.lte"] { rows = rows.filter { $0.date <= to } }
+        rows.sort { ($0.date, $0.ticker) < ($1.date, $1.ticker) }
+        if params["sort"] == "date.desc" { rows.reverse() }
+        let limit = min(50_000, max(1, Int(params["limit"] ?? "") ?? 100))
+        let offset = max(0, Int(params["offset"] ?? "") ?? 0)
+        let (page, nextURL) = slice(rows, offset: offset, limit: limit, params: params, path: "/benzinga/v1/earnings")
+        return encoded(PolygonResultsPage(results: page, requestID: state.nextRequestID(), nextURL: nextURL))
+    }
+
+    /// `/stocks/vX/float?ticker=…`: the symbol's one float row, or an empty `results`.
+    private func freeFloat(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        let rows = request.query("ticker").flatMap { data.freeFloat(symbol: $0) }.map { [$0] } ?? []
+        return encoded(PolygonResultsPage(results: rows, requestID: state.nextRequestID()))
+    }
+
+    private func notEntitled() -> HTTPServerResponse {
+        json(["status": "NOT_AUTHORIZED", "request_id": state.nextRequestID(),
+              "message": "You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing"], status: 403)
+    }
+
     // MARK: - Helpers
+
+    /// One page of `rows` and the `next_url` (a cursor carrying `params` with the next offset).
+    private func slice<Row>(_ rows: [Row], offset: Int, limit: Int, params: [String: String], path: String) -> ([Row], String?) {
+        let page = offset < rows.count ? Array(rows[offset..<min(rows.count, offset + limit)]) : []
+        guard offset + limit < rows.count else { return (page, nil) }
+        var next = params
+        next["offset"] = String(offset + limit)
+        next["limit"] = String(limit)
+        let base = state.baseURL.withLock { $0 }
+        return (page, "\(base)\(path)?cursor=\(SampleRouter.encodeCursor(next))")
+    }
 
     /// Aggregates one day's minute bars into `minutes`-minute bars.
     static func bucket(_ bars: [PolygonBar], minutes: Int) -> [PolygonBar] {

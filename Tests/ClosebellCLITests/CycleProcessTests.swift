@@ -45,12 +45,15 @@ final class CycleProcessTests: XCTestCase {
         XCTAssertEqual(run["state"], "succeeded", run["outcome"] ?? "")
         let outcome = try XCTUnwrap(Output.parse(run["outcome"]) as? [String: Any])
         let tasks = (outcome["tasks"] as? [[String: Any]] ?? []).compactMap { $0["task"] as? String }
-        XCTAssertEqual(Set(tasks), ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "volume_stats", "retention", "table_sizes"])
+        XCTAssertEqual(Set(tasks), ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "earnings", "validate", "volume_stats",
+                                    "retention", "table_sizes", "completeness"])
         // Backup first: it finished before any other task of the run started.
         let order = try await conn.query("""
             SELECT (SELECT finished_at FROM maintenance_jobs WHERE task = 'backup')
                    <= (SELECT min(started_at) FROM maintenance_jobs WHERE task <> 'backup') AS backup_first,
-                   (SELECT max(finished_at) FROM maintenance_jobs WHERE task IN ('ohlc_daily', 'volume_slots', 'metadata_enrich'))
+                   (SELECT max(finished_at) FROM maintenance_jobs WHERE task IN ('ohlc_daily', 'volume_slots', 'metadata_enrich', 'earnings'))
+                   <= (SELECT started_at FROM maintenance_jobs WHERE task = 'validate')
+                   AND (SELECT finished_at FROM maintenance_jobs WHERE task = 'validate')
                    <= (SELECT started_at FROM maintenance_jobs WHERE task = 'volume_stats') AS loads_before_stats,
                    (SELECT finished_at FROM maintenance_jobs WHERE task = 'volume_stats')
                    <= (SELECT started_at FROM maintenance_jobs WHERE task = 'retention') AS stats_before_retention

@@ -10,11 +10,13 @@ final class DemoTests: XCTestCase {
         let result = try ClosebellBinary.run(["demo", "--dir", dir.path, "--symbols", "8", "--stop-cluster"], environment: ["POLYGON_API_KEY": ""])
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("Daily cycle run 1: SUCCEEDED"), result.output)
-        for task in ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "volume_stats", "retention", "table_sizes"] {
+        for task in ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "earnings", "validate", "volume_stats", "retention",
+                     "table_sizes", "completeness"] {
             let line = result.output.split(separator: "\n").first { $0.hasPrefix(task + " ") }
             XCTAssertTrue(line?.contains("succeeded") ?? false, "\(task): \(line ?? "missing")")
         }
         XCTAssertTrue(result.output.contains("8 ok, 0 failed"), result.output)
+        XCTAssertTrue(result.output.contains("Earnings in the next 14 days (upcoming_earnings(14)): "), result.output)
         let backups = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("backups").path)
         XCTAssertEqual(backups.filter { $0.hasPrefix("closebell_demo_") && $0.hasSuffix(".sql.gz") }.count, 1, "\(backups)")
         // The demo's API key never reaches the workers' logs.
@@ -26,6 +28,6 @@ final class DemoTests: XCTestCase {
             XCTAssertFalse(text.contains("server closed the connection"), file)
             completions += text.components(separatedBy: #""event":"task_completed""#).count - 1
         }
-        XCTAssertEqual(completions, 7, "one task_completed line per task of the cycle")
+        XCTAssertEqual(completions, 10, "one task_completed line per task of the cycle")
     }
 }

@@ -85,7 +85,7 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertNotEqual(psql.wait(), 0)
         let output = try String(contentsOfFile: log, encoding: .utf8)
         XCTAssertTrue(output.contains(#"ERROR:  unknown task "ohlc_dialy""#), output)
-        XCTAssertTrue(output.contains("HINT:  known tasks: backup, compress, metadata_enrich, noop, ohlc_daily"), output)
+        XCTAssertTrue(output.contains("HINT:  known tasks: backfill, backup, completeness, compress, earnings, metadata_enrich, noop, ohlc_daily"), output)
     }
 
     func testEnqueueCommandAndJobsCommands() async throws {

@@ -102,38 +102,47 @@ final class CycleTests: XCTestCase {
 
         try await finish(conn, run: id)
         list = try await jobs(conn, run: id)
-        XCTAssertEqual(list, ["backup:succeeded", "ohlc_daily:available", "volume_slots:available", "metadata_enrich:available"])
+        XCTAssertEqual(list, ["backup:succeeded", "ohlc_daily:available", "volume_slots:available", "metadata_enrich:available",
+                              "earnings:available"])
         let args = try await conn.query("SELECT args::text AS a FROM maintenance_jobs WHERE run_id = $1 AND task = 'ohlc_daily'", [id]).first?["a"]
         XCTAssertEqual(args, #"{"days": 30}"#)
 
         // Loads: one fails for good, the others succeed one by one; stage 3 waits for all.
         try await finish(conn, run: id, task: "ohlc_daily", state: "failed")
         try await finish(conn, run: id, task: "volume_slots")
+        try await finish(conn, run: id, task: "earnings")
         list = try await jobs(conn, run: id)
-        XCTAssertFalse(list.contains { $0.hasPrefix("volume_stats") })
+        XCTAssertFalse(list.contains { $0.hasPrefix("validate") })
         try await finish(conn, run: id, task: "metadata_enrich")
         list = try await jobs(conn, run: id)
-        XCTAssertEqual(list.last, "volume_stats:available")
+        // Migration 0053 validates the loads (stage 3) before the statistics (stage 4).
+        XCTAssertEqual(list.last, "validate:available")
         var current = try await run(conn, id)
         XCTAssertEqual(current.state, "running")
         XCTAssertEqual(current.currentStage, 3)
+        try await finish(conn, run: id)
+        list = try await jobs(conn, run: id)
+        XCTAssertEqual(list.last, "volume_stats:available")
+        current = try await run(conn, id)
+        XCTAssertEqual(current.currentStage, 4)
 
         try await finish(conn, run: id)
         list = try await jobs(conn, run: id)
-        // Migration 0005 adds table_sizes to the last stage, beside retention.
-        XCTAssertEqual(Array(list.suffix(2)), ["retention:available", "table_sizes:available"])
+        // Migrations 0005 and 0052 add table_sizes and completeness to the last stage, beside retention.
+        XCTAssertEqual(Array(list.suffix(3)), ["retention:available", "table_sizes:available", "completeness:available"])
         try await finish(conn, run: id)
 
         current = try await run(conn, id)
         XCTAssertEqual(current.state, "partial")
         XCTAssertNotNil(current.finishedAt)
-        XCTAssertEqual(current.jobCounts, ["succeeded": 6, "failed": 1])
+        XCTAssertEqual(current.jobCounts, ["succeeded": 9, "failed": 1])
         let outcome = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(current.outcomeJSON).utf8)) as? [String: Any])
-        XCTAssertEqual(outcome["succeeded"] as? Int, 6)
+        XCTAssertEqual(outcome["succeeded"] as? Int, 9)
         XCTAssertEqual(outcome["failed"] as? Int, 1)
         let tasks = try XCTUnwrap(outcome["tasks"] as? [[String: Any]])
-        XCTAssertEqual(tasks.map { $0["task"] as? String ?? "" }, ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "volume_stats", "retention", "table_sizes"])
-        XCTAssertEqual(tasks.map { $0["stage"] as? Int ?? 0 }, [1, 2, 2, 2, 3, 4, 4])
+        XCTAssertEqual(tasks.map { $0["task"] as? String ?? "" }, ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "earnings",
+                                                                  "validate", "volume_stats", "retention", "table_sizes", "completeness"])
+        XCTAssertEqual(tasks.map { $0["stage"] as? Int ?? 0 }, [1, 2, 2, 2, 2, 3, 4, 5, 5, 5])
         let failed = try XCTUnwrap(tasks.first { $0["task"] as? String == "ohlc_daily" })
         XCTAssertEqual(failed["state"] as? String, "failed")
         XCTAssertEqual((failed["error"] as? [String: Any])?["error"] as? String, "boom")
@@ -144,7 +153,7 @@ final class CycleTests: XCTestCase {
         current = try await run(conn, id)
         XCTAssertEqual(current.state, "succeeded")
         list = try await jobs(conn, run: id)
-        XCTAssertEqual(list.count, 7)
+        XCTAssertEqual(list.count, 10)
     }
 
     func testAllFailedRunIsFailedAndCancelStopsTheRun() async throws {
@@ -225,7 +234,8 @@ final class CycleTests: XCTestCase {
         let conn = try await PostgresConnection.connect(db.url)
         let (id, _) = try await CycleStore.enqueue(cycle: "daily", period: "2026-11-20", connection: conn)
         try await finish(conn, run: id)                                  // stage 1
-        try await finish(conn, run: id, task: "metadata_enrich")          // stage 2 has two jobs left
+        try await finish(conn, run: id, task: "metadata_enrich")
+        try await finish(conn, run: id, task: "earnings")                 // stage 2 has two jobs left
         let ids: [Int64] = try await conn.query(
             "SELECT id FROM maintenance_jobs WHERE run_id = $1 AND state = 'available' ORDER BY id", [id]).map { try $0.decode("id") }
         XCTAssertEqual(ids.count, 2)
@@ -250,20 +260,21 @@ final class CycleTests: XCTestCase {
         _ = try await bDone.value
         try await b.execute("COMMIT")
         let list = try await jobs(conn, run: id)
-        XCTAssertEqual(list.filter { $0.hasPrefix("volume_stats") }, ["volume_stats:available"])
+        XCTAssertEqual(list.filter { $0.hasPrefix("validate") }, ["validate:available"])
 
         // Both commit orders, many times: the next stage is enqueued exactly once each time.
         for round in 0..<10 {
             let (run, _) = try await CycleStore.enqueue(cycle: "daily", period: "2026-10-\(String(format: "%02d", round + 5))", force: true, connection: conn)
             try await finish(conn, run: run)
             try await finish(conn, run: run, task: "metadata_enrich")
+            try await finish(conn, run: run, task: "earnings")
             let pair: [Int64] = try await conn.query(
                 "SELECT id FROM maintenance_jobs WHERE run_id = $1 AND state = 'available' ORDER BY id", [run]).map { try $0.decode("id") }
             async let one: Void = Self.complete(url: db.url, job: pair[0])
             async let two: Void = Self.complete(url: db.url, job: pair[1])
             _ = try await (one, two)
-            let stage3 = try await jobs(conn, run: run).filter { $0.hasPrefix("volume_stats") }
-            XCTAssertEqual(stage3, ["volume_stats:available"], "round \(round)")
+            let stage3 = try await jobs(conn, run: run).filter { $0.hasPrefix("validate") }
+            XCTAssertEqual(stage3, ["validate:available"], "round \(round)")
         }
     }
 

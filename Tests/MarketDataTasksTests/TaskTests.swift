@@ -25,9 +25,11 @@ struct MarketFixture {
     let db: (url: String, name: String)
     let connection: PostgresConnection
 
-    init(symbols: [String], apiKey: String = MarketFixture.apiKey, aggregatesLimit: Int = 50_000) async throws {
-        data = SampleMarketData(symbols: symbols, from: TradingDate("2025-02-24"), through: TradingDate("2025-11-14"))
-        server = try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: MarketFixture.apiKey))
+    init(symbols: [String], apiKey: String = MarketFixture.apiKey, aggregatesLimit: Int = 50_000,
+         from: TradingDate? = TradingDate("2025-02-24"), through: TradingDate? = TradingDate("2025-11-14"),
+         options: SampleServerOptions = SampleServerOptions(apiKey: MarketFixture.apiKey)) async throws {
+        data = SampleMarketData(symbols: symbols, from: from, through: through)
+        server = try SamplePolygonServer.start(data: data, options: options)
         client = PolygonClient(configuration: PolygonConfiguration(
             baseURL: server.baseURL, apiKey: apiKey, requestsPerSecond: 1000, maxConcurrentRequests: 8,
             retry: PolygonRetryPolicy(maxAttempts: 3, baseDelay: 0.01, maxDelay: 0.05, maxRetryAfter: 1, jitter: false),
@@ -246,15 +248,19 @@ final class TaskTests: XCTestCase {
             XCTAssertEqual(exact(row["shares_outstanding"]), (details.shareClassSharesOutstanding ?? details.weightedSharesOutstanding).map(exact), symbol)
             XCTAssertEqual(row["industry"], details.sicDescription)
             XCTAssertEqual(row["sic_code"], details.sicCode)
-            XCTAssertEqual(row["sector"], division(details.sicCode), symbol)
+            XCTAssertEqual(row["sic_division"], division(details.sicCode), symbol)
+            XCTAssertEqual(row["description"], details.description)
+            XCTAssertEqual(row["homepage_url"], details.homepageURL)
+            XCTAssertEqual(exact(row["float_shares"]), fixture.data.freeFloat(symbol: symbol)?.freeFloat.map(exact), symbol)
             XCTAssertEqual(row["primary_exchange"], details.primaryExchange)
             if details.shareClassSharesOutstanding == nil, details.weightedSharesOutstanding != nil { fallbacks += 1 }
             if details.sicCode == nil { unclassified += 1 }
         }
         XCTAssertGreaterThan(fallbacks, 0, "the sample has symbols with only weighted shares")
         XCTAssertGreaterThan(unclassified, 0, "the sample has symbols without SIC code")
-        let apple = try await fixture.connection.query("SELECT sector, industry FROM ticker_metadata WHERE symbol = 'AAPL'").first
-        XCTAssertEqual(apple?["sector"], "Manufacturing")
+        let apple = try await fixture.connection.query("SELECT sector, sic_division FROM ticker_metadata WHERE symbol = 'AAPL'").first
+        XCTAssertEqual(apple?["sector"], "Technology")
+        XCTAssertEqual(apple?["sic_division"], "Manufacturing")
 
         // Priority: missing market cap, then missing sector, then stale; fresh rows untouched.
         try await fixture.connection.execute("""
@@ -268,12 +274,13 @@ final class TaskTests: XCTestCase {
         fixture.server.resetRecords()
         let second = try await fixture.run(MetadataEnrichTask(client: fixture.client), args: #"{"limit": 3}"#).decode(TaskResult.self)
         XCTAssertEqual(second.symbols?.ok, 3)
-        let fetched = Set(fixture.server.requests.map { $0.path.components(separatedBy: "/").last! })
+        let details = { fixture.server.requests.filter { $0.path.hasPrefix("/v3/reference/tickers/") } }
+        let fetched = Set(details().map { $0.path.components(separatedBy: "/").last! })
         XCTAssertEqual(fetched, ["ZAAA", "ZAAB", "ZAAC"])
         fixture.server.resetRecords()
         _ = try await fixture.run(MetadataEnrichTask(client: fixture.client), args: "{}")
         // ZAAE (missing market cap, but fetched an hour ago) waits for missing_retry_hours.
-        XCTAssertEqual(Set(fixture.server.requests.map { $0.path.components(separatedBy: "/").last! }), ["ZAAD"])
+        XCTAssertEqual(Set(details().map { $0.path.components(separatedBy: "/").last! }), ["ZAAD"])
         await fixture.stop()
     }
 

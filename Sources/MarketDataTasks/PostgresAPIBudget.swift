@@ -1,0 +1,108 @@
+import Foundation
+import Polygon
+import PostgresClient
+
+/// The cluster-wide Polygon budget: rows of `polygon_api_budget`, `polygon_api_grants` and
+/// `polygon_api_inflight` that every worker process takes request starts from (SQL
+/// `polygon_api_acquire`, one short transaction per call). Rate: a sliding-window log; a rate of
+/// R requests per second becomes N = max(1, ⌊R⌋) starts per window of N / R seconds, stretched
+/// by `margin` (default 10 %), which absorbs the delay between a grant and the request reaching
+/// the API, so no one-second window at the API holds more than R requests. Concurrency: at most
+/// `maxInFlight` requests hold a slot at once across the cluster (0: no cluster-wide cap); a
+/// slot is given back after the answer (`polygon_api_release`) or lapses after `lease` seconds.
+/// A caller that must wait sleeps the time the database names, then asks again.
+///
+/// One connection per process, opened on first use and reopened after a failure; a failure to
+/// reach the database fails the request with `APIBudgetUnavailable` (the task's usual error
+/// handling applies). Waiting is asynchronous and cancellable.
+public final class PostgresAPIBudget: PolygonRequestBudget, @unchecked Sendable {
+    // @unchecked: `connection` is only touched under `lock`; PostgresConnection is itself Sendable.
+    private let lock = NSLock()
+    private var connection: PostgresConnection?
+    private let conninfo: String
+    /// The budget's row name (several plans or keys can have several budgets).
+    public let name: String
+    /// Starts allowed per window (0: unlimited).
+    public let slots: Int
+    /// The window, in seconds.
+    public let window: Double
+    /// Requests in flight at once across the cluster (0: no cluster-wide cap).
+    public let maxInFlight: Int
+    /// Seconds after which an in-flight slot that was never given back lapses.
+    public let lease: Double
+
+    /// Creates a budget of `requestsPerSecond` (0 or less: unlimited) and `maxInFlight`
+    /// concurrent requests (0: uncapped) for the database at `conninfo`, with its window
+    /// stretched by `margin` (0...0.5, default 0.1) and in-flight slots lapsing after `lease` seconds.
+    public init(conninfo: String, name: String = "polygon", requestsPerSecond: Double, maxInFlight: Int = 0,
+                margin: Double = 0.1, lease: Double = 120) {
+        self.conninfo = conninfo
+        self.name = name
+        let kept = min(0.5, max(0, margin.isNaN ? 0 : margin))
+        if requestsPerSecond > 0, requestsPerSecond.isFinite {
+            slots = max(1, Int(min(requestsPerSecond, 100_000).rounded(.down)))
+            window = Double(slots) / requestsPerSecond * (1 + kept)
+        } else {
+            slots = 0
+            window = 0
+        }
+        self.maxInFlight = max(0, maxInFlight)
+        self.lease = lease.isFinite ? max(1, lease) : 120
+    }
+
+    public func acquire() async throws -> PolygonBudgetPermit {
+        let holder = UUID().uuidString
+        guard slots > 0 || maxInFlight > 0 else { return PolygonBudgetPermit(slot: nil, holder: holder) }
+        while true {
+            let row: PostgresRow?
+            do {
+                let db = try await open()
+                row = try await db.query("SELECT wait, slot FROM polygon_api_acquire($1, $2, $3, $4, $5, $6)",
+                                         [name, max(slots, 1), window, maxInFlight, lease, holder]).first
+            } catch {
+                await close()
+                throw APIBudgetUnavailable(reason: String(describing: error))
+            }
+            let wait = try row?.decode("wait", as: Double.self) ?? 0
+            if wait <= 0 {
+                let slot = try row?.decodeIfPresent("slot", as: Int.self)
+                return PolygonBudgetPermit(slot: slot.flatMap { $0 >= 0 ? $0 : nil }, holder: holder)
+            }
+            try await Task.sleep(for: .nanoseconds(Int64(min(wait, 3600) * 1_000_000_000)))
+        }
+    }
+
+    public func release(_ permit: PolygonBudgetPermit) async {
+        guard let slot = permit.slot, let db = try? await open() else { return }
+        _ = try? await db.query("SELECT polygon_api_release($1, $2, $3)", [name, slot, permit.holder])
+    }
+
+    /// Closes the connection (a later `acquire` opens a new one).
+    public func close() async {
+        let open = lock.withLock { () -> PostgresConnection? in
+            defer { connection = nil }
+            return connection
+        }
+        await open?.close()
+    }
+
+    private func open() async throws -> PostgresConnection {
+        if let existing = lock.withLock({ connection }) { return existing }
+        let fresh = try await PostgresConnection.connect(conninfo, applicationName: "closebell api budget")
+        let (kept, extra) = lock.withLock { () -> (PostgresConnection, PostgresConnection?) in
+            if let existing = connection { return (existing, fresh) }
+            connection = fresh
+            return (fresh, nil)
+        }
+        await extra?.close()
+        return kept
+    }
+}
+
+/// The shared API budget could not be consulted (the database is unreachable or the
+/// migration is missing); the request was not sent.
+public struct APIBudgetUnavailable: Error, CustomStringConvertible {
+    /// What went wrong (no secrets: PostgreSQL errors carry no password).
+    public let reason: String
+    public var description: String { "the shared API budget (polygon_api_budget) is unavailable: \(reason)" }
+}
