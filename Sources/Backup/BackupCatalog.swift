@@ -184,6 +184,16 @@ public struct BackupCatalog: Sendable {
             throw error.failedStep(nil, target: database, path: path)
         }
         var warnings: [String] = []
+        if timescale {
+            // Renaming a database stops its TimescaleDB scheduler ("you need to manually restart
+            // any running background workers after this command"): start the restored one's.
+            do {
+                try await execute([Self.startTimescaleWorkers], in: database, info: info)
+            } catch {
+                warnings.append(
+                    "TimescaleDB's background workers of \(database) could not be started: \(error); run SELECT _timescaledb_functions.start_background_workers() in it")
+            }
+        }
         if exists {
             do {
                 try await admin.execute("DROP DATABASE \(PostgresSession.quoteIdentifier(aside)) WITH (FORCE)")
@@ -195,6 +205,18 @@ public struct BackupCatalog: Sendable {
             path: path, database: database, created: !exists, replaced: exists, seconds: Date().timeIntervalSince(started),
             warnings: warnings)
     }
+
+    /// Starts TimescaleDB's background workers of the current database (the function moved to
+    /// `_timescaledb_functions` in 2.12).
+    static let startTimescaleWorkers = """
+        DO $$ BEGIN
+            IF to_regproc('_timescaledb_functions.start_background_workers') IS NOT NULL THEN
+                PERFORM _timescaledb_functions.start_background_workers();
+            ELSE
+                PERFORM _timescaledb_internal.start_background_workers();
+            END IF;
+        END $$
+        """
 
     /// Loads the file into the (new, empty) database `name`; TimescaleDB's pre/post restore
     /// calls around it when `timescale`.

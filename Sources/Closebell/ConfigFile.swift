@@ -350,6 +350,13 @@ struct ClosebellConfig {
         if let section = try root.section("compress") {
             if let v = try section.int("older_than_days", min: 0) { compress.olderThanDays = v }
             if let v = try section.string("segment_by") { compress.segmentBy = v }
+            if let v = try section.int("lock_timeout_ms", min: 0) { compress.lockTimeoutMilliseconds = v }
+            if let v = try section.stringList("tables") { compress.tables = v }
+            do {
+                try compress.validate()
+            } catch {
+                throw ConfigError(file: file, key: "compress", reason: "\(error)")
+            }
             try section.finish()
         }
 

@@ -74,7 +74,7 @@ public final class LocalCluster: Sendable {
                 logging_collector = off
                 log_min_messages = warning
                 autovacuum_naptime = 10s
-
+                \(Self.timescaleInstalled(binDirectory: binDirectory) ? Self.timescaleSettings : "")
                 """
             let conf = dataDirectory.appendingPathComponent("postgresql.conf")
             let handle = try FileHandle(forWritingTo: conf)
@@ -180,6 +180,29 @@ public final class LocalCluster: Sendable {
             if fm.isExecutableFile(atPath: "\(dir)/initdb") { return URL(fileURLWithPath: String(dir)) }
         }
         throw LocalClusterError.serverNotInstalled
+    }
+
+    /// The settings a new cluster gets when TimescaleDB is installed: preloaded, no telemetry,
+    /// and room for a background scheduler per database with the extension (a test run makes
+    /// dozens; the default 8 worker processes would leave later ones without).
+    static let timescaleSettings = """
+        shared_preload_libraries = 'timescaledb'
+        timescaledb.telemetry_level = off
+        max_worker_processes = 64
+        timescaledb.max_background_workers = 56
+
+        """
+
+    /// True when TimescaleDB is installed for the server in `binDirectory` (its library in
+    /// `pg_config --pkglibdir` and its control file under `pg_config --sharedir`): a new
+    /// cluster then preloads it, so a database can `CREATE EXTENSION timescaledb`.
+    public static func timescaleInstalled(binDirectory: URL) -> Bool {
+        guard let result = try? runProcess(binDirectory.appendingPathComponent("pg_config").path, ["--pkglibdir", "--sharedir"]),
+              result.status == 0 else { return false }
+        let dirs = result.output.split(separator: "\n").map(String.init)
+        guard dirs.count == 2 else { return false }
+        let fm = FileManager.default
+        return fm.fileExists(atPath: dirs[0] + "/timescaledb.so") && fm.fileExists(atPath: dirs[1] + "/extension/timescaledb.control")
     }
 
     /// Asks the kernel for a free TCP port on 127.0.0.1.

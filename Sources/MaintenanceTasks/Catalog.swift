@@ -56,21 +56,6 @@ enum Catalog {
             quoted: try row.decode("quoted"))
     }
 
-    /// Finds a table by its stored schema and name (both bound as parameters, from the catalog).
-    static func table(schema: String, name: String, session: PostgresSession) throws -> ResolvedTable? {
-        let rows = try session.query(
-            """
-            SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name,
-                   format('%I.%I', n.nspname, c.relname) AS quoted
-              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
-            """, [schema, name])
-        guard let row = rows.first else { return nil }
-        return ResolvedTable(
-            oid: try row.decode("oid"), schema: try row.decode("schema"), name: try row.decode("name"),
-            quoted: try row.decode("quoted"))
-    }
-
     /// Finds a column of a resolved table (exact name, as stored); nil when absent.
     static func column(_ name: String, of table: ResolvedTable, session: PostgresSession) throws -> ResolvedColumn? {
         guard isPlainName(name, allowSchema: false) else {

@@ -8,20 +8,43 @@ public struct CompressSettings: Sendable, Equatable {
     public var olderThanDays: Int
     /// The column compressed data is segmented by, when a hypertable has it (default `symbol`).
     public var segmentBy: String
+    /// `lock_timeout` of the compression statements, in milliseconds (default 5000; 0 waits
+    /// forever). Turning compression on needs an ACCESS EXCLUSIVE lock on the hypertable and
+    /// compressing a chunk an EXCLUSIVE lock on it: a statement waiting behind a long
+    /// transaction would queue every later reader of the table behind itself, so it gives up
+    /// instead and the job fails naming the table or chunk (the queue retries it later).
+    public var lockTimeoutMilliseconds: Int
+    /// The hypertables compressed (default `market_data_daily`, `volume_slots`). Other
+    /// hypertables in the database are left alone; a listed table that does not exist or is
+    /// not a hypertable is reported in `skipped_tables`.
+    public var tables: [String]
+
+    /// The market-data hypertables.
+    public static let defaultTables = ["market_data_daily", "volume_slots"]
 
     /// Creates settings; every argument has the documented default.
-    public init(olderThanDays: Int = 7, segmentBy: String = "symbol") {
+    public init(
+        olderThanDays: Int = 7, segmentBy: String = "symbol", lockTimeoutMilliseconds: Int = 5000,
+        tables: [String] = CompressSettings.defaultTables
+    ) {
         self.olderThanDays = olderThanDays
         self.segmentBy = segmentBy
+        self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
+        self.tables = tables
     }
 
     /// Checks ranges and names.
     public func validate() throws {
+        for table in tables where !Catalog.isPlainName(table) { throw MaintenanceError.invalidTableName(table) }
         guard (0...100_000).contains(olderThanDays) else {
             throw MaintenanceError.invalidSetting(key: "compress.older_than_days", reason: "must be 0...100000, got \(olderThanDays)")
         }
         guard Catalog.isPlainName(segmentBy, allowSchema: false) else {
             throw MaintenanceError.invalidSetting(key: "compress.segment_by", reason: "\"\(segmentBy)\" is not a plain column name")
+        }
+        guard (0...86_400_000).contains(lockTimeoutMilliseconds) else {
+            throw MaintenanceError.invalidSetting(
+                key: "compress.lock_timeout_ms", reason: "must be 0...86400000 (0 waits forever), got \(lockTimeoutMilliseconds)")
         }
     }
 }
@@ -32,9 +55,12 @@ public struct CompressTableReport: Sendable, Codable, Equatable {
     public var table: String
     /// True when this run turned compression on.
     public var compressionEnabled: Bool
-    /// Chunks compressed by this run.
+    /// Chunks compressed by this run (recompressed ones included).
     public var chunksCompressed: Int
-    /// `hypertable_size` before and after.
+    /// Of those, chunks that were compressed already and had rows written since (TimescaleDB
+    /// keeps such rows uncompressed until the chunk is compressed again).
+    public var chunksRecompressed: Int
+    /// `hypertable_size` (chunks, compressed data and indexes) before this run.
     public var bytesBefore: Int64
     /// `hypertable_size` after.
     public var bytesAfter: Int64
@@ -43,6 +69,7 @@ public struct CompressTableReport: Sendable, Codable, Equatable {
         case table
         case compressionEnabled = "compression_enabled"
         case chunksCompressed = "chunks_compressed"
+        case chunksRecompressed = "chunks_recompressed"
         case bytesBefore = "bytes_before"
         case bytesAfter = "bytes_after"
     }
@@ -60,24 +87,43 @@ public struct CompressReport: Sendable, Codable, Equatable {
     public var olderThanDays: Int?
     /// One entry per hypertable.
     public var tables: [CompressTableReport]?
+    /// Chunks compressed across all hypertables.
+    public var chunksCompressed: Int?
+    /// The hypertables' total size before this run.
+    public var bytesBefore: Int64?
+    /// Their total size after.
+    public var bytesAfter: Int64?
+    /// Configured tables that do not exist or are not hypertables.
+    public var skippedTables: [SkippedTable]?
+
+    /// A report of a run that did nothing, and why.
+    static func skipped(_ reason: String, version: String? = nil) -> CompressReport {
+        CompressReport(skipped: true, reason: reason, timescaledbVersion: version)
+    }
 
     enum CodingKeys: String, CodingKey {
         case skipped, reason, tables
         case timescaledbVersion = "timescaledb_version"
         case olderThanDays = "older_than_days"
+        case chunksCompressed = "chunks_compressed"
+        case bytesBefore = "bytes_before"
+        case bytesAfter = "bytes_after"
+        case skippedTables = "skipped_tables"
     }
 }
 
 /// The `compress` task: on TimescaleDB, enables compression (segmented by symbol, ordered by
-/// the time column, newest first) on hypertables lacking it and compresses chunks older than
-/// N days, one chunk per statement (so one per transaction). On plain PostgreSQL it succeeds
-/// with `{"skipped": true, "reason": "timescaledb extension not installed"}`.
+/// the time column, newest first, then the rest of the primary key) on the configured
+/// hypertables lacking it and compresses their chunks older than N days, one chunk per
+/// statement (so one per transaction): chunks never compressed, and compressed ones that had
+/// rows written since. Every statement runs under `compress.lock_timeout_ms`. On plain
+/// PostgreSQL or the Apache-licensed build it succeeds with `{"skipped": true, "reason": …}`.
 ///
 /// Args: `older_than_days`.
 public struct CompressTask: JobTask {
     /// `compress`.
     public let name = "compress"
-    /// Threshold and segmentation.
+    /// Threshold, segmentation and lock timeout.
     public let settings: CompressSettings
 
     /// Creates the task.
@@ -100,6 +146,9 @@ public struct CompressTask: JobTask {
             let report = try await Self.execute(
                 settings: effective, connection: connection, checkCancellation: { try context.checkCancellation() })
             await connection.close()
+            context.logger.info("compress_finished", metadata: [
+                "chunks_compressed": "\(report.chunksCompressed ?? 0)", "skipped": "\(report.skipped)",
+            ])
             return try JobResult(report)
         } catch {
             await connection.close()
@@ -111,45 +160,98 @@ public struct CompressTask: JobTask {
         settings: CompressSettings, connection: PostgresConnection, checkCancellation: @escaping @Sendable () throws -> Void
     ) async throws -> CompressReport {
         guard let version = try await connection.withSession({ try Catalog.timescaleVersion(session: $0) }) else {
-            return CompressReport(skipped: true, reason: "timescaledb extension not installed")
+            return .skipped("timescaledb extension not installed")
         }
         let license: String = try await connection.query(TimescaleSQL.license).first?.decodeIfPresent("timescaledb.license") ?? ""
         if license == "apache" {
-            return CompressReport(
-                skipped: true, reason: "timescaledb is the Apache-2 licensed build (timescaledb.license = apache); compression needs the community license",
-                timescaledbVersion: version)
+            return .skipped(
+                "timescaledb is the Apache-2 licensed build (timescaledb.license = apache); compression needs the community license",
+                version: version)
+        }
+        // This connection is the task's own: the setting lasts until it is closed.
+        try await connection.execute("SET lock_timeout = \(settings.lockTimeoutMilliseconds)")
+        let (targets, skippedTables) = try await connection.withSession { session in
+            try Self.targets(settings: settings, session: session)
         }
         var reports: [CompressTableReport] = []
-        let hypertables = try await connection.query(TimescaleSQL.hypertables)
-        for row in hypertables {
+        for target in targets {
             try checkCancellation()
-            let schema: String = try row.decode("schema"), table: String = try row.decode("name")
-            let quoted: String = try row.decode("quoted")
-            let enabled: Bool = try row.decode("compression_enabled")
-            var report = CompressTableReport(table: "\(schema).\(table)", compressionEnabled: false, chunksCompressed: 0, bytesBefore: 0, bytesAfter: 0)
+            let quoted = target.table.quoted
+            var report = CompressTableReport(
+                table: target.table.qualified, compressionEnabled: false, chunksCompressed: 0, chunksRecompressed: 0,
+                bytesBefore: 0, bytesAfter: 0)
             report.bytesBefore = try await connection.query(TimescaleSQL.hypertableSize, [quoted]).first?.decodeIfPresent("bytes") ?? 0
-            if !enabled {
-                let statement = try await connection.withSession { session -> String? in
-                    guard let resolved = try Catalog.table(schema: schema, name: table, session: session),
-                          let time: String = try session.query(TimescaleSQL.timeDimension, [schema, table]).first?.decodeIfPresent("column_name"),
-                          let timeColumn = try Catalog.column(time, of: resolved, session: session)
-                    else { return nil }
-                    let segment = try Catalog.column(settings.segmentBy, of: resolved, session: session)
-                    return TimescaleSQL.enableCompression(table: resolved.quoted, segmentBy: segment?.quoted, orderBy: timeColumn.quoted)
-                }
-                guard let statement else { continue }
-                try await connection.execute(statement)
+            if let statement = target.enableStatement {
+                try await run(statement, operation: "compress: enabling compression on \(report.table)", settings: settings, connection: connection)
                 report.compressionEnabled = true
             }
-            let chunks = try await connection.query(TimescaleSQL.uncompressedChunksOlderThan, [quoted, settings.olderThanDays])
+            let chunks = try await connection.query(TimescaleSQL.chunksToCompress, [quoted, settings.olderThanDays])
             for chunk in chunks {
                 try checkCancellation()
-                try await connection.execute(TimescaleSQL.compressStatement(chunk: try chunk.decode("chunk"), version: version))
+                let name: String = try chunk.decode("chunk")
+                try await run(
+                    TimescaleSQL.compressStatement(chunk: name, version: version),
+                    operation: "compress: compressing chunk \(name) of \(report.table)", settings: settings, connection: connection)
                 report.chunksCompressed += 1
+                if try chunk.decode("compressed", as: Bool.self) { report.chunksRecompressed += 1 }
             }
             report.bytesAfter = try await connection.query(TimescaleSQL.hypertableSize, [quoted]).first?.decodeIfPresent("bytes") ?? 0
             reports.append(report)
         }
-        return CompressReport(skipped: false, timescaledbVersion: version, olderThanDays: settings.olderThanDays, tables: reports)
+        return CompressReport(
+            skipped: false, timescaledbVersion: version, olderThanDays: settings.olderThanDays, tables: reports,
+            chunksCompressed: reports.reduce(0) { $0 + $1.chunksCompressed },
+            bytesBefore: reports.reduce(0) { $0 + $1.bytesBefore }, bytesAfter: reports.reduce(0) { $0 + $1.bytesAfter },
+            skippedTables: skippedTables)
+    }
+
+    /// A configured hypertable, with the statement turning compression on when it is off.
+    struct Target: Sendable {
+        let table: ResolvedTable
+        let enableStatement: String?
+    }
+
+    /// Resolves the configured tables: hypertables become targets, the rest are skipped.
+    static func targets(settings: CompressSettings, session: PostgresSession) throws -> ([Target], [SkippedTable]) {
+        var targets: [Target] = []
+        var skipped: [SkippedTable] = []
+        for name in settings.tables {
+            guard let table = try Catalog.table(name, session: session) else {
+                skipped.append(SkippedTable(table: name, reason: "table does not exist"))
+                continue
+            }
+            if targets.contains(where: { $0.table == table }) { continue }
+            guard let state = try session.query(TimescaleSQL.compressionEnabled, [table.schema, table.name]).first,
+                  let time: String = try session.query(TimescaleSQL.timeDimension, [table.schema, table.name]).first?.decodeIfPresent("column_name"),
+                  let timeColumn = try Catalog.column(time, of: table, session: session)
+            else {
+                skipped.append(SkippedTable(table: name, reason: "not a hypertable"))
+                continue
+            }
+            var statement: String?
+            if try !state.decode("compression_enabled", as: Bool.self) {
+                let segment = try Catalog.column(settings.segmentBy, of: table, session: session)
+                let key: [String] = try session.query(TimescaleSQL.primaryKeyColumns, [table.oid]).map { try $0.decode("quoted") }
+                statement = TimescaleSQL.enableCompression(
+                    table: table.quoted, segmentBy: segment?.quoted, orderBy: timeColumn.quoted,
+                    thenBy: key.filter { $0 != segment?.quoted && $0 != timeColumn.quoted })
+            }
+            targets.append(Target(table: table, enableStatement: statement))
+        }
+        return (targets, skipped)
+    }
+
+    /// Runs one compression statement; a server error comes back naming what was being done
+    /// (and, for a lock wait that ran out, the setting that bounds it).
+    static func run(_ statement: String, operation: String, settings: CompressSettings, connection: PostgresConnection) async throws {
+        do {
+            try await connection.execute(statement)
+        } catch let error as PostgresError where error.sqlState == "55P03" {
+            throw MaintenanceError.database(
+                operation: "\(operation): gave up waiting for a lock after compress.lock_timeout_ms = \(settings.lockTimeoutMilliseconds)",
+                error: error)
+        } catch let error as PostgresError where error.kind == .server {
+            throw MaintenanceError.database(operation: operation, error: error)
+        }
     }
 }

@@ -325,11 +325,17 @@ public struct RetentionTask: JobTask {
                 method: "batched_delete", rows: 0, chunks: nil, partitions: nil, batches: 0, seconds: 0, note: nil)
             let filterValues = target.rule.filterValues
             if target.hypertable {
-                let sql = dryRun
-                    ? TimescaleSQL.countDroppableChunks(columnType: target.column.typeName)
-                    : TimescaleSQL.dropChunks(columnType: target.column.typeName)
                 report.method = dryRun ? "count" : "drop_chunks"
-                report.chunks = try await connection.query(sql, [target.table.quoted, cutoff]).first?.decode("chunks", as: Int.self) ?? 0
+                // The rows of the chunks that go are counted first: drop_chunks returns only names.
+                let droppable = try await connection.query(
+                    TimescaleSQL.countDroppableChunks(columnType: target.column.typeName), [target.table.quoted, cutoff]).first
+                report.rows = try droppable?.decode("rows", as: Int.self) ?? 0
+                report.chunks = try droppable?.decode("chunks", as: Int.self) ?? 0
+                if !dryRun {
+                    report.chunks = try await connection.query(
+                        TimescaleSQL.dropChunks(columnType: target.column.typeName), [target.table.quoted, cutoff]
+                    ).first?.decode("chunks", as: Int.self) ?? 0
+                }
                 report.note = "drop_chunks removes only chunks whose whole time range is before the cutoff; rows in a chunk that straddles it stay until the chunk is entirely past it"
             } else {
                 if !dryRun {

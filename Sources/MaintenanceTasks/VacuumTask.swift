@@ -192,7 +192,11 @@ public struct VacuumTask: JobTask {
             // Its own simple-protocol statement: autocommit, never inside a transaction block.
             try await connection.execute("VACUUM (ANALYZE) \(table.quoted)")
             if reindex {
-                for candidate in try await indexEstimates(of: table, connection: connection) {
+                // A hypertable's own indexes are empty: its chunks' indexes hold the entries.
+                let holders = hyper ? try await chunks(of: table, connection: connection) : [table]
+                var candidates: [IndexEstimate] = []
+                for holder in holders { candidates += try await indexEstimates(of: holder, connection: connection) }
+                for candidate in candidates {
                     checked += 1
                     guard candidate.bytes >= settings.reindexMinimumBytes, candidate.bloat >= settings.reindexBloatThreshold else { continue }
                     try checkCancellation()
@@ -219,6 +223,15 @@ public struct VacuumTask: JobTask {
         try await connection.query(TimescaleSQL.isHypertable, [table.schema, table.name]).first?.decode("hyper") ?? false
     }
 
+    /// The chunks of a hypertable, as tables.
+    static func chunks(of table: ResolvedTable, connection: PostgresConnection) async throws -> [ResolvedTable] {
+        try await connection.query(TimescaleSQL.chunkTables, [table.quoted]).map { row in
+            ResolvedTable(
+                oid: try row.decode("oid"), schema: try row.decode("schema"), name: try row.decode("name"),
+                quoted: try row.decode("quoted"))
+        }
+    }
+
     static func sizes(of table: ResolvedTable, hypertable: Bool, connection: PostgresConnection) async throws -> TableSizes {
         let stats = try await connection.query(
             """
@@ -236,6 +249,8 @@ public struct VacuumTask: JobTask {
             sizes.totalBytes = try hyper.decode("total_bytes")
             sizes.tableBytes = try hyper.decode("table_bytes")
             sizes.indexBytes = try hyper.decode("index_bytes")
+            sizes.deadTuples = try hyper.decode("dead_tuples")
+            sizes.liveTuples = try hyper.decode("live_tuples")
         }
         return sizes
     }

@@ -90,10 +90,25 @@ final class VacuumCompressTests: XCTestCase {
         } catch is InvalidJobArguments {}
     }
 
+    func testCompressSettingsAreValidated() throws {
+        XCTAssertNoThrow(try CompressSettings(lockTimeoutMilliseconds: 0).validate())
+        XCTAssertThrowsError(try CompressSettings(lockTimeoutMilliseconds: -1).validate()) { error in
+            guard case MaintenanceError.invalidSetting(let key, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(key, "compress.lock_timeout_ms")
+        }
+        XCTAssertThrowsError(try CompressSettings(segmentBy: "symbol; DROP TABLE x").validate()) { error in
+            guard case MaintenanceError.invalidSetting(let key, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(key, "compress.segment_by")
+        }
+    }
+
     func testTimescaleStatementBuilders() {
         XCTAssertEqual(
             TimescaleSQL.enableCompression(table: "public.market_data_daily", segmentBy: "symbol", orderBy: "date"),
             "ALTER TABLE public.market_data_daily SET (timescaledb.compress, timescaledb.compress_segmentby = 'symbol', timescaledb.compress_orderby = 'date DESC')")
+        XCTAssertEqual(
+            TimescaleSQL.enableCompression(table: "public.volume_slots", segmentBy: "symbol", orderBy: "date", thenBy: ["slot_index"]),
+            "ALTER TABLE public.volume_slots SET (timescaledb.compress, timescaledb.compress_segmentby = 'symbol', timescaledb.compress_orderby = 'date DESC, slot_index')")
         XCTAssertEqual(
             TimescaleSQL.enableCompression(table: "s.\"Odd\"", segmentBy: nil, orderBy: "\"it's\""),
             "ALTER TABLE s.\"Odd\" SET (timescaledb.compress, timescaledb.compress_orderby = '\"it''s\" DESC')")
@@ -124,8 +139,9 @@ final class VacuumCompressTests: XCTestCase {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
         try await conn.execute("PREPARE v AS \(TimescaleSQL.installedVersion)")
-        for (i, sql) in [TimescaleSQL.timeDimension, TimescaleSQL.hypertables, TimescaleSQL.isHypertable,
-                         TimescaleSQL.uncompressedChunksOlderThan, TimescaleSQL.hypertableDetailedSize,
+        for (i, sql) in [TimescaleSQL.timeDimension, TimescaleSQL.compressionEnabled, TimescaleSQL.isHypertable,
+                         TimescaleSQL.chunksToCompress, TimescaleSQL.hypertableDetailedSize, TimescaleSQL.chunkTables,
+                         TimescaleSQL.primaryKeyColumns,
                          TimescaleSQL.dropChunks(columnType: "date"), TimescaleSQL.countDroppableChunks(columnType: "timestamptz")].enumerated() {
             let body = sql.replacingOccurrences(of: "$1", with: "a").replacingOccurrences(of: "$2", with: "b")
                 .replacingOccurrences(of: "$3", with: "c")

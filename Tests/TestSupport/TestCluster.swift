@@ -88,10 +88,67 @@ extension TestCluster {
         if templateReady { return }
         try cluster.createDatabaseIfMissing("closebell_template")
         let session = try PostgresSession(conninfo: cluster.url(database: "closebell_template"))
+        let migrator = try Migrator(directory: migrationsDirectory)
+        do {
+            _ = try Migrator.migrate(session, files: migrator.files)
+            session.close()
+        } catch {
+            session.close()
+            throw error
+        }
+        try closeToConnections("closebell_template", cluster)
+        templateReady = true
+    }
+
+    /// Makes a template database refuse connections, as template0 does, and waits until no
+    /// session is left on it. With TimescaleDB preloaded its launcher otherwise restarts a
+    /// scheduler on the template at every CREATE DATABASE … TEMPLATE, which then fails with
+    /// "source database is being accessed by other users".
+    private static func closeToConnections(_ name: String, _ cluster: LocalCluster) throws {
+        let admin = try PostgresSession(conninfo: cluster.url(database: "postgres"))
+        defer { admin.close() }
+        try admin.execute("ALTER DATABASE \(PostgresSession.quoteIdentifier(name)) WITH ALLOW_CONNECTIONS false")
+        for _ in 0..<400 {
+            let others: Int = try admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", [name])
+                .first?.decode("n") ?? 0
+            if others == 0 { return }
+            usleep(50_000)
+        }
+    }
+}
+
+extension TestCluster {
+    /// True when the shared cluster preloads TimescaleDB (LocalCluster does so when the
+    /// extension is installed on this machine). Tests of the TimescaleDB paths skip otherwise.
+    public static func timescaleAvailable() throws -> Bool {
+        let session = try PostgresSession(conninfo: try shared().url(database: "postgres"))
         defer { session.close() }
+        return try session.query(
+            """
+            SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+                   AND 'timescaledb' = ANY(string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) AS ok
+            """
+        ).first?.decode("ok") ?? false
+    }
+
+    /// Creates a database with the `timescaledb` extension created before every migration
+    /// runs (so 0002 makes hypertables) and returns its connection URL. Each one is migrated
+    /// on its own: TimescaleDB's scheduler stays connected to a database with the extension,
+    /// so such a database cannot serve as a template. Call only when `timescaleAvailable()`.
+    public static func timescaleDatabase(_ prefix: String = "ts", on cluster: LocalCluster? = nil) throws -> (url: String, name: String) {
+        let cluster = try cluster ?? shared()
+        lock.lock()
+        counter += 1
+        let name = "\(prefix.lowercased())_\(getpid())_\(counter)"
+        lock.unlock()
+        try cluster.createDatabaseIfMissing(name)
+        let url = cluster.url(database: name)
+        let session = try PostgresSession(conninfo: url)
+        defer { session.close() }
+        try session.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         let migrator = try Migrator(directory: migrationsDirectory)
         _ = try Migrator.migrate(session, files: migrator.files)
-        templateReady = true
+        return (url, name)
     }
 }
 
