@@ -87,6 +87,7 @@ let package = Package(
         .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "MarketDataTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "LogOutputTests", dependencies: ["Closebell", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient", "HTTPClient", "LocalCluster", "ChildProcess"], swiftSettings: strict),
     ]
 )

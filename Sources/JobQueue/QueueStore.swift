@@ -180,7 +180,7 @@ public enum QueueStore {
     /// Records the outcomes of many attempts (successes and failures together) in ONE statement;
     /// `cancelled` outcomes are skipped. Returns the ids updated, with their new state (a job
     /// whose lease was lost is not updated). One statement matters for cycle runs: the
-    /// statement-level trigger of migration 0004 locks the runs it advances in run id order,
+    /// statement-level trigger (migrations 0004, 0060) locks the runs it advances in run id order,
     /// which prevents deadlocks only when a transaction advances all its runs in one statement;
     /// successes and failures written by two statements of one transaction could lock two runs
     /// in opposite orders in two workers.

@@ -30,6 +30,8 @@ public final class Worker: @unchecked Sendable {
     /// The batch the ack loop is writing now (still leased, so heartbeats keep covering it).
     private var writingOutcomes: [(job: ClaimedJob, outcome: JobOutcome)] = []
     private var draining = false
+    /// Jobs that ended `cancelled` while the worker was stopping (their flags raised by `drain`).
+    private var cancelledWhileDraining: Set<Int64> = []
     private var stopped = false
     private var lastActivity = Date()
 
@@ -197,23 +199,26 @@ public final class Worker: @unchecked Sendable {
         }
         let seconds = Date().timeIntervalSince(started)
         stats.recordFinished(task: job.task, outcome: outcome, seconds: seconds)
+        // A number (microsecond precision), not text formatted per line: this is the hot path.
+        let duration = Logger.MetadataValue.stringConvertible((seconds * 1_000_000).rounded() / 1_000_000)
         switch outcome {
         case .succeeded:
-            jobLogger.info("task_completed", metadata: ["duration_s": "\(String(format: "%.3f", seconds))"])
+            jobLogger.info("task_completed", metadata: ["duration_s": duration])
         case .failed(let record, let retryable, let delay):
             let willRetry = retryable && job.attempt < job.maxAttempts
             jobLogger.error("task_failed", metadata: [
-                "duration_s": "\(String(format: "%.3f", seconds))", "error": "\(record.error)",
+                "duration_s": duration, "error": "\(record.error)",
                 "retry_in_s": willRetry ? "\(String(format: "%.1f", delay))" : "none",
             ])
         case .cancelled:
-            jobLogger.warning("task_cancelled", metadata: ["duration_s": "\(String(format: "%.3f", seconds))"])
+            jobLogger.warning("task_cancelled", metadata: ["duration_s": duration])
         }
         // The slot frees as soon as the task is done; the outcome is written by the ack loop,
         // batched with others (the job keeps its lease until then).
         lock.withLock {
             running[job.id] = nil
             pendingOutcomes.append((job, outcome))
+            if case .cancelled = outcome, draining { cancelledWhileDraining.insert(job.id) }
             lastActivity = Date()
         }
         ackWake.signal()
@@ -424,10 +429,18 @@ public final class Worker: @unchecked Sendable {
                 job.handle.cancel()
             }
             let worker = configuration.workerID
-            // A task that finished before its flag went up has its outcome queued: releasing it
-            // would put a finished job back and make it run again.
+            // Give the cancelled tasks a moment to end. A task that finished before its flag
+            // went up has a real outcome queued: releasing it would put a finished job back and
+            // make it run again. Released are the jobs still running and those that ended
+            // because of the flag (outcome `cancelled`, which is never written).
+            let ids = Set(leftovers.map(\.job.id))
+            let settle = Date().addingTimeInterval(min(2, max(0.1, configuration.graceSeconds)))
+            while Date() < settle, lock.withLock({ !ids.isDisjoint(with: running.keys) }) {
+                try? await Task.sleep(nanoseconds: 10_000_000)
+            }
             let held = lock.withLock {
-                leftovers.filter { running[$0.job.id] != nil }.map { (id: $0.job.id, attempt: $0.job.attempt) }
+                leftovers.filter { running[$0.job.id] != nil || cancelledWhileDraining.contains($0.job.id) }
+                    .map { (id: $0.job.id, attempt: $0.job.attempt) }
             }
             do {
                 let released = try await ackLink.run { try QueueStore.release($0, worker: worker, jobs: held) }

@@ -51,7 +51,7 @@ public struct VolumeSlot: Sendable, Equatable, Hashable {
 }
 
 /// The bulk write path of the market-data tables: rows are streamed with `COPY` into a
-/// temporary staging table and merged with ONE `INSERT … ON CONFLICT DO UPDATE`, in one short
+/// temporary staging table (one per connection, emptied at each commit) and merged with ONE `INSERT … ON CONFLICT DO UPDATE`, in one short
 /// transaction. Rows whose values did not change are not rewritten (no dead tuples on an
 /// idempotent rerun). All functions block: call them inside `PostgresConnection.withSession`.
 public enum MarketDataWriter {
@@ -74,17 +74,27 @@ public enum MarketDataWriter {
     public static func writeDailyBars(_ bars: [MarketBar], session: PostgresSession) throws -> Outcome {
         guard !bars.isEmpty else { return Outcome(staged: 0, written: 0) }
         return try session.transaction { tx in
-            try tx.execute("""
-                CREATE TEMP TABLE closebell_daily_staging (
-                    symbol text, date date, ts bigint, open numeric, high numeric, low numeric, close numeric,
-                    volume numeric, vwap numeric, trades_count bigint
-                ) ON COMMIT DROP
+            try stagingTable(tx, "closebell_daily_staging", """
+                symbol text, date date, open numeric, high numeric, low numeric, close numeric,
+                volume numeric, vwap numeric, trades_count bigint
                 """)
+            // One row per key, the latest bar winning, chosen here, and the rows in key order
+            // (concurrent writers lock the rows they update in one order): the upsert then needs
+            // no DISTINCT ON, a sort of the whole batch in the server.
             var zone = NewYorkTime.OffsetCache()
+            var latest: [String: (bar: MarketBar, date: String)] = [:]
+            latest.reserveCapacity(bars.count)
+            for bar in bars {
+                let date = zone.local(epochMilliseconds: bar.timestamp).date.description
+                let key = bar.symbol + "\u{1F}" + date
+                if let kept = latest[key], kept.bar.timestamp > bar.timestamp { continue }
+                latest[key] = (bar, date)
+            }
+            let rows = latest.sorted { $0.key < $1.key }
             let staged = try tx.copyIn("COPY closebell_daily_staging FROM STDIN") { writer in
-                for bar in bars {
+                for (_, (bar, date)) in rows {
                     try writer.writeRow([
-                        bar.symbol, zone.local(epochMilliseconds: bar.timestamp).date.description, String(bar.timestamp),
+                        bar.symbol, date,
                         text(bar.open), text(bar.high), text(bar.low), text(bar.close), text(bar.volume),
                         bar.vwap.map(text), bar.tradesCount.map { String($0) },
                     ])
@@ -92,9 +102,8 @@ public enum MarketDataWriter {
             }
             let merged = try tx.execute("""
                 INSERT INTO market_data_daily AS d (symbol, date, open, high, low, close, volume, vwap, trades_count, updated_at)
-                SELECT DISTINCT ON (symbol, date) symbol, date, open, high, low, close, volume, vwap, trades_count, now()
+                SELECT symbol, date, open, high, low, close, volume, vwap, trades_count, now()
                   FROM closebell_daily_staging
-                 ORDER BY symbol, date, ts DESC
                 ON CONFLICT (symbol, date) DO UPDATE
                    SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
                        volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, trades_count = EXCLUDED.trades_count,
@@ -114,10 +123,7 @@ public enum MarketDataWriter {
     public static func writeVolumeSlots(_ slots: [VolumeSlot], session: PostgresSession) throws -> Outcome {
         guard !slots.isEmpty else { return Outcome(staged: 0, written: 0) }
         return try session.transaction { tx in
-            try tx.execute("""
-                CREATE TEMP TABLE closebell_slots_staging (symbol text, date date, slot_index smallint, volume numeric)
-                ON COMMIT DROP
-                """)
+            try stagingTable(tx, "closebell_slots_staging", "symbol text, date date, slot_index smallint, volume numeric")
             let staged = try tx.copyIn("COPY closebell_slots_staging FROM STDIN") { writer in
                 for slot in slots {
                     try writer.writeRow([slot.symbol, slot.date.description, String(slot.slotIndex), text(slot.volume)])
@@ -138,6 +144,15 @@ public enum MarketDataWriter {
                 """)
             return Outcome(staged: staged, written: (merged.affectedRows ?? 0) + (removed.affectedRows ?? 0))
         }
+    }
+
+    /// Creates the connection's temporary staging table `name` unless it exists. Its rows go at
+    /// every commit or rollback (`ON COMMIT DELETE ROWS`), so a task that writes thousands of
+    /// batches on one connection creates it once instead of adding and dropping catalog rows
+    /// for every batch.
+    private static func stagingTable(_ tx: PostgresSession, _ name: String, _ columns: String) throws {
+        let exists = try tx.query("SELECT to_regclass($1) IS NOT NULL AS found", ["pg_temp." + name]).first?["found"] == "t"
+        if !exists { try tx.execute("CREATE TEMP TABLE \(name) (\(columns)) ON COMMIT DELETE ROWS") }
     }
 
     /// Upserts one symbol's ticker details into `ticker_metadata`, stamping `updated_at`:
@@ -203,6 +218,82 @@ public enum MarketDataWriter {
         return rows.affectedRows ?? 0
     }
 
-    /// The exact decimal text of a value (`Decimal.description` never uses an exponent).
-    static func text(_ value: Decimal) -> String { value.description }
+    /// The exact decimal text of a value, as `Decimal.description` writes it (no exponent, no
+    /// trailing fraction zeros). Foundation's `description` divides the 128-bit mantissa digit by
+    /// digit and allocates on the way, which made formatting the largest cost of a load; this
+    /// writes the digits of a mantissa that fits 64 bits directly.
+    static func text(_ value: Decimal) -> String {
+        guard let parts = DecimalParts(value), parts.mantissa != 0 else { return value.isZero ? "0" : value.description }
+        var mantissa = parts.mantissa, exponent = parts.exponent
+        while exponent < 0, mantissa % 10 == 0 {
+            mantissa /= 10
+            exponent += 1
+        }
+        var digits = Array(String(mantissa).utf8)
+        if exponent > 0 {
+            digits.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: exponent))
+        } else if exponent < 0 {
+            let fraction = -exponent
+            if digits.count <= fraction {
+                digits.insert(contentsOf: repeatElement(UInt8(ascii: "0"), count: fraction - digits.count + 1), at: 0)
+            }
+            digits.insert(UInt8(ascii: "."), at: digits.count - fraction)
+        }
+        if parts.negative { digits.insert(UInt8(ascii: "-"), at: 0) }
+        return String(decoding: digits, as: UTF8.self)
+    }
+}
+
+/// The sign, exponent and (64-bit) mantissa of a `Decimal`, read from its storage.
+///
+/// swift-foundation stores a `Decimal` in 20 bytes: an `Int8` exponent; a byte holding the
+/// length in 16-bit words (high 4 bits), the sign (bit 3) and the compact flag (bit 2); two
+/// reserved bytes; eight little-endian 16-bit mantissa words. It does not expose those fields
+/// on Linux. The layout is checked
+/// once against values built through the public API; if it ever differs, `init` always fails
+/// and callers use `description`.
+struct DecimalParts {
+    let negative: Bool
+    let exponent: Int
+    let mantissa: UInt64
+
+    /// Nil for NaN, for a mantissa wider than 64 bits, or when the layout check failed.
+    init?(_ value: Decimal) {
+        guard Self.layoutMatches, let parts = Self.read(value) else { return nil }
+        self = parts
+    }
+
+    private init(negative: Bool, exponent: Int, mantissa: UInt64) {
+        self.negative = negative
+        self.exponent = exponent
+        self.mantissa = mantissa
+    }
+
+    private static func read(_ value: Decimal) -> DecimalParts? {
+        guard MemoryLayout<Decimal>.size == 20 else { return nil }
+        return withUnsafeBytes(of: value) { raw -> DecimalParts? in
+            let exponent = Int(Int8(bitPattern: raw[0]))
+            let length = Int(raw[1] >> 4)
+            let negative = raw[1] & 0x08 != 0
+            guard length > 0 || !negative, length <= 4 else { return nil }
+            var mantissa: UInt64 = 0
+            for word in (0..<length).reversed() {
+                mantissa = mantissa << 16 | UInt64(raw[4 + 2 * word]) | UInt64(raw[5 + 2 * word]) << 8
+            }
+            return DecimalParts(negative: negative, exponent: exponent, mantissa: mantissa)
+        }
+    }
+
+    /// Whether `read` decodes values built through the public API to what they are.
+    private static let layoutMatches: Bool = {
+        let probes: [(Decimal, Bool, Int, UInt64)] = [
+            (Decimal(sign: .minus, exponent: -2, significand: 1234), true, -2, 1234),
+            (Decimal(sign: .plus, exponent: 7, significand: Decimal(UInt64(0x1234_5678_9ABC))), false, 7, 0x1234_5678_9ABC),
+            (Decimal(sign: .plus, exponent: -20, significand: Decimal(UInt64.max)), false, -20, UInt64.max),
+        ]
+        return probes.allSatisfy { value, negative, exponent, mantissa in
+            guard let parts = read(value) else { return false }
+            return parts.negative == negative && parts.exponent == exponent && parts.mantissa == mantissa
+        }
+    }()
 }

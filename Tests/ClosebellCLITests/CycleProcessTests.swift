@@ -68,13 +68,13 @@ final class CycleProcessTests: XCTestCase {
             .filter { $0.contains(#""event":"maintenance_cycle_finished""#) }
         XCTAssertEqual(finishedLines.count, 1)
         let line = try XCTUnwrap(finishedLines.first)
-        let fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])
-        XCTAssertEqual(fields["success"], "true")
-        XCTAssertEqual(fields["total"], String(tasks.count))
-        XCTAssertEqual(fields["completed"], String(tasks.count))
-        XCTAssertEqual(fields["failed"], "0")
-        XCTAssertEqual(fields["cycle"], "daily")
-        XCTAssertNotNil(fields["duration_s"])
+        let fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(fields["success"] as? String, "true")
+        XCTAssertEqual((fields["total"] as? NSNumber)?.intValue, tasks.count, "counts are JSON numbers")
+        XCTAssertEqual((fields["completed"] as? NSNumber)?.intValue, tasks.count)
+        XCTAssertEqual((fields["failed"] as? NSNumber)?.intValue, 0)
+        XCTAssertEqual(fields["cycle"] as? String, "daily")
+        XCTAssertNotNil(fields["duration_s"] as? NSNumber)
     }
 }
 

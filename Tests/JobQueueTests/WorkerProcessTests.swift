@@ -67,13 +67,20 @@ final class WorkerProcessTests: XCTestCase {
         let output = try String(contentsOfFile: log, encoding: .utf8)
         XCTAssertTrue(output.contains(#""event":"worker_stopping""#), output)
         XCTAssertTrue(output.contains(#""event":"task_completed""#))
+        // Every line is a JSON object starting with ts, level and msg; numbers are numbers.
+        for line in output.split(separator: "\n") {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+            XCTAssertTrue(line.hasPrefix(#"{"ts":""#) && line.contains(#"","level":""#), String(line))
+            XCTAssertNotNil(object["msg"] as? String, String(line))
+        }
         // Structured lines carry the job's identity.
         let line = try XCTUnwrap(output.split(separator: "\n").first { $0.contains("task_completed") })
-        let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
-        XCTAssertEqual(object?["task"], "noop")
-        XCTAssertEqual(object?["attempt"], "1")
-        XCTAssertNotNil(object?["job_id"])
-        XCTAssertNotNil(object?["duration_s"])
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(object["task"] as? String, "noop")
+        XCTAssertEqual((object["attempt"] as? NSNumber)?.intValue, 1)
+        XCTAssertNotNil(object["job_id"] as? NSNumber)
+        let duration = try XCTUnwrap(object["duration_s"] as? NSNumber, "duration_s is a number: \(line)")
+        XCTAssertGreaterThan(duration.doubleValue, 1.0, "the job slept 1.5 s")
     }
 
     func testPsqlInsertOfAMisspelledTaskIsRefused() throws {

@@ -10,11 +10,13 @@ final class BenchmarkTests: XCTestCase {
         let db = try TestCluster.migratedDatabase()
         let report = try await IngestBenchmark.run(
             conninfo: db.url, dailySymbols: 300, minuteSymbols: 3,
-            api: .init(symbols: 6, days: 2, latency: 0.01, requestsPerSecond: 200, concurrency: 4))
+            api: .init(symbols: 6, days: 2, latency: 0.01, requestsPerSecond: 200, concurrency: 4), repeats: 2)
         print(report.text)
         XCTAssertEqual(report.slotRows, 3 * 192)
         XCTAssertEqual(report.minuteBars, 3 * 960)
-        XCTAssertEqual(report.measurements.count, 7)
+        XCTAssertEqual(report.measurements.count, 8)
+        XCTAssertNotNil(report.ratio(IngestBenchmark.Labels.dailyEmpty, to: IngestBenchmark.Labels.dailyCopy))
+        XCTAssertNotNil(report.ratio(IngestBenchmark.Labels.slotsEmpty, to: IngestBenchmark.Labels.slotsCopy))
         XCTAssertTrue(report.measurements.allSatisfy { $0.rows > 0 })
         // 2 grouped-daily requests + one minute request per symbol.
         XCTAssertEqual(report.apiRun?.requests, 2 + 6)

@@ -61,6 +61,44 @@ final class WriterTests: XCTestCase {
         await conn.close()
     }
 
+    func testTheLatestBarOfAKeyInOneBatchWins() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        var later = bar("AAPL", "2025-03-10", close: "2", volume: "20")
+        later.timestamp += 60_000
+        let batch = [later, bar("AAPL", "2025-03-10", close: "1", volume: "10"), bar("MSFT", "2025-03-10", close: "3", volume: "30")]
+        let outcome = try await conn.withSession { try MarketDataWriter.writeDailyBars(batch, session: $0) }
+        XCTAssertEqual(outcome, MarketDataWriter.Outcome(staged: 2, written: 2))
+        let rows = try await conn.query("SELECT symbol, close::text AS c FROM market_data_daily ORDER BY 1")
+        XCTAssertEqual(rows.values, [["AAPL", "2"], ["MSFT", "3"]])
+        await conn.close()
+    }
+
+    func testTheStagingTableIsCreatedOncePerConnectionAndEmptiedAtEachCommit() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let batch = [bar("AAPL", "2025-03-10", close: "2", volume: "20")]
+        let oid = { () async throws -> String? in
+            try await conn.query("SELECT to_regclass('pg_temp.closebell_daily_staging')::oid::text AS oid").first?["oid"]
+        }
+        try await conn.withSession { _ = try MarketDataWriter.writeDailyBars(batch, session: $0) }
+        let first = try await oid()
+        XCTAssertNotNil(first)
+        let left = try await conn.query("SELECT count(*) AS n FROM pg_temp.closebell_daily_staging").first?["n"]
+        XCTAssertEqual(left, "0", "rows go at commit")
+        // A refused batch (a NUL byte, which text cannot hold) rolls back; the next one works.
+        let refused = [bar("BAD\u{0}", "2025-03-10", close: "3", volume: "30")]
+        do {
+            try await conn.withSession { _ = try MarketDataWriter.writeDailyBars(refused, session: $0) }
+            XCTFail("a NUL byte was accepted")
+        } catch is PostgresError {}
+        let outcome = try await conn.withSession { try MarketDataWriter.writeDailyBars(batch, session: $0) }
+        XCTAssertEqual(outcome, MarketDataWriter.Outcome(staged: 1, written: 0))
+        let again = try await oid()
+        XCTAssertEqual(again, first, "the same table, not a new one per batch")
+        await conn.close()
+    }
+
     func testVolumeSlotsReplaceADaysSlots() async throws {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
