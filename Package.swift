@@ -66,8 +66,10 @@ let package = Package(
 
         // Async HTTP client over libcurl (transfers on dedicated threads).
         .target(name: "HTTPClient", dependencies: ["CCurl"], swiftSettings: strict),
-        // Small HTTP/1.1 server on POSIX sockets (health/metrics endpoints, webhooks, sample market).
-        .target(name: "HTTPServer", swiftSettings: strict),
+        // Small HTTP/1.1 server on POSIX sockets (health/metrics endpoints, dashboard, webhooks, sample market):
+        // one poll() event loop, a bounded handler pool. accept4/pipe2 with close-on-exec (hidden by Glibc).
+        .target(name: "CHTTPSupport"),
+        .target(name: "HTTPServer", dependencies: ["CHTTPSupport"], swiftSettings: strict),
         // Polygon.io (Massive) REST client: typed models, shared rate limiter, retries.
         .target(name: "Polygon", dependencies: ["HTTPClient"], swiftSettings: strict),
         // Deterministic sample market data and a Polygon-compatible local server (tests, demo, bench).
@@ -84,7 +86,7 @@ let package = Package(
             dependencies: ["JobQueue", "TestSupport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "JobQueue", "TestSupport", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient"], swiftSettings: strict),
         .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),

@@ -218,6 +218,8 @@ struct ClosebellConfig {
     var retention = RetentionSettings()
     var vacuum = VacuumSettings()
     var compress = CompressSettings()
+    /// Extra tables `table_sizes` measures, beyond its defaults and the retention and vacuum tables.
+    var tableSizesExtra: [String] = []
     /// `worker --http`: listen address, trigger token (`CLOSEBELL_TRIGGER_TOKEN` wins).
     var http = HTTPEndpointSettings()
     /// Webhook alerts (`CLOSEBELL_ALERT_WEBHOOK_URL` wins).
@@ -472,10 +474,21 @@ struct ClosebellConfig {
             try section.finish()
         }
 
+        if let section = try root.section("table_sizes") {
+            if let v = try section.stringList("tables") { tableSizesExtra = v }
+            try section.finish()
+        }
+
         if let section = try root.section("http") {
             if let v = try section.string("listen") { http.listen = v }
             if let v = try section.secret("trigger_token") { http.triggerToken = v }
             if let v = try section.int("database_timeout_seconds", min: 1) { http.databaseTimeoutSeconds = v }
+            if let v = try section.double("cache_seconds", min: 0) { http.cacheSeconds = v }
+            if let v = try section.int("max_connections", min: 1) { http.maxConnections = v }
+            if let v = try section.double("header_timeout_seconds", min: 0.1) { http.headerTimeoutSeconds = v }
+            if let v = try section.double("idle_timeout_seconds", min: 0.1) { http.idleTimeoutSeconds = v }
+            if let v = try section.int("handler_threads", min: 1) { http.handlerThreads = v }
+            if let v = try section.double("dashboard_refresh_seconds", min: 1) { http.dashboardRefreshSeconds = v }
             try section.finish()
         }
 
@@ -498,10 +511,32 @@ struct ClosebellConfig {
             if let v = try section.double("check_interval_seconds", min: 1) { alerts.checkIntervalSeconds = v }
             if let v = try section.double("initial_lookback_hours", min: 0) { alerts.initialLookbackSeconds = v * 3600 }
             if let v = try section.double("timeout_seconds", min: 1) { alerts.timeoutSeconds = v }
+            if let v = try section.int("disk_quota_bytes", min: 1) { alerts.diskQuotaBytes = Int64(v) }
+            if let v = try section.double("quota_days", min: 0.1) { alerts.quotaDays = v }
+            if let v = try section.int("growth_window_days", min: 2) { alerts.growthWindowDays = v }
+            if !Self.isOff(section.raw("backup_disk_percent")), let v = try section.double("backup_disk_percent", min: 0.001) {
+                guard v <= 100 else { throw section.fail("backup_disk_percent", "must be at most 100, got \(v)") }
+                alerts.backupDiskPercent = v
+            } else if section.raw("backup_disk_percent") != nil {
+                alerts.backupDiskPercent = nil
+            }
+            if let v = try section.int("table_growth_bytes_per_day", min: 1) { alerts.tableGrowthBytesPerDay = Int64(v) }
+            if !Self.isOff(section.raw("backup_max_age_hours")), let v = try section.double("backup_max_age_hours", min: 0.01) {
+                alerts.backupMaxAgeSeconds = v * 3600
+            } else if section.raw("backup_max_age_hours") != nil {
+                alerts.backupMaxAgeSeconds = nil
+            }
+            if let v = try section.bool("notify_success") { alerts.notifySuccess = v }
             try section.finish()
         }
 
         try root.finish()
+    }
+
+    /// True for a YAML `off`/`false` (or the text "off"): a check turned off.
+    static func isOff(_ value: Any?) -> Bool {
+        if let flag = value as? Bool { return !flag }
+        return (value as? String)?.lowercased() == "off"
     }
 
     /// True when `program` is an executable path, or a name found on the PATH.
@@ -551,7 +586,8 @@ struct RuntimeEnvironment {
             RetentionTask(settings: config.retention),
             VacuumTask(settings: config.vacuum),
             CompressTask(settings: config.compress),
-            TableSizesTask(),
+            TableSizesTask(configured: config.retention.rules.map(\.table) + config.vacuum.tables + config.tableSizesExtra,
+                           backupDirectory: config.backup.directory),
         ] + MarketDataTaskSet.all(source: source, settings: config.marketData))
     }
 

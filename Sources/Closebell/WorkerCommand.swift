@@ -94,7 +94,7 @@ struct WorkerOptions: ParsableArguments {
     var timeLimits: [String] = []
     @Option(name: .customLong("stop-wait"), help: "Seconds a stopped task gets to end before it is left to its lease (default: 10).")
     var stopWait: Double?
-    @Option(help: "Serve /health, /status, /metrics and POST /trigger on HOST:PORT (e.g. 127.0.0.1:8008; default: the config file's http.listen, else off).")
+    @Option(help: "Serve the dashboard (/), /livez, /readyz, /health, /status, /metrics and the token-guarded actions on HOST:PORT (e.g. 127.0.0.1:8008; default: the config file's http.listen, else off).")
     var http: String?
     @Flag(help: "Also enqueue due daily/weekly/monthly cycles (safe with many workers).")
     var schedule = false
