@@ -26,8 +26,13 @@ let package = Package(
 
         // The libpq binding: connections on their own threads, typed rows, COPY, LISTEN/NOTIFY.
         .target(name: "PostgresClient", dependencies: ["CLibPQ"], swiftSettings: strict),
-        // Child processes with posix_spawn/waitpid (initdb, pg_ctl, psql, pgbench, workers).
-        .target(name: "ChildProcess", swiftSettings: strict),
+        // The one spawn helper: single programs and pipelines (pg_dump | pigz) with posix_spawn,
+        // default signal dispositions, no inherited descriptors, environments built on purpose,
+        // waits that honour task cancellation; the one lookup of PostgreSQL programs.
+        // CChildProcess: pipe2/mkostemp with O_CLOEXEC and posix_spawn_file_actions_addclosefrom_np
+        // (Swift's Glibc module does not expose them).
+        .target(name: "CChildProcess"),
+        .target(name: "ChildProcess", dependencies: ["CChildProcess"], swiftSettings: strict),
         // A private PostgreSQL cluster (initdb/pg_ctl) for tests, the demo and benchmarks.
         .target(name: "LocalCluster", dependencies: ["PostgresClient", "ChildProcess"], swiftSettings: strict),
         // Applies the numbered SQL files of migrations/ once each, under an advisory lock.
@@ -39,9 +44,8 @@ let package = Package(
             swiftSettings: strict
         ),
         // pg_dump | pigz backups (verified, rotated), listing, verification and restore.
-        // pipe2/mkostemp with O_CLOEXEC for Backup (Swift's Glibc module does not expose them).
-        .target(name: "CBackupSupport"),
-        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "CBackupSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // (CChildProcess: mkostemp with O_CLOEXEC for the password file.)
+        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "ChildProcess", "CChildProcess", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
         .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Market-data tasks: daily bars, volume slots, metadata, volume stats, universe sync.
@@ -86,6 +90,6 @@ let package = Package(
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "MarketDataTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "LogOutputTests", dependencies: ["Closebell", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient", "HTTPClient", "LocalCluster"], swiftSettings: strict),
+        .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient", "HTTPClient", "LocalCluster", "ChildProcess"], swiftSettings: strict),
     ]
 )

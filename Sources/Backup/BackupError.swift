@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 
 /// Why a backup, verification or restore failed. A failed backup has removed its temporary
