@@ -116,7 +116,9 @@ public struct CompressReport: Sendable, Codable, Equatable {
 /// the time column, newest first, then the rest of the primary key) on the configured
 /// hypertables lacking it and compresses their chunks older than N days, one chunk per
 /// statement (so one per transaction): chunks never compressed, and compressed ones that had
-/// rows written since. Every statement runs under `compress.lock_timeout_ms`. On plain
+/// rows written since. Every statement runs under `compress.lock_timeout_ms`; catalog and size
+/// queries also under the worker's short statement timeout, compression statements under none
+/// (the job's time limit bounds them). On plain
 /// PostgreSQL or the Apache-licensed build it succeeds with `{"skipped": true, "reason": …}`.
 ///
 /// Args: `older_than_days`.
@@ -144,7 +146,8 @@ public struct CompressTask: JobTask {
         let connection = try await context.connect()
         do {
             let report = try await Self.execute(
-                settings: effective, connection: connection, checkCancellation: { try context.checkCancellation() })
+                settings: effective, connection: connection, timeouts: context.timeouts,
+                checkCancellation: { try context.checkCancellation() })
             await connection.close()
             context.logger.info("compress_finished", metadata: [
                 "chunks_compressed": "\(report.chunksCompressed ?? 0)", "skipped": "\(report.skipped)",
@@ -156,9 +159,37 @@ public struct CompressTask: JobTask {
         }
     }
 
+    /// Compresses under the task's limits and leaves the session's `lock_timeout` and
+    /// `statement_timeout` reset afterwards, also when compression failed or was cancelled.
     static func execute(
-        settings: CompressSettings, connection: PostgresConnection, checkCancellation: @escaping @Sendable () throws -> Void
+        settings: CompressSettings, connection: PostgresConnection, timeouts: TaskTimeouts = TaskTimeouts(),
+        checkCancellation: @escaping @Sendable () throws -> Void
     ) async throws -> CompressReport {
+        let report: CompressReport
+        do {
+            report = try await compress(settings: settings, connection: connection, timeouts: timeouts, checkCancellation: checkCancellation)
+        } catch {
+            // The error is what the user needs; a reset that fails too (the connection is
+            // gone) changes nothing, since the session's settings went with it.
+            try? await resetTimeouts(connection)
+            throw error
+        }
+        try await resetTimeouts(connection)
+        return report
+    }
+
+    /// `RESET lock_timeout` and `RESET statement_timeout`.
+    static func resetTimeouts(_ connection: PostgresConnection) async throws {
+        try await connection.execute("RESET lock_timeout")
+        try await connection.execute("RESET statement_timeout")
+    }
+
+    private static func compress(
+        settings: CompressSettings, connection: PostgresConnection, timeouts: TaskTimeouts,
+        checkCancellation: @escaping @Sendable () throws -> Void
+    ) async throws -> CompressReport {
+        // Catalog and size queries have a natural bound.
+        try await connection.execute(timeouts.setShortStatementTimeout)
         guard let version = try await connection.withSession({ try Catalog.timescaleVersion(session: $0) }) else {
             return .skipped("timescaledb extension not installed")
         }
@@ -168,7 +199,6 @@ public struct CompressTask: JobTask {
                 "timescaledb is the Apache-2 licensed build (timescaledb.license = apache); compression needs the community license",
                 version: version)
         }
-        // This connection is the task's own: the setting lasts until it is closed.
         try await connection.execute("SET lock_timeout = \(settings.lockTimeoutMilliseconds)")
         let (targets, skippedTables) = try await connection.withSession { session in
             try Self.targets(settings: settings, session: session)
@@ -182,7 +212,8 @@ public struct CompressTask: JobTask {
                 bytesBefore: 0, bytesAfter: 0)
             report.bytesBefore = try await connection.query(TimescaleSQL.hypertableSize, [quoted]).first?.decodeIfPresent("bytes") ?? 0
             if let statement = target.enableStatement {
-                try await run(statement, operation: "compress: enabling compression on \(report.table)", settings: settings, connection: connection)
+                try await run(statement, operation: "compress: enabling compression on \(report.table)", settings: settings, timeouts: timeouts,
+                              connection: connection)
                 report.compressionEnabled = true
             }
             let chunks = try await connection.query(TimescaleSQL.chunksToCompress, [quoted, settings.olderThanDays])
@@ -191,7 +222,8 @@ public struct CompressTask: JobTask {
                 let name: String = try chunk.decode("chunk")
                 try await run(
                     TimescaleSQL.compressStatement(chunk: name, version: version),
-                    operation: "compress: compressing chunk \(name) of \(report.table)", settings: settings, connection: connection)
+                    operation: "compress: compressing chunk \(name) of \(report.table)", settings: settings, timeouts: timeouts,
+                    connection: connection)
                 report.chunksCompressed += 1
                 if try chunk.decode("compressed", as: Bool.self) { report.chunksRecompressed += 1 }
             }
@@ -243,9 +275,14 @@ public struct CompressTask: JobTask {
 
     /// Runs one compression statement; a server error comes back naming what was being done
     /// (and, for a lock wait that ran out, the setting that bounds it).
-    static func run(_ statement: String, operation: String, settings: CompressSettings, connection: PostgresConnection) async throws {
+    /// The statement runs without a statement timeout; the short one is restored after it.
+    static func run(
+        _ statement: String, operation: String, settings: CompressSettings, timeouts: TaskTimeouts, connection: PostgresConnection
+    ) async throws {
         do {
+            try await connection.execute("SET statement_timeout = 0")
             try await connection.execute(statement)
+            try await connection.execute(timeouts.setShortStatementTimeout)
         } catch let error as PostgresError where error.sqlState == "55P03" {
             throw MaintenanceError.database(
                 operation: "\(operation): gave up waiting for a lock after compress.lock_timeout_ms = \(settings.lockTimeoutMilliseconds)",

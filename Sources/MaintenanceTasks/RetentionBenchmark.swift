@@ -1,4 +1,5 @@
 import Foundation
+import JobQueue
 import PostgresClient
 
 /// Figures from `RetentionBenchmark.run`.
@@ -73,8 +74,9 @@ public enum RetentionBenchmark {
         let expected = try await load(connection: connection, rows: rows, cutoff: cutoff)
         var start = ContinuousClock.now
         let (deleted, batches) = try await RetentionTask.deleteInBatches(
-            connection: connection, sql: batched, cutoff: cutoff, filterValues: nil, batchSize: batchSize, pause: .zero,
-            checkCancellation: {}, afterBatch: { _, _ in })
+            connection: connection, sql: batched, leaf: table, table: table, cutoff: cutoff, filterValues: nil,
+            batchSize: batchSize, pause: .zero, timeouts: TaskTimeouts(shortStatementSeconds: 0), checkCancellation: {},
+            afterBatch: { _, _ in })
         let batchedSeconds = RetentionTask.seconds(since: start)
         guard deleted == expected else {
             throw MaintenanceError.invalidSetting(key: "benchmark", reason: "batched delete removed \(deleted) rows, expected \(expected)")

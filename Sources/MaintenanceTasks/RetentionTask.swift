@@ -236,7 +236,7 @@ public struct RetentionTask: JobTask {
         do {
             let report = try await Self.execute(
                 settings: effective, tables: args.tables, dryRun: args.dryRun ?? false, connection: connection,
-                previous: previous ?? Progress(), checkCancellation: { try context.checkCancellation() },
+                previous: previous ?? Progress(), timeouts: context.timeouts, checkCancellation: { try context.checkCancellation() },
                 checkpoint: { try await context.checkpoint($0) })
             await connection.close()
             context.logger.info("retention_finished", metadata: ["rows_removed": "\(report.totalRowsRemoved)", "tables": "\(report.tables.count)"])
@@ -303,9 +303,13 @@ public struct RetentionTask: JobTask {
 
     static func execute(
         settings: RetentionSettings, tables: [String]?, dryRun: Bool, connection: PostgresConnection, previous: Progress,
-        checkCancellation: @escaping @Sendable () throws -> Void,
+        timeouts: TaskTimeouts = TaskTimeouts(), checkCancellation: @escaping @Sendable () throws -> Void,
         checkpoint: @escaping @Sendable (Progress) async throws -> Void
     ) async throws -> RetentionReport {
+        // Every statement here has a natural bound (a catalog query, one batch of batch_size
+        // rows, one chunk or partition): statement_timeout also bounds a lock wait, so a batch
+        // blocked by another transaction fails instead of waiting for ever.
+        try await connection.execute(timeouts.setShortStatementTimeout)
         let (targets, skipped) = try await connection.withSession { session in
             try Self.targets(settings: settings, requested: tables, session: session)
         }
@@ -398,8 +402,9 @@ public struct RetentionTask: JobTask {
                         let snapshot = progress
                         let (rows, batches) = try await Self.ignoringDroppedLeaf {
                             try await deleteInBatches(
-                                connection: connection, sql: sql, cutoff: cutoff, filterValues: filter,
-                                batchSize: settings.batchSize, pause: settings.pauseBetweenBatches,
+                                connection: connection, sql: sql, leaf: leaf.quoted, table: target.table.qualified,
+                                cutoff: cutoff, filterValues: filter,
+                                batchSize: settings.batchSize, pause: settings.pauseBetweenBatches, timeouts: timeouts,
                                 checkCancellation: checkCancellation,
                                 afterBatch: { rows, batches in
                                     var saved = snapshot
@@ -509,10 +514,12 @@ public struct RetentionTask: JobTask {
     }
 
     /// Runs `sql` (a batch delete: $1 cutoff, $2 limit, optional $3 filter values) until a
-    /// batch deletes fewer than `batchSize` rows. Each statement is its own transaction.
+    /// batch deletes fewer than `batchSize` rows. Each statement is its own transaction. A batch
+    /// that runs out of `statement_timeout` (blocked by a lock, or too large for it) fails with
+    /// an error naming the table; one cancelled because the job was cancelled throws `JobCancelled`.
     static func deleteInBatches(
-        connection: PostgresConnection, sql: String, cutoff: String, filterValues: [String]?, batchSize: Int, pause: Duration,
-        checkCancellation: @Sendable () throws -> Void,
+        connection: PostgresConnection, sql: String, leaf: String, table: String, cutoff: String, filterValues: [String]?,
+        batchSize: Int, pause: Duration, timeouts: TaskTimeouts, checkCancellation: @Sendable () throws -> Void,
         afterBatch: @Sendable (_ rows: Int, _ batches: Int) async throws -> Void
     ) async throws -> (rows: Int, batches: Int) {
         var rows = 0, batches = 0
@@ -520,7 +527,17 @@ public struct RetentionTask: JobTask {
         if let filterValues { params.append(filterValues) }
         while true {
             try checkCancellation()
-            let deleted = try await connection.query(sql, params).affectedRows ?? 0
+            let deleted: Int
+            do {
+                deleted = try await connection.query(sql, params).affectedRows ?? 0
+            } catch let error as PostgresError where error.sqlState == "57014" {
+                try checkCancellation()
+                throw MaintenanceError.database(
+                    operation: "retention: deleting a batch of up to \(batchSize) rows from \(table) (\(leaf)) ran out of "
+                        + "worker.statement_timeout_seconds = \(timeouts.shortStatementSeconds) (blocked by a lock held by another "
+                        + "transaction, or a batch too slow: lower retention.batch_size)",
+                    error: error)
+            }
             rows += deleted
             batches += 1
             try await afterBatch(rows, batches)

@@ -6,8 +6,8 @@ import Polygon
 ///
 /// Tests elsewhere compute expected table contents from the same functions the sample server
 /// serves (`dailyBar`, `minuteBars`, `details`...). Facts:
-/// - Trading days are the weekdays from `firstDate` through `lastDate`; NYSE holidays are not
-///   removed (an approximation: the market is assumed open every weekday).
+/// - Trading days are the NYSE trading days from `firstDate` through `lastDate`: weekends and
+///   NYSE holidays (`TradingDate.nyseHoliday`) have no bars, as on the real API.
 /// - Daily bars: prices rounded to 4 decimals, integral volumes, `vw` missing for about 1 bar in
 ///   10 and `n` missing for about 1 in 10 (independently). `timestamp` is New York midnight.
 /// - Minute bars: 04:00 to 19:59 New York; about 97% of regular-session minutes (09:30-15:59)
@@ -110,19 +110,19 @@ public struct SampleMarketData: Sendable {
     /// True when `symbol` is in the universe.
     public func contains(_ symbol: String) -> Bool { symbolSet.contains(symbol) }
 
-    /// True for a weekday from `firstDate` through `lastDate`.
+    /// True for an NYSE trading day (a weekday that is not a holiday) from `firstDate` through `lastDate`.
     public func isTradingDay(_ date: TradingDate) -> Bool {
-        date >= firstDate && date <= lastDate && date.isWeekday
+        date >= firstDate && date <= lastDate && date.isNYSETradingDay
     }
 
     /// Every trading day, oldest first.
     public var tradingDays: [TradingDate] {
-        TradingDate.range(from: firstDate, through: lastDate).filter(\.isWeekday)
+        TradingDate.range(from: firstDate, through: lastDate).filter(\.isNYSETradingDay)
     }
 
     /// Trading days from `from` through `to` (clipped to the data's range).
     public func tradingDays(from: TradingDate, through to: TradingDate) -> [TradingDate] {
-        TradingDate.range(from: max(from, firstDate), through: min(to, lastDate)).filter(\.isWeekday)
+        TradingDate.range(from: max(from, firstDate), through: min(to, lastDate)).filter(\.isNYSETradingDay)
     }
 
     // MARK: - Daily bars
@@ -311,7 +311,7 @@ public struct SampleMarketData: Sendable {
 
     /// Upcoming holidays after `lastDate` (NYSE and NASDAQ entries, as Polygon lists them):
     /// Memorial Day, Independence Day, Labor Day, Thanksgiving, Christmas and New Year's Day of
-    /// the next twelve months. These dates still count as trading days in the sample data.
+    /// the next twelve months (the sample data serves no bars on NYSE holidays).
     public var upcomingHolidays: [PolygonMarketHoliday] {
         var result: [(TradingDate, String)] = []
         for year in [lastDate.year, lastDate.year + 1] {
@@ -334,7 +334,7 @@ public struct SampleMarketData: Sendable {
     /// The last trading day in the data's range (used for market caps).
     public var lastTradingDay: TradingDate {
         var date = lastDate
-        while !date.isWeekday { date = date.adding(days: -1) }
+        while !date.isNYSETradingDay { date = date.adding(days: -1) }
         return date
     }
 

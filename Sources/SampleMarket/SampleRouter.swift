@@ -124,6 +124,9 @@ struct SampleRouter: Sendable {
         let bars = data.groupedDaily(date: date)
         var page = PolygonAggregatesPage<PolygonGroupedBar>(requestID: state.nextRequestID(), results: bars.isEmpty ? nil : bars)
         page.count = bars.isEmpty ? nil : bars.count
+        // As Polygon answers a closed day (weekend, NYSE holiday): resultsCount 0, no results.
+        page.queryCount = bars.count
+        page.resultsCount = bars.count
         return encoded(page)
     }
 

@@ -182,6 +182,44 @@ final class HTTPTests: XCTestCase {
         }
     }
 
+    /// A loopback listener that accepts one connection and never answers: only cancellation can
+    /// end a transfer to it before the (60 s) request timeout, so a `.cancelled` error (not
+    /// `.timeout`) shows the transfer was aborted by the task's cancellation.
+    func testCancellationAbortsTransferToSilentServer() async throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(listener, 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                bind(listener, raw, length) == 0 && listen(listener, 1) == 0 && getsockname(listener, raw, &length) == 0
+            }
+        }
+        XCTAssertTrue(bound)
+        let port = UInt16(bigEndian: address.sin_port)
+        let accepted = LockedBox<Int32>(-1)
+        let acceptor = Thread { accepted.set(accept(listener, nil, nil)) }
+        acceptor.start()
+        defer { if accepted.get() >= 0 { close(accepted.get()) } }
+
+        let client = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: 60, timeout: 60))
+        let url = URL(string: "http://127.0.0.1:\(port)/v2/aggs/grouped")!
+        let task = Task { try await client.send(HTTPRequest(url: url)) }
+        while accepted.get() < 0 { try await Task.sleep(nanoseconds: 5_000_000) }
+        task.cancel()
+        do {
+            _ = try await task.value
+            XCTFail("expected cancellation")
+        } catch let error as HTTPClientError {
+            guard case .cancelled(let method, _) = error else { return XCTFail("got \(error)") }
+            XCTAssertEqual(method, "GET")
+        }
+    }
+
     // MARK: - Server robustness on raw sockets
 
     private func raw(_ port: UInt16, _ text: String) -> String {

@@ -149,6 +149,45 @@ final class SampleMarketTests: XCTestCase {
         XCTAssertEqual(badDate.status, 400)
     }
 
+    func testNYSEHolidayRules() {
+        let holidays2024 = ["2024-01-01", "2024-01-15", "2024-02-19", "2024-03-29", "2024-05-27", "2024-06-19",
+                            "2024-07-04", "2024-09-02", "2024-11-28", "2024-12-25"]
+        let year = TradingDate.range(from: TradingDate("2024-01-01")!, through: TradingDate("2024-12-31")!)
+        XCTAssertEqual(year.filter { $0.nyseHoliday != nil }.map(\.description), holidays2024)
+        XCTAssertEqual(year.filter(\.isNYSETradingDay).count, 252)
+        XCTAssertEqual(TradingDate("2026-11-26")!.nyseHoliday, "Thanksgiving Day")
+        XCTAssertEqual(TradingDate("2026-07-03")!.nyseHoliday, "Independence Day", "Saturday holiday observed Friday")
+        XCTAssertEqual(TradingDate("2022-12-26")!.nyseHoliday, "Christmas Day", "Sunday holiday observed Monday")
+        XCTAssertEqual(TradingDate("2023-01-02")!.nyseHoliday, "New Year's Day")
+        XCTAssertNil(TradingDate("2021-12-31")!.nyseHoliday, "New Year's Day on a Saturday is not observed")
+        XCTAssertNil(TradingDate("2021-06-18")!.nyseHoliday, "Juneteenth only from 2022")
+        XCTAssertFalse(TradingDate("2024-03-09")!.isNYSETradingDay)
+        XCTAssertTrue(TradingDate("2024-11-29")!.isNYSETradingDay, "the day after Thanksgiving trades (half day)")
+    }
+
+    func testSampleServerServesNoBarsOnHolidays() async throws {
+        let thanksgiving = TradingDate("2024-11-28")!
+        let data = SampleMarketData(symbols: 5, seed: 2, from: TradingDate("2024-11-25")!, through: TradingDate("2024-11-29")!)
+        XCTAssertEqual(data.tradingDays.map(\.description), ["2024-11-25", "2024-11-26", "2024-11-27", "2024-11-29"])
+        XCTAssertFalse(data.isTradingDay(thanksgiving))
+        XCTAssertNil(data.dailyBar(symbol: "AAPL", date: thanksgiving))
+        XCTAssertEqual(data.minuteBars(symbol: "AAPL", date: thanksgiving), [])
+        let server = try SamplePolygonServer.start(data: data)
+        defer { server.stop() }
+        let http = HTTPClient()
+        let grouped = try await http.send(HTTPRequest(url: URL(string: "\(server.baseURL)/v2/aggs/grouped/locale/us/market/stocks/2024-11-28?adjusted=true")!))
+        let groupedObject = try XCTUnwrap(JSONSerialization.jsonObject(with: grouped.body) as? [String: Any])
+        XCTAssertEqual(groupedObject["status"] as? String, "OK")
+        XCTAssertEqual(groupedObject["resultsCount"] as? Int, 0)
+        XCTAssertNil(groupedObject["results"])
+        let client = PolygonClient(configuration: server.clientConfiguration())
+        let daily = try await client.dailyBars(symbol: "AAPL", from: data.firstDate, to: data.lastDate)
+        XCTAssertEqual(daily.map { TradingDate(newYorkDateOfMilliseconds: $0.timestamp).description },
+                       ["2024-11-25", "2024-11-26", "2024-11-27", "2024-11-29"])
+        let minutes = try await client.aggregates(symbol: "AAPL", multiplier: 1, timespan: .minute, from: thanksgiving, to: thanksgiving)
+        XCTAssertEqual(minutes, [])
+    }
+
     func testClientAgainstSampleServerEndToEnd() async throws {
         let data = SampleMarketData(symbols: 25, seed: 9, from: from, through: through)
         let server = try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: "k"))
