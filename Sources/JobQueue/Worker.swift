@@ -285,7 +285,7 @@ public final class Worker: @unchecked Sendable {
                 result = .succeeded(result: try await task.run(context).json)
             } catch {
                 let record = JobErrorRecord(attempt: job.attempt, error: error, worker: worker)
-                let retryable = !(error is InvalidJobArguments)
+                let retryable = RetryPolicy.isRetryable(error)
                 result = .failed(error: record, retryable: retryable, retryDelay: configuration.retryDelay(afterAttempt: job.attempt))
             }
         } else {
