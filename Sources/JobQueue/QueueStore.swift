@@ -88,16 +88,6 @@ public enum QueueStore {
         return try rows.first?.decode("id", as: Int64.self)
     }
 
-    /// Inserts many jobs of one task in one statement (used by benchmarks and bulk enqueues).
-    @discardableResult
-    public static func enqueueMany(_ session: PostgresSession, task: String, args: [PostgresJSON], queue: String = "default") throws -> Int {
-        let rows = try session.query("""
-            INSERT INTO maintenance_jobs (task, args, queue)
-            SELECT $1, a, $3 FROM unnest($2::jsonb[]) AS a
-            """, [task, args.map(\.text), queue])
-        return rows.affectedRows ?? 0
-    }
-
     /// Claims up to `limit` due jobs of `queue`, highest priority first, and marks them running
     /// with a lease of `leaseSeconds`.
     public static func claim(_ session: PostgresSession, worker: String, queue: String, limit: Int, leaseSeconds: Double) throws -> [ClaimedJob] {
