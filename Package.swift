@@ -25,8 +25,13 @@ let package = Package(
 
         // The libpq binding: connections on their own threads, typed rows, COPY, LISTEN/NOTIFY.
         .target(name: "PostgresClient", dependencies: ["CLibPQ"], swiftSettings: strict),
-        // Child processes with posix_spawn/waitpid (initdb, pg_ctl, psql, pgbench, workers).
-        .target(name: "ChildProcess", swiftSettings: strict),
+        // The one spawn helper: single programs and pipelines (pg_dump | pigz) with posix_spawn,
+        // default signal dispositions, no inherited descriptors, environments built on purpose,
+        // waits that honour task cancellation; the one lookup of PostgreSQL programs.
+        // CChildProcess: pipe2/mkostemp with O_CLOEXEC and posix_spawn_file_actions_addclosefrom_np
+        // (Swift's Glibc module does not expose them).
+        .target(name: "CChildProcess"),
+        .target(name: "ChildProcess", dependencies: ["CChildProcess"], swiftSettings: strict),
         // A private PostgreSQL cluster (initdb/pg_ctl) for tests, the demo and benchmarks.
         .target(name: "LocalCluster", dependencies: ["PostgresClient", "ChildProcess"], swiftSettings: strict),
         // Applies the numbered SQL files of migrations/ once each, under an advisory lock.
@@ -38,9 +43,8 @@ let package = Package(
             swiftSettings: strict
         ),
         // pg_dump | pigz backups (verified, rotated), listing, verification and restore.
-        // pipe2/mkostemp with O_CLOEXEC for Backup (Swift's Glibc module does not expose them).
-        .target(name: "CBackupSupport"),
-        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "CBackupSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // (CChildProcess: mkostemp with O_CLOEXEC for the password file.)
+        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "ChildProcess", "CChildProcess", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
         .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Market-data tasks: daily bars, volume slots, metadata, volume stats, universe sync.
@@ -61,8 +65,10 @@ let package = Package(
 
         // Async HTTP client over libcurl (transfers on dedicated threads).
         .target(name: "HTTPClient", dependencies: ["CCurl"], swiftSettings: strict),
-        // Small HTTP/1.1 server on POSIX sockets (health/metrics endpoints, webhooks, sample market).
-        .target(name: "HTTPServer", swiftSettings: strict),
+        // Small HTTP/1.1 server on POSIX sockets (health/metrics endpoints, dashboard, webhooks, sample market):
+        // one poll() event loop, a bounded handler pool. accept4/pipe2 with close-on-exec (hidden by Glibc).
+        .target(name: "CHTTPSupport"),
+        .target(name: "HTTPServer", dependencies: ["CHTTPSupport"], swiftSettings: strict),
         // Polygon.io (Massive) REST client: typed models, shared rate limiter, retries.
         .target(name: "Polygon", dependencies: ["HTTPClient"], swiftSettings: strict),
         // Deterministic sample market data and a Polygon-compatible local server (tests, demo, bench).
@@ -79,12 +85,12 @@ let package = Package(
             dependencies: ["JobQueue", "TestSupport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "JobQueue", "TestSupport", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient"], swiftSettings: strict),
         .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "MarketDataTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "LogOutputTests", dependencies: ["Closebell", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient", "HTTPClient", "LocalCluster"], swiftSettings: strict),
+        .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient", "HTTPClient", "LocalCluster", "ChildProcess"], swiftSettings: strict),
     ]
 )

@@ -5,7 +5,11 @@ SELECT * FROM maintenance_enqueue_cycle('daily');
 -- A given period (any day inside it), or a closed day anyway (force):
 SELECT * FROM maintenance_enqueue_cycle('weekly', '2026-11-18');
 SELECT * FROM maintenance_enqueue_cycle('daily', '2026-11-26', p_force => true);
--- What the scheduler would start now, and start it (what `closebell worker --schedule` does):
+-- Today's daily run is not created before 17:00 New York unless forced; p_at judges another moment
+-- (due_at says when the period's run is due):
+SELECT * FROM maintenance_enqueue_cycle('daily', p_at => '2026-12-07 10:00 America/New_York');
+-- What the scheduler would start now, and start it (what `closebell worker --schedule` does),
+-- including the previous trading day's daily run when it is missing (catch-up):
 SELECT * FROM maintenance_cycles_due();
 SELECT * FROM maintenance_enqueue_due_cycles();
 
@@ -26,7 +30,12 @@ UPDATE maintenance_cycles SET enabled = false WHERE cycle = 'monthly';   -- keep
 UPDATE maintenance_cycle_tasks SET args = '{"days": 5}' WHERE cycle = 'daily' AND task = 'ohlc_daily';
 INSERT INTO maintenance_cycle_tasks (cycle, stage, task, args) VALUES ('daily', 4, 'vacuum', '{"tables": ["market_data_daily"]}');
 UPDATE maintenance_cycle_tasks SET enabled = false WHERE cycle = 'daily' AND task = 'metadata_enrich';
--- A cycle of your own (period: trading_day, day, week or month).
+-- Catch-up window: how many earlier periods whose run is missing the scheduler still enqueues.
+UPDATE maintenance_cycles SET catch_up_periods = 3 WHERE cycle = 'daily';     -- 0 turns it off
+-- The quarterly cycle ships disabled; turn it on and give it the tasks you want.
+UPDATE maintenance_cycles SET enabled = true, local_time = '05:00' WHERE cycle = 'quarterly';
+INSERT INTO maintenance_cycle_tasks (cycle, stage, task, args) VALUES ('quarterly', 1, 'backup', '{"label": "monthly"}');
+-- A cycle of your own (period: trading_day, day, week, month or quarter).
 INSERT INTO maintenance_cycles (cycle, description, period, local_time, weekdays)
 VALUES ('premarket', 'Metadata before the open', 'trading_day', '07:30', '{1,2,3,4,5}');
 INSERT INTO maintenance_cycle_tasks (cycle, stage, task, args) VALUES ('premarket', 1, 'metadata_enrich', '{"limit": 200}');

@@ -18,10 +18,25 @@ SELECT table_name,
  GROUP BY table_name
  ORDER BY table_name;
 
+-- Database size and the backup folder's disk, one row per day (task table_sizes).
+SELECT recorded_on, pg_size_pretty(database_bytes) AS database, backup_directory,
+       round(100.0 * (backup_fs_bytes - backup_fs_free) / nullif(backup_fs_bytes, 0), 1) AS backup_disk_used_percent,
+       newest_backup_at
+  FROM maintenance_capacity
+ ORDER BY recorded_on DESC LIMIT 30;
+
+-- The capacity alert's linear fit: bytes a day over the last 30 days, and the days until a
+-- quota (here 100 GB; the alert uses alerts.disk_quota_bytes) would be reached.
+SELECT pg_size_pretty(regr_slope(database_bytes, recorded_on - DATE '2000-01-01')::bigint) AS per_day,
+       round(((100e9 - max(database_bytes)) / nullif(regr_slope(database_bytes, recorded_on - DATE '2000-01-01'), 0))::numeric) AS days_to_quota
+  FROM maintenance_capacity
+ WHERE recorded_on > current_date - 30;
+
 -- Record sizes now (a worker runs it; the daily cycle does it in its last stage).
 -- INSERT INTO maintenance_jobs (task) VALUES ('table_sizes');
 
--- Alerts sent (one row per key: 'failures', 'daily_deadline:daily:YYYY-MM-DD').
+-- Alerts sent (one row per key: 'failures', 'daily_deadline:daily:YYYY-MM-DD', 'capacity:database_quota',
+-- 'capacity:backup_disk', 'capacity:table_growth', 'backup_age', 'success:RUN_ID').
 SELECT key, sent_at, covered_until, left(summary, 120) AS summary FROM maintenance_alerts ORDER BY sent_at DESC;
 -- End the failure alert's cooldown now (the next check alerts again if something failed since):
 -- DELETE FROM maintenance_alerts WHERE key = 'failures';

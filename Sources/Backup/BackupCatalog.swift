@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import PostgresClient
 
@@ -244,7 +245,7 @@ public struct BackupCatalog: Sendable {
             info: info, database: name, passfile: passfile?.path, connectTimeout: settings.connectTimeout)
         let psql = settings.psqlPath ?? PostgresPrograms.path(of: "psql", serverVersion: serverVersion)
         let commands = [
-            ChildCommand(executable: settings.gzipPath, arguments: ["-dc"], environment: ProcessInfo.processInfo.environment),
+            ChildCommand(executable: settings.gzipPath, arguments: ["-dc"], environment: ChildEnvironment.base()),
             ChildCommand(executable: psql, arguments: ["-X", "-v", "ON_ERROR_STOP=1", "-q", "--single-transaction"], environment: environment),
         ]
         let step = RestoreStep.load(name)
@@ -365,10 +366,10 @@ public struct BackupCatalog: Sendable {
         defer { close(fd) }
         let outcome = try await Pipeline.run(
             [
-                ChildCommand(executable: settings.gzipPath, arguments: ["-dc"], environment: ProcessInfo.processInfo.environment),
+                ChildCommand(executable: settings.gzipPath, arguments: ["-dc"], environment: ChildEnvironment.base()),
                 ChildCommand(
                     executable: "grep", arguments: ["-q", "-m1", "-E", "^CREATE EXTENSION( IF NOT EXISTS)? timescaledb( |;)"],
-                    environment: ProcessInfo.processInfo.environment),
+                    environment: ChildEnvironment.base()),
             ], stdin: fd, timeout: settings.verifyTimeout, killGrace: settings.killGrace)
         return outcome.children[1].status.succeeded
     }

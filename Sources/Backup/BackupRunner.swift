@@ -1,4 +1,5 @@
-import CBackupSupport
+import CChildProcess
+import ChildProcess
 import Foundation
 import PostgresClient
 
@@ -158,7 +159,7 @@ public struct BackupRunner: Sendable {
             environment: environment)
         let compress = ChildCommand(
             executable: compressor, arguments: ["-c", "-\(settings.compressionLevel)"],
-            environment: ProcessInfo.processInfo.environment)
+            environment: ChildEnvironment.base())
 
         let outcome: PipelineOutcome
         let dumpStarted = Date()
@@ -203,17 +204,13 @@ public struct BackupRunner: Sendable {
         return arguments
     }
 
-    /// The environment of pg_dump/psql: this process's, with the connection string's keywords
-    /// as `PG*` variables, `PGDATABASE` set to `database`, and the password only by `PGPASSFILE`.
+    /// The environment of pg_dump/psql (`ChildEnvironment.postgres`): no secret of this process,
+    /// its `PG*` variables, the connection string's keywords as `PG*` variables, `PGDATABASE` set
+    /// to `database`, and the password only by `PGPASSFILE`.
     static func childEnvironment(info: ConnectionInfo, database: String, passfile: String?, connectTimeout: Int) -> [String: String] {
-        var environment = ProcessInfo.processInfo.environment
-        for (key, value) in info.environment(includingPassword: false) { environment[key] = value }
-        environment["PGDATABASE"] = database
-        if let passfile {
-            // PGPASSWORD would win over the file; the string's password must be the one used.
-            environment["PGPASSWORD"] = nil
-            environment["PGPASSFILE"] = passfile
-        }
+        var connection = info.environment(includingPassword: false)
+        connection["PGDATABASE"] = database
+        var environment = ChildEnvironment.postgres(connection: connection, passfile: passfile)
         if environment["PGCONNECT_TIMEOUT"] == nil { environment["PGCONNECT_TIMEOUT"] = String(connectTimeout) }
         if environment["PGAPPNAME"] == nil { environment["PGAPPNAME"] = "closebell backup" }
         return environment
@@ -390,7 +387,7 @@ final class PasswordFile: Sendable {
     init?(password: String?, database: String) throws {
         guard let password, !password.isEmpty else { return nil }
         var template = Array((NSTemporaryDirectory() + "/closebell-pgpass-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { cbackup_mkstemp_cloexec($0.baseAddress!) }
+        let fd = template.withUnsafeMutableBufferPointer { cchild_mkstemp_cloexec($0.baseAddress!) }
         guard fd >= 0 else {
             let code = errno
             throw BackupError(stage: .prepare, message: "cannot create a password file: \(String(cString: strerror(code)))", database: database, errno: code)

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 
 /// Where backups go, how many are kept and which programs make them.
@@ -115,27 +116,5 @@ public struct BackupSettings: Sendable {
     public var resolvedCompressor: String {
         if let compressor, !compressor.isEmpty { return compressor }
         return findOnPath("pigz") ?? findOnPath("gzip") ?? "gzip"
-    }
-}
-
-/// Finds the PostgreSQL client programs that fit a server.
-public enum PostgresPrograms {
-    /// The path of `program` (`pg_dump`, `psql`) for a server of `serverVersion` (150018):
-    /// `$CLOSEBELL_PG_BINDIR/program`, else `/usr/lib/postgresql/<major>/bin/program`, else the
-    /// newest installed newer major (a newer pg_dump reads older servers), else the bare name
-    /// (looked up on the PATH).
-    public static func path(of program: String, serverVersion: Int) -> String {
-        let fm = FileManager.default
-        if let dir = ProcessInfo.processInfo.environment["CLOSEBELL_PG_BINDIR"], !dir.isEmpty,
-           fm.isExecutableFile(atPath: "\(dir)/\(program)") {
-            return "\(dir)/\(program)"
-        }
-        let major = serverVersion / 10_000
-        let root = "/usr/lib/postgresql"
-        let installed = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init)
-            .filter { fm.isExecutableFile(atPath: "\(root)/\($0)/bin/\(program)") }
-        if installed.contains(major) { return "\(root)/\(major)/bin/\(program)" }
-        if let newer = installed.filter({ $0 > major }).max() { return "\(root)/\(newer)/bin/\(program)" }
-        return program
     }
 }

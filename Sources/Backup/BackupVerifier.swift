@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 
 #if canImport(Glibc)
@@ -42,7 +43,7 @@ public struct BackupVerifier: Sendable {
         let outcome: PipelineOutcome
         do {
             outcome = try await Pipeline.run(
-                [ChildCommand(executable: settings.gzipPath, arguments: ["-dc"], environment: ProcessInfo.processInfo.environment)],
+                [ChildCommand(executable: settings.gzipPath, arguments: ["-dc"], environment: ChildEnvironment.base())],
                 stdin: fd, sink: sink, timeout: settings.verifyTimeout, killGrace: settings.killGrace, isCancelled: isCancelled)
         } catch let failure as SpawnFailure {
             throw BackupError(stage: .verify, message: failure.message, path: path, program: failure.program, errno: failure.errno)

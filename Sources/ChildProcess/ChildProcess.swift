@@ -1,18 +1,25 @@
+import CChildProcess
 import Foundation
 
-/// A program started with `posix_spawn`, its output (stdout and stderr together) going to a
-/// file or inherited, reaped with `waitpid`.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A program started by `Spawner` (posix_spawn), its output (stdout and stderr together) going
+/// to a file or inherited, reaped with `waitpid`.
 ///
 /// Foundation's `Process` is not used: it can miss the exit of a child that leaves a daemon
-/// behind (`pg_ctl start`), and a pipe to such a child never reaches end-of-file. Waiting
-/// blocks the calling thread, so async code uses `run(…) async`, which waits on a thread of its own.
+/// behind (`pg_ctl start`), and a pipe to such a child never reaches end-of-file. Blocking
+/// waits block the calling thread; async code uses `run(…) async` or `waitUntilExit(killGrace:)`,
+/// which wait on a thread of their own and stop the child when the task is cancelled.
 public final class ChildProcess: @unchecked Sendable {
+    // @unchecked: the one mutable field (the reaped status) is guarded by the lock.
     /// The child's process id.
     public let pid: pid_t
     /// The program, as given.
     public let program: String
     private let lock = NSLock()
-    private var status: Int32?
+    private var status: ExitStatus?
 
     private init(pid: pid_t, program: String) {
         self.pid = pid
@@ -20,86 +27,119 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Starts `program` (looked up on the PATH unless it contains a `/`) with `arguments`.
-    /// The environment is this process's, changed by `environment` (a nil value removes the
-    /// variable). Output goes to `outputPath` (appended) or is inherited; stdin is /dev/null.
+    /// The environment is `environment` when given (build it with `ChildEnvironment`), else
+    /// this process's without its secrets (`ChildEnvironment.inherited`), changed by `changes`
+    /// (a nil value removes a variable). Output goes to `outputPath` (appended) or is
+    /// inherited; stdin is /dev/null.
     public static func spawn(
-        _ program: String, _ arguments: [String], environment changes: [String: String?] = [:], outputPath: String? = nil
+        _ program: String, _ arguments: [String], environment changes: [String: String?] = [:],
+        replacing environment: [String: String]? = nil, outputPath: String? = nil
     ) throws -> ChildProcess {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        let devNull = try Spawner.openDevNull()
+        defer { close(devNull) }
+        var output: Int32 = -1
         if let outputPath {
-            posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            output = open(outputPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            guard output >= 0 else { throw SpawnFailure(program: outputPath, errno: errno) }
         }
-        var environment = ProcessInfo.processInfo.environment
-        for (key, value) in changes { environment[key] = value }
-        let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid = pid_t()
-        let result = posix_spawnp(&pid, program, &actions, nil, argv, envp)
-        guard result == 0 else { throw ChildProcessError(program: program, status: nil, output: String(cString: strerror(result))) }
+        defer { if output >= 0 { close(output) } }
+        var chosen = environment ?? ChildEnvironment.inherited()
+        for (key, value) in changes { chosen[key] = value }
+        let pid = try Spawner.spawn(
+            program, arguments, environment: chosen,
+            stdin: devNull, stdout: output >= 0 ? output : 1, stderr: output >= 0 ? output : 2)
         return ChildProcess(pid: pid, program: program)
     }
 
-    /// Runs `program` to completion and returns its exit status and output (blocking).
-    public static func run(_ program: String, _ arguments: [String], environment: [String: String?] = [:]) throws -> (status: Int32, output: String) {
+    /// Runs `program` to completion and returns its exit status (128 + the signal number when
+    /// killed) and output (blocking). `environment` as in `spawn`.
+    public static func run(
+        _ program: String, _ arguments: [String], environment: [String: String?] = [:],
+        replacing base: [String: String]? = nil
+    ) throws -> (status: Int32, output: String) {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-child-\(UUID().uuidString)").path
         defer { unlink(outputPath) }
-        let child = try spawn(program, arguments, environment: environment, outputPath: outputPath)
+        let child = try spawn(program, arguments, environment: environment, replacing: base, outputPath: outputPath)
         let status = child.wait()
         return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
     }
 
-    /// Runs `program` to completion on a thread of its own (never blocking Swift's cooperative pool).
-    public static func run(_ program: String, _ arguments: [String], environment: [String: String?] = [:]) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<(status: Int32, output: String), Error>) in
-            let thread = Thread {
-                do {
-                    let result: (status: Int32, output: String) = try run(program, arguments, environment: environment)
-                    continuation.resume(returning: result)
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-            thread.name = "closebell-child"
-            thread.start()
-        }
+    /// Runs `program` to completion on a thread of its own (never blocking Swift's cooperative
+    /// pool). When the task is cancelled the program gets SIGTERM, then SIGKILL after
+    /// `killGrace` seconds, and `CancellationError` is thrown once it has exited.
+    public static func run(
+        _ program: String, _ arguments: [String], environment: [String: String?] = [:],
+        replacing base: [String: String]? = nil, killGrace: Double = 5
+    ) async throws -> (status: Int32, output: String) {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-child-\(UUID().uuidString)").path
+        defer { unlink(outputPath) }
+        let child = try spawn(program, arguments, environment: environment, replacing: base, outputPath: outputPath)
+        let status = await child.waitUntilExit(killGrace: killGrace)
+        if Task.isCancelled { throw CancellationError() }
+        return (status.code, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
     }
 
     /// Sends a signal.
     public func signal(_ number: Int32) { kill(pid, number) }
 
-    /// Waits for the exit; returns the exit status (128 + signal number when killed).
+    /// Waits for the exit (blocking); returns the exit status (128 + signal number when killed).
     @discardableResult
     public func wait() -> Int32 {
-        if let known = lock.withLock({ status }) { return known }
-        var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
-        return record(raw)
+        if let known = lock.withLock({ status }) { return known.code }
+        return record(Spawner.waitBlocking(pid)).code
     }
 
-    /// Waits up to `seconds`; returns the exit status, or nil when it is still running.
+    /// Waits up to `seconds` (blocking); returns the exit status, or nil while it still runs.
     public func wait(seconds: Double) -> Int32? {
         let deadline = Date().addingTimeInterval(seconds)
         repeat {
-            if let known = lock.withLock({ status }) { return known }
-            var raw: Int32 = 0
-            if waitpid(pid, &raw, WNOHANG) == pid { return record(raw) }
+            if let known = lock.withLock({ status }) { return known.code }
+            if let ended = Spawner.poll(pid) { return record(ended).code }
             usleep(10_000)
         } while Date() < deadline
         return nil
     }
 
-    private func record(_ raw: Int32) -> Int32 {
-        let value = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-        lock.withLock { status = value }
-        return value
+    /// Waits for the exit on a thread of its own. When the calling task is cancelled, the
+    /// child gets SIGTERM, then SIGKILL after `killGrace` seconds; the wait still ends only
+    /// once it has exited (no orphan is left behind).
+    @discardableResult
+    public func waitUntilExit(killGrace: Double = 5) async -> ExitStatus {
+        let stop = StopFlag()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<ExitStatus, Never>) in
+                let thread = Thread {
+                    continuation.resume(returning: self.waitStopping(when: { stop.isRaised }, killGrace: killGrace))
+                }
+                thread.name = "closebell-child"
+                thread.start()
+            }
+        } onCancel: {
+            stop.raise()
+        }
+    }
+
+    /// Polls for the exit; once `shouldStop` turns true sends SIGTERM, then SIGKILL after `killGrace`.
+    private func waitStopping(when shouldStop: () -> Bool, killGrace: Double) -> ExitStatus {
+        var termSent: Date?
+        var killSent = false
+        while true {
+            if let known = lock.withLock({ status }) { return known }
+            if let ended = Spawner.poll(pid) { return record(ended) }
+            if termSent == nil, shouldStop() {
+                termSent = Date()
+                kill(pid, SIGTERM)
+            } else if let termSent, !killSent, Date().timeIntervalSince(termSent) > killGrace {
+                killSent = true
+                kill(pid, SIGKILL)
+            }
+            usleep(10_000)
+        }
+    }
+
+    private func record(_ ended: ExitStatus) -> ExitStatus {
+        lock.withLock { status = ended }
+        return ended
     }
 }
 

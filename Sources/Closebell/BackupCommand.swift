@@ -58,10 +58,10 @@ private func size(_ bytes: Int64) -> String {
     return String(format: "%.2f GB", value / 1_000_000_000)
 }
 
-/// Turns a backup error into a command failure with the full explanation on stderr.
+/// Turns a backup error into a command failure with the full explanation on stderr and the
+/// exit code of its stage (75 for a held lock or a timeout, 69 when the database is unreachable).
 private func failure(_ error: Error) -> Error {
-    if let error = error as? BackupError { return CommandFailure(error.description) }
-    return error
+    CommandFailure.classify(error) ?? error
 }
 
 /// `closebell backup run`.

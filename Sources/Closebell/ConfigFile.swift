@@ -1,4 +1,5 @@
 import Backup
+import ChildProcess
 import Foundation
 import JobQueue
 import MaintenanceTasks
@@ -21,27 +22,57 @@ struct ConfigError: Error, CustomStringConvertible {
 
 /// Reads one mapping of the YAML config strictly: typed getters, and `finish()` refuses keys
 /// nobody asked for (a misspelt key is an error, not silently ignored).
+///
+/// `CLOSEBELL_<SECTION>_<KEY>` variables (`EnvironmentOverrides`) override the file's values and
+/// go through the same getters, so they are validated the same way; an error names the variable.
 final class ConfigSection {
     let file: String
     let path: String
-    private let values: [String: Any]
+    /// The mapping as read from the file.
+    let values: [String: Any]
+    /// Values from the environment, by key: the variable's name and its text.
+    private let overrides: [String: (variable: String, text: String)]
+    /// At the top level: the environment's values of each section, by section and key.
+    private let sectionOverrides: [String: [String: (variable: String, text: String)]]
     private var used: Set<String> = []
 
-    init(file: String, path: String, values: [String: Any]) {
+    init(
+        file: String, path: String, values: [String: Any], overrides: [String: (variable: String, text: String)] = [:],
+        sectionOverrides: [String: [String: (variable: String, text: String)]] = [:]
+    ) {
         self.file = file
         self.path = path
         self.values = values
+        self.overrides = overrides
+        self.sectionOverrides = sectionOverrides
     }
 
     private func key(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
 
     func raw(_ name: String) -> Any? {
         used.insert(name)
+        if let override = overrides[name] { return EnvironmentOverrides.parse(override.text) }
         guard let value = values[name], !(value is NSNull) else { return nil }
         return value
     }
 
-    func fail(_ name: String, _ reason: String) -> ConfigError { ConfigError(file: file, key: key(name), reason: reason) }
+    func fail(_ name: String, _ reason: String) -> ConfigError {
+        if let override = overrides[name] {
+            return ConfigError(file: "environment", key: "\(override.variable) (\(key(name)))", reason: reason)
+        }
+        return ConfigError(file: file, key: key(name), reason: reason)
+    }
+
+    /// A secret text value: like `string`, but no error ever shows the value.
+    func secret(_ name: String) throws -> String? {
+        if let override = overrides[name] {
+            used.insert(name)
+            return override.text
+        }
+        guard let value = raw(name) else { return nil }
+        guard let text = value as? String else { throw fail(name, "expected text (the value is not shown: it is a secret)") }
+        return text
+    }
 
     func double(_ name: String, min: Double? = nil) throws -> Double? {
         guard let value = raw(name) else { return nil }
@@ -64,6 +95,10 @@ final class ConfigSection {
     }
 
     func string(_ name: String) throws -> String? {
+        if let override = overrides[name] {
+            used.insert(name)
+            return override.text
+        }
         guard let value = raw(name) else { return nil }
         guard let text = value as? String else { throw fail(name, "expected text, got \(value)") }
         return text
@@ -83,10 +118,14 @@ final class ConfigSection {
         return flag
     }
 
+    /// A section: the file's mapping and the environment's `CLOSEBELL_<SECTION>_<KEY>` values
+    /// for it; nil when neither has any.
     func section(_ name: String) throws -> ConfigSection? {
-        guard let value = raw(name) else { return nil }
-        guard let mapping = value as? [String: Any] else { throw fail(name, "expected a mapping of keys") }
-        return ConfigSection(file: file, path: key(name), values: mapping)
+        let value = raw(name)
+        let environment = sectionOverrides[name] ?? [:]
+        if value == nil && environment.isEmpty { return nil }
+        guard let mapping = (value ?? [String: Any]()) as? [String: Any] else { throw fail(name, "expected a mapping of keys") }
+        return ConfigSection(file: file, path: key(name), values: mapping, overrides: environment)
     }
 
     /// The raw mapping (for sections whose keys are data, like per-table windows).
@@ -101,9 +140,61 @@ final class ConfigSection {
 
     /// Refuses keys that were never read.
     func finish() throws {
+        if let unknown = overrides.keys.sorted().first(where: { !used.contains($0) }) {
+            throw fail(unknown, "unknown key (misspelt? see the README's configuration table)")
+        }
         if let unknown = values.keys.sorted().first(where: { !used.contains($0) }) {
             throw ConfigError(file: file, key: key(unknown), reason: "unknown key (misspelt? see the README's configuration table)")
         }
+    }
+}
+
+/// `CLOSEBELL_<SECTION>_<KEY>` environment variables: any key of the config file, e.g.
+/// `CLOSEBELL_WORKER_CONCURRENCY=8` for `worker.concurrency`. They override the file and are
+/// overridden by flags. Values are read as YAML scalars (`8`, `1.5`, `true`), lists and
+/// mappings in YAML flow style (`[a, b]`, `{fills: 60}`); text keys take the value as it is.
+enum EnvironmentOverrides {
+    /// The config file's sections, longest first (so `market_data` wins over a `market` prefix).
+    static let sections = [
+        "worker", "schedule", "polygon", "market_data", "backup", "retention", "vacuum", "compress", "http", "alerts",
+    ].sorted { $0.count > $1.count }
+
+    /// Variables that look like overrides but have meanings of their own (documented in the README).
+    static let reserved: Set<String> = [
+        "CLOSEBELL_CONFIG", "CLOSEBELL_BACKUP_DIR", "CLOSEBELL_PG_BINDIR", "CLOSEBELL_MIGRATIONS_DIR",
+        "CLOSEBELL_TRIGGER_TOKEN", "CLOSEBELL_TRIGGER_TOKEN_FILE", "CLOSEBELL_ALERT_WEBHOOK_URL", "CLOSEBELL_ALERT_WEBHOOK_URL_FILE",
+    ]
+
+    /// The overrides in `environment`, by section and key.
+    static func collect(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> [String: [String: (variable: String, text: String)]] {
+        var result: [String: [String: (variable: String, text: String)]] = [:]
+        for (variable, text) in environment where variable.hasPrefix("CLOSEBELL_") && !reserved.contains(variable) {
+            let rest = variable.dropFirst("CLOSEBELL_".count).lowercased()
+            guard let section = sections.first(where: { rest.hasPrefix($0 + "_") }) else { continue }
+            let key = String(rest.dropFirst(section.count + 1))
+            guard !key.isEmpty else { continue }
+            result[section, default: [:]][key] = (variable, text)
+        }
+        return result
+    }
+
+    /// A variable's text as a number (`8`, `1.5`), a boolean (`true`, `false`), or a YAML flow
+    /// list or mapping (`[a, b]`, `{k: v}`); anything else is the text itself (so `20:00` stays a
+    /// time, not YAML 1.1's base-60 number).
+    static func parse(_ text: String) -> Any {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let number = Int(trimmed) { return number }
+        if trimmed.range(of: #"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$"#, options: .regularExpression) != nil, let number = Double(trimmed) {
+            return number
+        }
+        switch trimmed.lowercased() {
+        case "true": return true
+        case "false": return false
+        default: break
+        }
+        if trimmed.hasPrefix("[") || trimmed.hasPrefix("{"), let value = try? Yams.load(yaml: trimmed), !(value is NSNull) { return value }
+        return text
     }
 }
 
@@ -127,6 +218,8 @@ struct ClosebellConfig {
     var retention = RetentionSettings()
     var vacuum = VacuumSettings()
     var compress = CompressSettings()
+    /// Extra tables `table_sizes` measures, beyond its defaults and the retention and vacuum tables.
+    var tableSizesExtra: [String] = []
     /// `worker --http`: listen address, trigger token (`CLOSEBELL_TRIGGER_TOKEN` wins).
     var http = HTTPEndpointSettings()
     /// Webhook alerts (`CLOSEBELL_ALERT_WEBHOOK_URL` wins).
@@ -157,16 +250,21 @@ struct ClosebellConfig {
         return try ClosebellConfig(ConfigSection(file: chosen, path: "", values: root))
     }
 
-    init(_ root: ConfigSection?) throws {
-        let environment = ProcessInfo.processInfo.environment
+    /// Reads `root` (the file's top-level mapping, nil without a file) with the environment's
+    /// `CLOSEBELL_<SECTION>_<KEY>` overrides and secrets (`Secrets`).
+    init(_ root: ConfigSection?, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         file = root?.file
         do {
-            polygon = try PolygonConfiguration.fromEnvironment()
+            polygon = try PolygonConfiguration.fromEnvironment(try Secrets.environment(environment))
+        } catch let error as ConfigError {
+            throw error
         } catch {
             throw ConfigError(file: "environment", key: "POLYGON_BASE_URL", reason: "\(error)")
         }
         backup = BackupSettings(directory: BackupSettings.defaultDirectory)
-        guard let root else { return }
+        let root = ConfigSection(
+            file: root?.file ?? "environment", path: "", values: root?.values ?? [:],
+            sectionOverrides: EnvironmentOverrides.collect(environment))
         let file = root.file
 
         if let section = try root.section("worker") {
@@ -376,15 +474,26 @@ struct ClosebellConfig {
             try section.finish()
         }
 
+        if let section = try root.section("table_sizes") {
+            if let v = try section.stringList("tables") { tableSizesExtra = v }
+            try section.finish()
+        }
+
         if let section = try root.section("http") {
             if let v = try section.string("listen") { http.listen = v }
-            if let v = try section.string("trigger_token") { http.triggerToken = v }
+            if let v = try section.secret("trigger_token") { http.triggerToken = v }
             if let v = try section.int("database_timeout_seconds", min: 1) { http.databaseTimeoutSeconds = v }
+            if let v = try section.double("cache_seconds", min: 0) { http.cacheSeconds = v }
+            if let v = try section.int("max_connections", min: 1) { http.maxConnections = v }
+            if let v = try section.double("header_timeout_seconds", min: 0.1) { http.headerTimeoutSeconds = v }
+            if let v = try section.double("idle_timeout_seconds", min: 0.1) { http.idleTimeoutSeconds = v }
+            if let v = try section.int("handler_threads", min: 1) { http.handlerThreads = v }
+            if let v = try section.double("dashboard_refresh_seconds", min: 1) { http.dashboardRefreshSeconds = v }
             try section.finish()
         }
 
         if let section = try root.section("alerts") {
-            if let v = try section.string("webhook_url") {
+            if let v = try section.secret("webhook_url") {
                 guard let url = URL(string: v), url.scheme == "http" || url.scheme == "https" else {
                     throw section.fail("webhook_url", "expected an http(s) URL")
                 }
@@ -402,24 +511,42 @@ struct ClosebellConfig {
             if let v = try section.double("check_interval_seconds", min: 1) { alerts.checkIntervalSeconds = v }
             if let v = try section.double("initial_lookback_hours", min: 0) { alerts.initialLookbackSeconds = v * 3600 }
             if let v = try section.double("timeout_seconds", min: 1) { alerts.timeoutSeconds = v }
+            if let v = try section.int("disk_quota_bytes", min: 1) { alerts.diskQuotaBytes = Int64(v) }
+            if let v = try section.double("quota_days", min: 0.1) { alerts.quotaDays = v }
+            if let v = try section.int("growth_window_days", min: 2) { alerts.growthWindowDays = v }
+            if !Self.isOff(section.raw("backup_disk_percent")), let v = try section.double("backup_disk_percent", min: 0.001) {
+                guard v <= 100 else { throw section.fail("backup_disk_percent", "must be at most 100, got \(v)") }
+                alerts.backupDiskPercent = v
+            } else if section.raw("backup_disk_percent") != nil {
+                alerts.backupDiskPercent = nil
+            }
+            if let v = try section.int("table_growth_bytes_per_day", min: 1) { alerts.tableGrowthBytesPerDay = Int64(v) }
+            if !Self.isOff(section.raw("backup_max_age_hours")), let v = try section.double("backup_max_age_hours", min: 0.01) {
+                alerts.backupMaxAgeSeconds = v * 3600
+            } else if section.raw("backup_max_age_hours") != nil {
+                alerts.backupMaxAgeSeconds = nil
+            }
+            if let v = try section.bool("notify_success") { alerts.notifySuccess = v }
             try section.finish()
         }
 
         try root.finish()
     }
 
-    /// True when `program` is an executable path, or a name found on the PATH.
-    static func isRunnable(_ program: String) -> Bool {
-        let fm = FileManager.default
-        if program.contains("/") { return fm.isExecutableFile(atPath: program) }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").contains { fm.isExecutableFile(atPath: "\($0)/\(program)") }
+    /// True for a YAML `off`/`false` (or the text "off"): a check turned off.
+    static func isOff(_ value: Any?) -> Bool {
+        if let flag = value as? Bool { return !flag }
+        return (value as? String)?.lowercased() == "off"
     }
+
+    /// True when `program` is an executable path, or a name found on the PATH.
+    static func isRunnable(_ program: String) -> Bool { findOnPath(program) != nil }
 
     /// Applies the environment's secrets and URLs to the endpoint and alert settings, and checks them.
     mutating func applyOperationsEnvironment() throws {
-        http.applyEnvironment()
-        try alerts.applyEnvironment()
+        let environment = try Secrets.environment()
+        http.applyEnvironment(environment)
+        try alerts.applyEnvironment(environment)
         do {
             try http.validate()
             try alerts.validate()
@@ -459,7 +586,8 @@ struct RuntimeEnvironment {
             RetentionTask(settings: config.retention),
             VacuumTask(settings: config.vacuum),
             CompressTask(settings: config.compress),
-            TableSizesTask(),
+            TableSizesTask(configured: config.retention.rules.map(\.table) + config.vacuum.tables + config.tableSizesExtra,
+                           backupDirectory: config.backup.directory),
         ] + MarketDataTaskSet.all(source: source, settings: config.marketData))
     }
 

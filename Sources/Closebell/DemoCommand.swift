@@ -17,10 +17,13 @@ struct DemoCommand: AsyncParsableCommand {
             closebell_demo, fills a sample universe, serves deterministic Polygon-style market
             data on 127.0.0.1, enqueues the daily cycle, runs it with two worker processes and
             prints a summary. Backups go to DIR/backups, worker logs to DIR/logs.
-            """)
+            The private PostgreSQL keeps running afterwards, for psql; `closebell demo stop`
+            stops it (or give --stop-cluster).
+            """,
+        subcommands: [DemoStopCommand.self])
 
-    @Option(help: "Folder for the private cluster, backups and logs.")
-    var dir = ".closebell"
+    @OptionGroup var folder: DemoFolder
+    private var dir: String { folder.dir }
 
     @Option(help: "Symbols in the sample universe.")
     var symbols = 25
@@ -145,6 +148,7 @@ struct DemoCommand: AsyncParsableCommand {
             return
         }
         print("\nExplore: psql '\(url)'   ·   closebell status --database-url '\(url)'")
+        print("The private PostgreSQL keeps running; stop it with: closebell demo stop --dir '\(dir)'")
     }
 
     /// A one-line summary of a task's result JSON.
@@ -184,5 +188,35 @@ struct DemoCommand: AsyncParsableCommand {
         }
         if let skipped = object["skipped"] as? Bool, skipped { parts.append("skipped: \(object["reason"] as? String ?? "")") }
         return parts.joined(separator: "; ")
+    }
+}
+
+/// The demo's folder, shared by `demo` and `demo stop`.
+struct DemoFolder: ParsableArguments {
+    @Option(help: "Folder for the private cluster, backups and logs.")
+    var dir = ".closebell"
+}
+
+/// `closebell demo stop`: stops the private cluster an earlier demo left running.
+struct DemoStopCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stop",
+        abstract: "Stop the private PostgreSQL cluster that `closebell demo` left running (its data stays in DIR/cluster).")
+
+    @OptionGroup var demoFolder: DemoFolder
+
+    func run() async throws {
+        let folder = URL(fileURLWithPath: demoFolder.dir).standardizedFileURL.appendingPathComponent("cluster")
+        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("data/PG_VERSION").path) else {
+            print("no demo cluster in \(folder.path); nothing to stop")
+            return
+        }
+        let cluster = try LocalCluster(directory: folder)
+        guard cluster.isRunning else {
+            print("the demo cluster in \(folder.path) is not running")
+            return
+        }
+        try cluster.stop()
+        print("stopped the demo cluster in \(folder.path) (port \(cluster.port)); `closebell demo` starts it again")
     }
 }

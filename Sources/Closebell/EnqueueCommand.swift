@@ -9,9 +9,12 @@ struct EnqueueCommand: AsyncParsableCommand {
         commandName: "enqueue",
         abstract: "Add a job (TASK [--args JSON]) or one run of a cycle (--cycle NAME).",
         discussion: """
-            Exit status: 0 when the job or run was added, or when the cycle's run for this period
-            already exists (the message says so); 1 when the database refused it (the message
-            names what is wrong and the known tasks); 64 for bad usage.
+            A cycle's run is created once per period. Today's run of a trading-day cycle is not
+            created before the cycle's local time (daily: 17:00 New York) unless --force is given.
+            Exit status: 0 when the job or run was added, or when nothing was enqueued because the
+            run exists, is not due yet, or the day is closed (the message says which); 1 when the
+            database refused it (the message names what is wrong and the known tasks); 64 bad
+            usage; 69 database unreachable.
             """)
 
     @OptionGroup var database: DatabaseOptions
@@ -37,14 +40,17 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(help: "Queue name (default: default).")
     var queue: String = "default"
 
-    @Option(help: "Enqueue one run of this cycle (daily, weekly, monthly) instead of a task.")
+    @Option(help: "Enqueue one run of this cycle (daily, weekly, monthly, quarterly, or one of your own) instead of a task.")
     var cycle: String?
 
     @Option(help: "With --cycle: the period's date (YYYY-MM-DD; default today in New York).")
     var period: String?
 
-    @Flag(help: "With --cycle: enqueue even on a non-trading day or for a disabled cycle.")
+    @Flag(help: "With --cycle: enqueue even before the cycle's time, on a non-trading day, or for a disabled cycle.")
     var force = false
+
+    @Option(help: ArgumentHelp("With --cycle: judge as at this moment (ISO 8601, e.g. 2026-12-07T10:00:00-05:00) instead of now.", visibility: .hidden))
+    var at: String?
 
     @Flag(help: "Print the result as JSON.")
     var json = false
@@ -60,6 +66,9 @@ struct EnqueueCommand: AsyncParsableCommand {
             guard formatter.date(from: period) != nil, period.count == 10 else {
                 throw ValidationError("--period must be a date YYYY-MM-DD, got \(period)")
             }
+        }
+        if let at, ISO8601DateFormatter().date(from: at) == nil {
+            throw ValidationError("--at must be an ISO 8601 time with offset, e.g. 2026-12-07T10:00:00-05:00, got \(at)")
         }
         guard (try? JSONSerialization.jsonObject(with: Data(args.utf8))) is [String: Any] else {
             throw ValidationError("--args must be a JSON object, e.g. '{\"days\": 30}'")
@@ -96,15 +105,19 @@ struct EnqueueCommand: AsyncParsableCommand {
     }
 
     private func enqueueCycle(_ cycle: String, _ connection: PostgresConnection) async throws {
+        let moment = at.flatMap { ISO8601DateFormatter().date(from: $0) }
         let row = try await connection.query(
-            "SELECT run_id, created, period::text AS period, note FROM maintenance_enqueue_cycle($1, $2::date, $3)",
-            [cycle, period, force]).first
+            """
+            SELECT run_id, created, period::text AS period, note, due_at
+              FROM maintenance_enqueue_cycle($1, $2::date, $3, coalesce($4::timestamptz, now()))
+            """,
+            [cycle, period, force, moment]).first
         let runID = try row?.decodeIfPresent("run_id", as: Int64.self)
         let created = try row?.decodeIfPresent("created", as: Bool.self) ?? false
         let note = row?["note"] ?? ""
         if json {
             Output.json(["cycle": cycle, "run_id": runID.map { NSNumber(value: $0) } ?? NSNull(), "created": created,
-                         "period": row?["period"] ?? "", "note": note] as [String: Any])
+                         "period": row?["period"] ?? "", "note": note, "due_at": row?["due_at"] ?? NSNull()] as [String: Any])
         } else if let runID, created {
             print("enqueued \(cycle) cycle run \(runID) for \(row?["period"] ?? "")")
         } else if let runID {

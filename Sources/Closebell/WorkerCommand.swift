@@ -10,7 +10,11 @@ struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Claim and run jobs from maintenance_jobs until SIGTERM/SIGINT.",
-        discussion: "Logs one JSON object per line on stderr (text on a terminal). Exit code 0 after a clean drain.")
+        discussion: """
+            Logs one JSON object per line on stderr (text on a terminal). Exit status: 0 after a
+            clean drain; 64 bad flags; 69 the database cannot be reached at start; 78 a
+            configuration error (file, CLOSEBELL_* variable or secret file).
+            """)
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var settings: WorkerOptions
@@ -19,6 +23,9 @@ struct WorkerCommand: AsyncParsableCommand {
         LogSetup.bootstrap(format: settings.logFormat, level: settings.logLevel)
         let logger = Logger(label: "closebell.worker")
         let environment = try RuntimeEnvironment.load(configPath: settings.config, conninfo: database.conninfo)
+        // A database that cannot be reached at start ends the worker with 69 (EX_UNAVAILABLE):
+        // systemd restarts it; a configuration error (78) above stops the unit instead.
+        try await database.checkReachable()
         let config = environment.config
         let workerConfiguration = try settings.workerConfiguration(base: config.worker)
         // The scheduler's and the alert loop's connections notice a dead peer like the worker's.
@@ -87,7 +94,7 @@ struct WorkerOptions: ParsableArguments {
     var timeLimits: [String] = []
     @Option(name: .customLong("stop-wait"), help: "Seconds a stopped task gets to end before it is left to its lease (default: 10).")
     var stopWait: Double?
-    @Option(help: "Serve /health, /status, /metrics and POST /trigger on HOST:PORT (e.g. 127.0.0.1:8008; default: the config file's http.listen, else off).")
+    @Option(help: "Serve the dashboard (/), /livez, /readyz, /health, /status, /metrics and the token-guarded actions on HOST:PORT (e.g. 127.0.0.1:8008; default: the config file's http.listen, else off).")
     var http: String?
     @Flag(help: "Also enqueue due daily/weekly/monthly cycles (safe with many workers).")
     var schedule = false

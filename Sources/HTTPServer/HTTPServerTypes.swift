@@ -27,8 +27,7 @@ public struct HTTPServerRequest: Sendable {
         self.body = body
         self.version = version
         let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let rawPath = parts.first.map(String.init) ?? "/"
-        self.path = rawPath.removingPercentEncoding ?? rawPath
+        self.path = Self.decodedPath(target)
         if parts.count > 1 {
             let query = String(parts[1])
             self.rawQuery = query
@@ -39,6 +38,12 @@ public struct HTTPServerRequest: Sendable {
             self.rawQuery = nil
             self.queryItems = []
         }
+    }
+
+    /// The percent-decoded path of a request target, without the query.
+    static func decodedPath(_ target: String) -> String {
+        let rawPath = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? "/"
+        return rawPath.removingPercentEncoding ?? rawPath
     }
 
     /// The first value of a query item, or nil.

@@ -155,31 +155,19 @@ public final class LocalCluster: Sendable {
         guard result.status == 0 else { throw LocalClusterError.commandFailed("chown", result.output) }
     }
 
-    /// Runs a program to completion, without the PG* variables that would point the tools at
-    /// another server.
+    /// Runs a program to completion with an environment of its own: the basics
+    /// (`ChildEnvironment.base`) and `LC_ALL=C`, never this process's `PG*` variables (they
+    /// would point the tools at another server) nor its secrets.
     static func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        var environment: [String: String?] = ["LC_ALL": "C"]
-        for key in ProcessInfo.processInfo.environment.keys where key.hasPrefix("PG") { environment[key] = .some(nil) }
-        return try ChildProcess.run(executable, arguments, environment: environment)
+        var environment = ChildEnvironment.base()
+        environment["LC_ALL"] = "C"
+        return try ChildProcess.run(executable, arguments, replacing: environment)
     }
 
-    /// Finds the PostgreSQL server programs: `$CLOSEBELL_PG_BINDIR`, the newest
-    /// `/usr/lib/postgresql/N/bin`, or the folder of `initdb` on the PATH.
+    /// Finds the PostgreSQL server programs (`PostgresPrograms.serverDirectory`).
     static func findBinDirectory() throws -> URL {
-        let fm = FileManager.default
-        if let dir = ProcessInfo.processInfo.environment["CLOSEBELL_PG_BINDIR"], !dir.isEmpty {
-            return URL(fileURLWithPath: dir)
-        }
-        let root = "/usr/lib/postgresql"
-        let versions = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
-        for version in versions.reversed() {
-            let bin = "\(root)/\(version)/bin"
-            if fm.isExecutableFile(atPath: "\(bin)/initdb") { return URL(fileURLWithPath: bin) }
-        }
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
-            if fm.isExecutableFile(atPath: "\(dir)/initdb") { return URL(fileURLWithPath: String(dir)) }
-        }
-        throw LocalClusterError.serverNotInstalled
+        guard let directory = PostgresPrograms.serverDirectory() else { throw LocalClusterError.serverNotInstalled }
+        return directory
     }
 
     /// The settings a new cluster gets when TimescaleDB is installed: preloaded, no telemetry,

@@ -32,13 +32,16 @@ public enum CycleStore {
     ///
     /// Throws `MaintenanceError.unknownCycle` for a name the database does not know, and
     /// `MaintenanceError.cycleNotEnqueued` when the day is not an NYSE trading day (daily
-    /// cycle) or the cycle is disabled; `force` enqueues anyway.
-    public static func enqueue(cycle: String, period: String? = nil, force: Bool = false, connection: PostgresConnection) async throws -> (runID: Int64, created: Bool) {
+    /// cycle), the cycle is disabled, or today's run of a trading_day/day cycle is not due yet
+    /// (before its local_time, judged at `at`, default now); `force` enqueues anyway.
+    public static func enqueue(
+        cycle: String, period: String? = nil, force: Bool = false, at: Date? = nil, connection: PostgresConnection
+    ) async throws -> (runID: Int64, created: Bool) {
         let rows: PostgresRows
         do {
             rows = try await connection.query(
-                "SELECT run_id, created, period::text AS period, note FROM maintenance_enqueue_cycle($1, $2::date, $3)",
-                [cycle, period, force])
+                "SELECT run_id, created, period::text AS period, note FROM maintenance_enqueue_cycle($1, $2::date, $3, coalesce($4::timestamptz, now()))",
+                [cycle, period, force, at])
         } catch let error as PostgresError where error.sqlState == "22023" && error.message.hasPrefix("unknown cycle") {
             let known = (error.hint ?? "").replacingOccurrences(of: "known cycles: ", with: "")
                 .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -100,13 +103,15 @@ public struct EnqueuedRun: Sendable, Equatable {
     public var created: Bool
 }
 
-/// Starts cycle runs when their time comes: the lead's `closebell worker --schedule` calls
-/// `tick` every minute or so.
+/// Starts cycle runs when their time comes: `closebell worker --schedule` calls `tick` when it
+/// starts and every `schedule.interval_seconds` after.
 ///
 /// Each enabled cycle whose start time in its current period has passed and which has no run
 /// for that period is enqueued (`maintenance_enqueue_due_cycles`). A run missed while every
 /// worker was down is started on the next tick in the same period (today's daily run after
-/// 17:00, this week's weekly run); earlier periods are never backfilled. The daily cycle only
+/// 17:00, this week's weekly run), and the missing runs of the cycle's `catch_up_periods`
+/// earlier periods are caught up first (daily: 1, the previous trading day); periods further
+/// back are never backfilled, nor any before the cycle's first run. The daily cycle only
 /// runs on NYSE trading days. Idempotence comes from the runs table's UNIQUE (cycle, period),
 /// so any number of workers can tick without electing a leader.
 public struct CycleScheduler: Sendable {

@@ -353,17 +353,7 @@ public enum IngestBenchmark {
     }
 
     /// psql of the newest installed PostgreSQL, else the one on PATH.
-    static func findPsql() -> String {
-        let fm = FileManager.default
-        if let dir = ProcessInfo.processInfo.environment["CLOSEBELL_PG_BINDIR"], fm.isExecutableFile(atPath: "\(dir)/psql") {
-            return "\(dir)/psql"
-        }
-        let versions = ((try? fm.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []).compactMap(Int.init).sorted()
-        for version in versions.reversed() where fm.isExecutableFile(atPath: "/usr/lib/postgresql/\(version)/bin/psql") {
-            return "/usr/lib/postgresql/\(version)/bin/psql"
-        }
-        return "psql"
-    }
+    static func findPsql() -> String { PostgresPrograms.newest("psql") }
 
     /// A deterministic pseudo-random sequence (64-bit LCG), so every run writes the same rows.
     struct Generator {

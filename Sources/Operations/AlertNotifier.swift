@@ -25,11 +25,37 @@ public struct AlertSettings: Sendable {
     public var initialLookbackSeconds: Double
     /// Seconds allowed for the webhook POST. Default 10.
     public var timeoutSeconds: Double
+    /// The disk space the database may use, in bytes; nil (default) turns the quota alert off.
+    public var diskQuotaBytes: Int64?
+    /// Alert when the database's growth, fitted linearly over the recorded history, would reach
+    /// `diskQuotaBytes` within this many days. Default 30.
+    public var quotaDays: Double
+    /// Days of recorded history (`maintenance_capacity`, `maintenance_table_sizes`) the growth
+    /// fits use. Default 30.
+    public var growthWindowDays: Int
+    /// Alert when the backup folder's filesystem is more than this percent used; nil turns it off. Default 80.
+    public var backupDiskPercent: Double?
+    /// Alert when a table grows faster than this many bytes per day (fitted over the window);
+    /// nil (default) turns it off.
+    public var tableGrowthBytesPerDay: Int64?
+    /// Alert when the newest backup is older than this many seconds; nil turns it off. Default 26 h.
+    public var backupMaxAgeSeconds: Double?
+    /// Also send a notice when a cycle run succeeds. Default false.
+    public var notifySuccess: Bool
 
     /// Creates settings; every value has the documented default.
     public init(webhookURL: URL? = nil, cooldownSeconds: Double = 3600, dailyDeadline: String? = "20:00", dailyCycle: String = "daily",
                 timeZone: String = "America/New_York", checkIntervalSeconds: Double = 60, initialLookbackSeconds: Double = 6 * 3600,
-                timeoutSeconds: Double = 10) {
+                timeoutSeconds: Double = 10, diskQuotaBytes: Int64? = nil, quotaDays: Double = 30, growthWindowDays: Int = 30,
+                backupDiskPercent: Double? = 80, tableGrowthBytesPerDay: Int64? = nil, backupMaxAgeSeconds: Double? = 26 * 3600,
+                notifySuccess: Bool = false) {
+        self.diskQuotaBytes = diskQuotaBytes
+        self.quotaDays = quotaDays
+        self.growthWindowDays = growthWindowDays
+        self.backupDiskPercent = backupDiskPercent
+        self.tableGrowthBytesPerDay = tableGrowthBytesPerDay
+        self.backupMaxAgeSeconds = backupMaxAgeSeconds
+        self.notifySuccess = notifySuccess
         self.webhookURL = webhookURL
         self.cooldownSeconds = cooldownSeconds
         self.dailyDeadline = dailyDeadline
@@ -68,6 +94,24 @@ public struct AlertSettings: Sendable {
         }
         guard checkIntervalSeconds > 0, initialLookbackSeconds >= 0, timeoutSeconds > 0 else {
             throw OperationsError.invalidSetting(key: "alerts.check_interval_seconds", reason: "intervals must be positive")
+        }
+        if let quota = diskQuotaBytes, quota <= 0 {
+            throw OperationsError.invalidSetting(key: "alerts.disk_quota_bytes", reason: "must be positive, got \(quota)")
+        }
+        guard quotaDays > 0, quotaDays.isFinite else {
+            throw OperationsError.invalidSetting(key: "alerts.quota_days", reason: "must be positive, got \(quotaDays)")
+        }
+        guard growthWindowDays >= 2 else {
+            throw OperationsError.invalidSetting(key: "alerts.growth_window_days", reason: "must be at least 2 (a fit needs two days), got \(growthWindowDays)")
+        }
+        if let percent = backupDiskPercent, !(percent > 0 && percent <= 100) {
+            throw OperationsError.invalidSetting(key: "alerts.backup_disk_percent", reason: "must be above 0 and at most 100, got \(percent)")
+        }
+        if let rate = tableGrowthBytesPerDay, rate <= 0 {
+            throw OperationsError.invalidSetting(key: "alerts.table_growth_bytes_per_day", reason: "must be positive, got \(rate)")
+        }
+        if let age = backupMaxAgeSeconds, !(age > 0 && age.isFinite) {
+            throw OperationsError.invalidSetting(key: "alerts.backup_max_age_hours", reason: "must be positive")
         }
     }
 
@@ -144,6 +188,8 @@ public actor AlertNotifier {
             var sent: [SentAlert] = []
             if let alert = try await checkFailures(conn, url: url, now: now) { sent.append(alert) }
             if let alert = try await checkDeadline(conn, url: url, now: now) { sent.append(alert) }
+            sent += try await checkCapacity(conn, url: url, now: now)
+            if settings.notifySuccess { sent += try await checkSuccesses(conn, url: url, now: now) }
             return sent
         } catch let error as PostgresError where error.isConnectionLost || error.kind == .connection {
             await close()
@@ -287,13 +333,20 @@ public actor AlertNotifier {
             situation = "no run was enqueued (is a worker running with --schedule?)"
         }
         let text = "closebell: the \(cycle) cycle has not succeeded by \(deadlineText) \(settings.timeZone) on \(day): \(situation)."
+        var details: [String: Any] = ["kind": "daily_deadline", "cycle": cycle, "day": day, "deadline": deadlineText,
+                                      "time_zone": settings.timeZone, "failed_tasks": failed, "state": state ?? NSNull()]
+        if let run: Int64 = try row.decodeIfPresent("run_id") { details["run_id"] = run }
+        return try await sendOnceEver(conn, url: url, key: key, text: text, now: now, details: details)
+    }
+
+    /// Sends `text` under `key` unless the key was ever sent (by any worker): claimed with
+    /// `ON CONFLICT DO NOTHING`, given back when the POST fails.
+    private func sendOnceEver(_ conn: PostgresConnection, url: URL, key: String, text: String, now: Date,
+                              details: [String: Any]) async throws -> SentAlert? {
         let claimed = try await conn.query(
             "INSERT INTO maintenance_alerts (key, sent_at, covered_until, summary) VALUES ($1, $2, $2, $3) ON CONFLICT (key) DO NOTHING RETURNING key",
             [key, now, text])
         guard !claimed.isEmpty else { return nil }
-        var details: [String: Any] = ["kind": "daily_deadline", "cycle": cycle, "day": day, "deadline": deadlineText,
-                                      "time_zone": settings.timeZone, "failed_tasks": failed, "state": state ?? NSNull()]
-        if let run: Int64 = try row.decodeIfPresent("run_id") { details["run_id"] = run }
         let body = OpsFormat.jsonData(["text": text, "username": "closebell", "closebell": details])
         do {
             try await post(body, to: url)
@@ -303,6 +356,161 @@ public actor AlertNotifier {
         }
         logger.warning("alert_sent", metadata: ["key": "\(key)", "webhook_host": "\(url.host ?? "")"])
         return SentAlert(key: key, text: text, body: body)
+    }
+
+    // MARK: - Capacity
+
+    /// The database quota, backup disk, table growth and backup age checks, each its own key
+    /// with the cooldown; the figures come from what `table_sizes` recorded.
+    private func checkCapacity(_ conn: PostgresConnection, url: URL, now: Date) async throws -> [SentAlert] {
+        var sent: [SentAlert] = []
+        let window = settings.growthWindowDays
+        let latest = try await conn.query(
+            """
+            SELECT recorded_on::text AS day, database_bytes, backup_directory, backup_fs_bytes, backup_fs_free,
+                   (SELECT regr_slope(database_bytes::float8, (recorded_on - DATE '2000-01-01')::float8)
+                      FROM maintenance_capacity h WHERE h.recorded_on > c.recorded_on - $1::int) AS slope,
+                   (SELECT count(*) FROM maintenance_capacity h WHERE h.recorded_on > c.recorded_on - $1::int) AS points
+              FROM maintenance_capacity c ORDER BY recorded_on DESC LIMIT 1
+            """, [window]).first
+
+        if let quota = settings.diskQuotaBytes, let latest {
+            let size: Int64 = try latest.decode("database_bytes")
+            let slope: Double = try latest.decodeIfPresent("slope") ?? 0
+            let points: Int64 = try latest.decode("points")
+            let daysLeft = slope > 0 ? Double(quota - size) / slope : .infinity
+            if size >= quota || (points >= 2 && daysLeft <= settings.quotaDays) {
+                let when = size >= quota ? "is already over it" : String(format: "will reach it in about %.0f days", max(0, daysLeft))
+                let text = "closebell: the database is \(Self.bytes(size)) of its \(Self.bytes(quota)) quota and, growing "
+                    + "\(Self.bytes(Int64(slope))) a day (fit over \(points) days), \(when)."
+                if let alert = try await sendOnce(conn, url: url, key: "capacity:database_quota", text: text, now: now, details: [
+                    "kind": "database_quota", "database_bytes": size, "quota_bytes": quota, "bytes_per_day": slope,
+                    "days_left": daysLeft.isFinite ? daysLeft : NSNull(), "points": points,
+                ]) { sent.append(alert) }
+            }
+        }
+
+        if let limit = settings.backupDiskPercent, let latest, let total: Int64 = try latest.decodeIfPresent("backup_fs_bytes"),
+           let free: Int64 = try latest.decodeIfPresent("backup_fs_free"), total > 0 {
+            let used = 100 * Double(total - free) / Double(total)
+            if used > limit {
+                let folder = latest["backup_directory"] ?? "?"
+                let text = String(format: "closebell: the backup folder's disk is %.1f%% used (above %.0f%%): ", used, limit)
+                    + "\(Self.bytes(free)) free of \(Self.bytes(total)) at \(folder)."
+                if let alert = try await sendOnce(conn, url: url, key: "capacity:backup_disk", text: text, now: now, details: [
+                    "kind": "backup_disk", "used_percent": used, "threshold_percent": limit, "free_bytes": free, "size_bytes": total,
+                    "backup_directory": folder,
+                ]) { sent.append(alert) }
+            }
+        }
+
+        if let rate = settings.tableGrowthBytesPerDay {
+            let rows = try await conn.query(
+                """
+                SELECT table_name, regr_slope(total_bytes::float8, (recorded_on - DATE '2000-01-01')::float8) AS slope, count(*) AS points
+                  FROM maintenance_table_sizes
+                 WHERE recorded_on > (SELECT max(recorded_on) FROM maintenance_table_sizes) - $1::int
+                 GROUP BY table_name HAVING count(*) >= 2
+                    AND regr_slope(total_bytes::float8, (recorded_on - DATE '2000-01-01')::float8) > $2::float8
+                 ORDER BY slope DESC LIMIT 20
+                """, [window, Double(rate)])
+            if !rows.isEmpty {
+                var tables: [[String: Any]] = []
+                var parts: [String] = []
+                for row in rows {
+                    let name: String = try row.decode("table_name")
+                    let slope: Double = try row.decode("slope")
+                    tables.append(["table": name, "bytes_per_day": slope, "points": try row.decode("points", as: Int64.self)])
+                    parts.append("\(name) +\(Self.bytes(Int64(slope)))/day")
+                }
+                let text = "closebell: tables growing faster than \(Self.bytes(rate)) a day: \(parts.joined(separator: ", "))."
+                if let alert = try await sendOnce(conn, url: url, key: "capacity:table_growth", text: text, now: now, details: [
+                    "kind": "table_growth", "threshold_bytes_per_day": rate, "tables": tables,
+                ]) { sent.append(alert) }
+            }
+        }
+
+        if let maxAge = settings.backupMaxAgeSeconds {
+            let newest: Date? = try await conn.query(
+                """
+                SELECT greatest((SELECT max(finished_at) FROM maintenance_jobs WHERE task = 'backup' AND state = 'succeeded'),
+                                (SELECT newest_backup_at FROM maintenance_capacity ORDER BY recorded_on DESC LIMIT 1)) AS at
+                """).first?.decodeIfPresent("at")
+            // No backup at all yet is a new installation, not a stale backup.
+            if let newest, now.timeIntervalSince(newest) > maxAge {
+                let hours = now.timeIntervalSince(newest) / 3600
+                let text = String(format: "closebell: the newest backup is %.1f hours old (limit %.0f h), from ", hours, maxAge / 3600)
+                    + "\(OpsFormat.iso(newest))."
+                if let alert = try await sendOnce(conn, url: url, key: "backup_age", text: text, now: now, details: [
+                    "kind": "backup_age", "newest_backup_at": OpsFormat.iso(newest), "age_seconds": now.timeIntervalSince(newest),
+                    "max_age_seconds": maxAge,
+                ]) { sent.append(alert) }
+            }
+        }
+        return sent
+    }
+
+    // MARK: - Success notices
+
+    /// One notice per cycle run that succeeded since the lookback (`alerts.notify_success`).
+    private func checkSuccesses(_ conn: PostgresConnection, url: URL, now: Date) async throws -> [SentAlert] {
+        var sent: [SentAlert] = []
+        let rows = try await conn.query(
+            """
+            SELECT r.id, r.cycle, r.period::text AS period, extract(epoch FROM r.finished_at - r.started_at)::float8 AS seconds,
+                   (SELECT count(*) FROM maintenance_jobs j WHERE j.run_id = r.id) AS tasks
+              FROM maintenance_cycle_runs r
+             WHERE r.state = 'succeeded' AND r.finished_at > $1 AND r.finished_at <= $2
+               AND NOT EXISTS (SELECT 1 FROM maintenance_alerts a WHERE a.key = 'success:' || r.id)
+             ORDER BY r.finished_at LIMIT 10
+            """, [now.addingTimeInterval(-settings.initialLookbackSeconds), now])
+        for row in rows {
+            let id: Int64 = try row.decode("id"), cycle: String = try row.decode("cycle"), period: String = try row.decode("period")
+            let seconds: Double = try row.decodeIfPresent("seconds") ?? 0
+            let tasks: Int64 = try row.decode("tasks")
+            let text = "closebell: cycle \(cycle) \(period) (run \(id)) succeeded: \(tasks) tasks in \(Int(seconds.rounded())) s."
+            if let alert = try await sendOnceEver(conn, url: url, key: "success:\(id)", text: text, now: now, details: [
+                "kind": "cycle_succeeded", "run_id": id, "cycle": cycle, "period": period, "seconds": seconds, "tasks": tasks,
+            ]) { sent.append(alert) }
+        }
+        return sent
+    }
+
+    /// Sends `text` under `key` when the key is new or past its cooldown, claiming it first so
+    /// that of several workers checking at once only one sends; a failed POST gives the claim back.
+    private func sendOnce(_ conn: PostgresConnection, url: URL, key: String, text: String, now: Date,
+                          details: [String: Any]) async throws -> SentAlert? {
+        let previous = try await conn.query("SELECT sent_at, covered_until FROM maintenance_alerts WHERE key = $1", [key]).first
+        let claimed = try await conn.query(
+            """
+            INSERT INTO maintenance_alerts AS a (key, sent_at, covered_until, summary) VALUES ($1, $2, $2, $3)
+            ON CONFLICT (key) DO UPDATE SET sent_at = EXCLUDED.sent_at, covered_until = EXCLUDED.covered_until, summary = EXCLUDED.summary
+             WHERE a.sent_at <= EXCLUDED.sent_at - make_interval(secs => $4)
+            RETURNING a.key
+            """, [key, now, String(text.prefix(2000)), settings.cooldownSeconds])
+        guard !claimed.isEmpty else {
+            logger.info("alert_suppressed", metadata: ["key": "\(key)", "reason": "cooldown or sent by another worker"])
+            return nil
+        }
+        let body = OpsFormat.jsonData(["text": text, "username": "closebell", "closebell": details])
+        do {
+            try await post(body, to: url)
+        } catch {
+            if let previous {
+                let sentAt: Date = try previous.decode("sent_at"), covered: Date = try previous.decode("covered_until")
+                _ = try? await conn.query("UPDATE maintenance_alerts SET sent_at = $2, covered_until = $3 WHERE key = $1 AND sent_at = $4",
+                                          [key, sentAt, covered, now])
+            } else {
+                _ = try? await conn.query("DELETE FROM maintenance_alerts WHERE key = $1 AND sent_at = $2", [key, now])
+            }
+            throw error
+        }
+        logger.warning("alert_sent", metadata: ["key": "\(key)", "webhook_host": "\(url.host ?? "")"])
+        return SentAlert(key: key, text: text, body: body)
+    }
+
+    static func bytes(_ value: Int64) -> String {
+        ByteCountFormatter.string(fromByteCount: value, countStyle: .binary)
     }
 
     private func post(_ body: Data, to url: URL) async throws {

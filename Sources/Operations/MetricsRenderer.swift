@@ -1,12 +1,14 @@
 import Foundation
+import HTTPServer
 import JobQueue
 
 /// Renders `/metrics`. Names follow Prometheus conventions (`_total` counters, `_seconds`,
-/// `_bytes`); database-derived families are left out while the database is unreachable
-/// (`closebell_database_up` says so).
+/// `_bytes`, `_timestamp_seconds` rather than ages); database-derived families are left out
+/// while the database is unreachable (`closebell_database_up` says so).
 enum MetricsRenderer {
-    static func render(stats: WorkerStats.Snapshot, workerUp: Bool, queue: QueueSnapshot?, apiRequests: [String: Int]?,
-                       backups: BackupFiles?, now: Date = Date()) -> String {
+    static func render(stats: WorkerStats.Snapshot, workerUp: Bool, snapshot: OperationsSnapshot?, apiRequests: [String: Int]?,
+                       backups: BackupFiles?, filesystem: (bytes: Int64, free: Int64)? = nil, http: HTTPServerStatistics? = nil) -> String {
+        let queue = snapshot?.queue
         var out = PrometheusText()
         out.family("closebell_worker_up", type: "gauge", help: "1 while the worker's loops run.")
         out.sample("closebell_worker_up", [], workerUp ? 1 : 0)
@@ -49,12 +51,23 @@ enum MetricsRenderer {
             out.family("closebell_queue_oldest_waiting_seconds", type: "gauge", help: "Age of the oldest due job not yet claimed (0 when none).")
             out.sample("closebell_queue_oldest_waiting_seconds", [], max(0, queue.oldestWaitingSeconds))
 
-            out.family("closebell_rows_written_24h", type: "gauge", help: "Rows written in the last 24 hours by loading tasks (succeeded jobs' rows_written), by task and table.")
-            for task in queue.rowsWritten.keys.sorted() {
-                out.sample("closebell_rows_written_24h", [("task", task), ("table", TableNames.written[task] ?? task)], queue.rowsWritten[task] ?? 0)
+            if let rows = snapshot?.rows {
+                out.family("closebell_rows_written_total", type: "counter",
+                           help: "Rows written by loading tasks (succeeded jobs' rows_written, any worker) since this endpoint started, by task and table.")
+                for task in rows.written.keys.sorted() {
+                    out.sample("closebell_rows_written_total", [("task", task), ("table", TableNames.written[task] ?? task)], rows.written[task] ?? 0)
+                }
+                out.family("closebell_rows_removed_total", type: "counter", help: "Rows removed by retention jobs (any worker) since this endpoint started.")
+                out.sample("closebell_rows_removed_total", [], rows.removed)
             }
-            out.family("closebell_rows_removed_24h", type: "gauge", help: "Rows removed by retention jobs in the last 24 hours.")
-            out.sample("closebell_rows_removed_24h", [], queue.rowsRemoved)
+            if let snapshot {
+                out.family("closebell_database_size_bytes", type: "gauge", help: "pg_database_size of the queue's database.")
+                out.sample("closebell_database_size_bytes", [], Double(snapshot.databaseBytes))
+                if let at = snapshot.newestBackupJob {
+                    out.family("closebell_backup_job_last_success_timestamp_seconds", type: "gauge", help: "Unix time the newest succeeded backup job (any worker) finished.")
+                    out.sample("closebell_backup_job_last_success_timestamp_seconds", [], at.timeIntervalSince1970.rounded())
+                }
+            }
             if !queue.completeness.isEmpty {
                 out.family("closebell_market_data_completeness_percent", type: "gauge",
                            help: "Percent of symbol-days present over the last 30 days, by market-data table (completeness task).")
@@ -82,9 +95,25 @@ enum MetricsRenderer {
             if let bytes = backups.latestBytes, let date = backups.latestDate {
                 out.family("closebell_backup_latest_bytes", type: "gauge", help: "Size of the newest backup file.")
                 out.sample("closebell_backup_latest_bytes", [], Double(bytes))
-                out.family("closebell_backup_latest_age_seconds", type: "gauge", help: "Seconds since the newest backup file was written.")
-                out.sample("closebell_backup_latest_age_seconds", [], max(0, now.timeIntervalSince(date)).rounded())
+                out.family("closebell_backup_latest_timestamp_seconds", type: "gauge", help: "Unix time the newest backup file was written.")
+                out.sample("closebell_backup_latest_timestamp_seconds", [], date.timeIntervalSince1970.rounded())
             }
+        }
+        if let http {
+            out.family("closebell_http_connections_open", type: "gauge", help: "Connections open on this endpoint.")
+            out.sample("closebell_http_connections_open", [], Double(http.open))
+            out.family("closebell_http_connections_evicted_total", type: "counter", help: "Connections closed at the cap to make room (the one waiting longest for its request).")
+            out.sample("closebell_http_connections_evicted_total", [], Double(http.evictedAtCap))
+            out.family("closebell_http_connections_rejected_total", type: "counter", help: "Connections answered 503 at the cap because every open one was busy.")
+            out.sample("closebell_http_connections_rejected_total", [], Double(http.rejectedAtCap))
+            out.family("closebell_http_timeouts_total", type: "counter", help: "Connections closed because a request head, body or response write missed its deadline.")
+            out.sample("closebell_http_timeouts_total", [], Double(http.timedOut))
+        }
+        if let filesystem {
+            out.family("closebell_backup_disk_size_bytes", type: "gauge", help: "Size of the filesystem holding the backup directory.")
+            out.sample("closebell_backup_disk_size_bytes", [], Double(filesystem.bytes))
+            out.family("closebell_backup_disk_free_bytes", type: "gauge", help: "Free bytes (for unprivileged users) on the backup directory's filesystem.")
+            out.sample("closebell_backup_disk_free_bytes", [], Double(filesystem.free))
         }
         return out.text
     }

@@ -5,17 +5,39 @@ public struct HTTPEndpointSettings: Sendable, Equatable {
     /// `HOST:PORT` to serve on; nil serves nothing. Default nil (`--http` turns it on;
     /// `--http` without a host part, `:8008`, means loopback).
     public var listen: String?
-    /// The bearer token of `POST /trigger`; nil or empty disables it (403).
+    /// The bearer token of the actions (`POST /trigger`, `POST /jobs/ID/retry`, `POST /jobs/ID/cancel`); nil or empty disables them (403).
     /// Env `CLOSEBELL_TRIGGER_TOKEN` wins over the file.
     public var triggerToken: String?
     /// Seconds allowed for the endpoint's database connect and statements. Default 3.
     public var databaseTimeoutSeconds: Int
+    /// Seconds the database snapshot behind `/status`, `/metrics` and the dashboard (and the readiness `SELECT 1`)
+    /// is reused: a scrape storm costs one round of queries per interval. Default 5.
+    public var cacheSeconds: Double
+    /// Most connections open at once (past it the longest waiter is closed, or the new one
+    /// gets 503). Default 256; never more than half the open-file limit.
+    public var maxConnections: Int
+    /// Seconds a client has for its whole request head. Default 10.
+    public var headerTimeoutSeconds: Double
+    /// Seconds a keep-alive connection may sit idle between requests. Default 30.
+    public var idleTimeoutSeconds: Double
+    /// Threads answering requests. Default 8.
+    public var handlerThreads: Int
+    /// Seconds between the dashboard's refreshes in the browser. Default 5.
+    public var dashboardRefreshSeconds: Double
 
     /// Creates settings; every value has the documented default.
-    public init(listen: String? = nil, triggerToken: String? = nil, databaseTimeoutSeconds: Int = 3) {
+    public init(listen: String? = nil, triggerToken: String? = nil, databaseTimeoutSeconds: Int = 3, cacheSeconds: Double = 5,
+                maxConnections: Int = 256, headerTimeoutSeconds: Double = 10, idleTimeoutSeconds: Double = 30, handlerThreads: Int = 8,
+                dashboardRefreshSeconds: Double = 5) {
         self.listen = listen
         self.triggerToken = triggerToken
         self.databaseTimeoutSeconds = databaseTimeoutSeconds
+        self.cacheSeconds = cacheSeconds
+        self.maxConnections = maxConnections
+        self.headerTimeoutSeconds = headerTimeoutSeconds
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.handlerThreads = handlerThreads
+        self.dashboardRefreshSeconds = dashboardRefreshSeconds
     }
 
     /// Applies `CLOSEBELL_TRIGGER_TOKEN` when set (it wins over the config file).
@@ -35,8 +57,26 @@ public struct HTTPEndpointSettings: Sendable, Equatable {
         guard (1...300).contains(databaseTimeoutSeconds) else {
             throw OperationsError.invalidSetting(key: "http.database_timeout_seconds", reason: "must be 1 to 300, got \(databaseTimeoutSeconds)")
         }
+        guard cacheSeconds >= 0, cacheSeconds <= 3600 else {
+            throw OperationsError.invalidSetting(key: "http.cache_seconds", reason: "must be 0 to 3600, got \(cacheSeconds)")
+        }
+        guard (1...100_000).contains(maxConnections) else {
+            throw OperationsError.invalidSetting(key: "http.max_connections", reason: "must be 1 to 100000, got \(maxConnections)")
+        }
+        guard headerTimeoutSeconds > 0, headerTimeoutSeconds <= 600 else {
+            throw OperationsError.invalidSetting(key: "http.header_timeout_seconds", reason: "must be above 0 and at most 600, got \(headerTimeoutSeconds)")
+        }
+        guard idleTimeoutSeconds > 0, idleTimeoutSeconds <= 3600 else {
+            throw OperationsError.invalidSetting(key: "http.idle_timeout_seconds", reason: "must be above 0 and at most 3600, got \(idleTimeoutSeconds)")
+        }
+        guard (1...256).contains(handlerThreads) else {
+            throw OperationsError.invalidSetting(key: "http.handler_threads", reason: "must be 1 to 256, got \(handlerThreads)")
+        }
+        guard dashboardRefreshSeconds >= 1 else {
+            throw OperationsError.invalidSetting(key: "http.dashboard_refresh_seconds", reason: "must be at least 1, got \(dashboardRefreshSeconds)")
+        }
         if let token = triggerToken, !token.isEmpty, token.count < 16 {
-            throw OperationsError.invalidSetting(key: "http.trigger_token", reason: "must be at least 16 characters (it guards POST /trigger)")
+            throw OperationsError.invalidSetting(key: "http.trigger_token", reason: "must be at least 16 characters (it guards the dashboard's actions and POST /trigger)")
         }
     }
 }

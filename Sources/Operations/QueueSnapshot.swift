@@ -15,10 +15,6 @@ struct QueueSnapshot {
     var lastSuccess: [String: Double]
     /// The last run's state of each cycle.
     var lastState: [String: String]
-    /// Rows written in the last 24 hours by task (from succeeded jobs' `result.rows_written`).
-    var rowsWritten: [String: Double]
-    /// Rows removed by retention in the last 24 hours (`result.total_rows_removed`).
-    var rowsRemoved: Double
     /// Percent of symbol-days present over 30 days by market-data table (task `completeness`).
     var completeness: [String: Double] = [:]
 
@@ -95,22 +91,6 @@ struct QueueSnapshot {
             if let at: Double = try row.decodeIfPresent("at") { lastSuccess[try row.decode("cycle")] = at }
         }
 
-        var rowsWritten: [String: Double] = [:]
-        var rowsRemoved = 0.0
-        for row in try session.query(
-            """
-            SELECT task,
-                   coalesce(sum((result ->> 'rows_written')::numeric) FILTER (WHERE jsonb_typeof(result -> 'rows_written') = 'number'), 0)::float8 AS written,
-                   coalesce(sum((result ->> 'total_rows_removed')::numeric) FILTER (WHERE jsonb_typeof(result -> 'total_rows_removed') = 'number'), 0)::float8 AS removed
-              FROM maintenance_jobs
-             WHERE state = 'succeeded' AND finished_at > now() - interval '24 hours' AND jsonb_typeof(result) = 'object'
-             GROUP BY task
-            """) {
-            let task: String = try row.decode("task")
-            let written: Double = try row.decode("written")
-            if written > 0 || TableNames.written[task] != nil { rowsWritten[task] = written }
-            rowsRemoved += try row.decode("removed", as: Double.self)
-        }
         var completeness: [String: Double] = [:]
         if try session.query("SELECT to_regproc('market_data_completeness_summary') IS NOT NULL AS present").first?["present"] == "t" {
             for row in try session.query("SELECT table_name, percent::float8 AS percent FROM market_data_completeness_summary(30)") {
@@ -119,7 +99,7 @@ struct QueueSnapshot {
         }
         return QueueSnapshot(
             depth: depth, oldestWaitingSeconds: oldest, running: running, cycles: cycles, lastSuccess: lastSuccess,
-            lastState: lastState, rowsWritten: rowsWritten, rowsRemoved: rowsRemoved, completeness: completeness)
+            lastState: lastState, completeness: completeness)
     }
 }
 

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import JobQueue
 import PostgresClient
 
@@ -31,33 +34,47 @@ public struct TableSizesReport: Sendable, Codable, Equatable {
     public var skipped: [String]
     /// Sum of `total_bytes`.
     public var totalBytes: Int64
+    /// `pg_database_size` of the whole database.
+    public var databaseBytes: Int64
+    /// The backup folder's filesystem: size and free bytes (nil when it could not be examined).
+    public var backupFilesystemBytes: Int64?
+    /// Free bytes on the backup folder's filesystem (for unprivileged users).
+    public var backupFilesystemFree: Int64?
 
     enum CodingKeys: String, CodingKey {
         case tables, skipped
-        case recordedOn = "recorded_on", totalBytes = "total_bytes"
+        case recordedOn = "recorded_on", totalBytes = "total_bytes", databaseBytes = "database_bytes"
+        case backupFilesystemBytes = "backup_fs_bytes", backupFilesystemFree = "backup_fs_free"
     }
 }
 
-/// The `table_sizes` task (args `{}`): records today's size of each maintained table that
-/// exists in `maintenance_table_sizes` (one row per table and New York date; a second run the
-/// same day overwrites). Hypertables are measured with `hypertable_detailed_size`, whose
-/// figures include every chunk.
+/// The `table_sizes` task (args `{}`): records today's size of every maintained or configured
+/// table that exists in `maintenance_table_sizes` (one row per table and New York date; a
+/// second run the same day overwrites), and the whole database's size with the backup
+/// folder's filesystem use in `maintenance_capacity`. Hypertables are measured with
+/// `hypertable_detailed_size`, whose figures include every chunk.
 public struct TableSizesTask: JobTask {
     /// `table_sizes`.
     public let name = "table_sizes"
-    /// The tables measured.
+    /// The tables measured: closebell's own and the market-data tables, plus every table the
+    /// configuration names (retention, vacuum, extra ones), without duplicates.
     public let tables: [String]
+    /// The backup folder whose filesystem is measured; nil skips it.
+    public let backupDirectory: URL?
 
-    /// The market-data tables and closebell's own.
+    /// The market-data tables and closebell's own, always measured when they exist.
     public static let defaultTables = [
         "market_data_daily", "volume_slots", "ticker_metadata", "ticker_volume_stats", "ticker_universe",
         "ticker_earnings", "market_data_completeness", "market_data_quarantine", "sic_sector_map", "polygon_api_budget",
         "maintenance_jobs", "maintenance_cycle_runs", "maintenance_table_sizes",
     ]
 
-    /// Creates the task for `tables` (default: `defaultTables`).
-    public init(tables: [String] = TableSizesTask.defaultTables) {
-        self.tables = tables
+    /// Creates the task for `defaultTables` plus `configured` (tables named by retention,
+    /// vacuum and `table_sizes.tables`), measuring the filesystem of `backupDirectory`.
+    public init(configured: [String] = [], backupDirectory: URL? = nil) {
+        var seen = Set<String>()
+        self.tables = (Self.defaultTables + configured).filter { !$0.isEmpty && seen.insert($0).inserted }
+        self.backupDirectory = backupDirectory
     }
 
     private struct Arguments: Decodable {}
@@ -68,15 +85,32 @@ public struct TableSizesTask: JobTask {
         let connection = try await context.connect()
         defer { Task { await connection.close() } }
         let tables = self.tables
-        let report = try await connection.withSession { session in try Self.record(session, tables: tables) }
+        let filesystem = backupDirectory.flatMap { Self.filesystem(of: $0) }
+        let newestBackup = backupDirectory.flatMap { BackupFiles.scan($0).latestDate }
+        let directory = backupDirectory?.path
+        let report = try await connection.withSession { session in
+            try Self.record(session, tables: tables, backupDirectory: directory, filesystem: filesystem, newestBackup: newestBackup)
+        }
         context.logger.info("table_sizes_recorded", metadata: [
             "tables": "\(report.tables.count)", "total_bytes": "\(report.totalBytes)", "skipped": "\(report.skipped.joined(separator: ","))",
         ])
         return try JobResult(report)
     }
 
-    /// Measures `tables` and upserts today's rows; one short transaction for the writes.
-    static func record(_ session: PostgresSession, tables: [String]) throws -> TableSizesReport {
+    /// Size and free bytes of the filesystem holding `directory` (or its nearest existing
+    /// parent, when the folder is not created yet); nil when statvfs fails.
+    public static func filesystem(of directory: URL) -> (bytes: Int64, free: Int64)? {
+        var url = directory.standardizedFileURL
+        while !FileManager.default.fileExists(atPath: url.path), url.path != "/" { url = url.deletingLastPathComponent() }
+        var info = statvfs()
+        guard statvfs(url.path, &info) == 0 else { return nil }
+        let unit = Int64(info.f_frsize > 0 ? info.f_frsize : info.f_bsize)
+        return (Int64(info.f_blocks) * unit, Int64(info.f_bavail) * unit)
+    }
+
+    /// Measures `tables` and the database, and upserts today's rows; one short transaction for the writes.
+    static func record(_ session: PostgresSession, tables: [String], backupDirectory: String? = nil,
+                       filesystem: (bytes: Int64, free: Int64)? = nil, newestBackup: Date? = nil) throws -> TableSizesReport {
         let timescale = try session.query("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").count > 0
         let today: String = try session.query("SELECT ((now() AT TIME ZONE 'America/New_York')::date)::text AS d").first?.decode("d") ?? ""
         var sizes: [RecordedTableSize] = []
@@ -85,7 +119,8 @@ public struct TableSizesTask: JobTask {
             // to_regclass takes the name as data: nothing from config is spliced into SQL.
             guard let oidRow = try session.query(
                 "SELECT c.oid::bigint AS oid FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')", [table]).first else {
-                skipped.append(table)
+                // A missing default table is a feature not installed; a missing configured one is worth saying.
+                if !defaultTables.contains(table) { skipped.append(table) }
                 continue
             }
             let oid: Int64 = try oidRow.decode("oid")
@@ -119,7 +154,17 @@ public struct TableSizesTask: JobTask {
                 indexBytes: try row.decode("idx"), rowEstimate: try row.decode("rows")))
         }
         let measured = sizes
+        let databaseBytes: Int64 = try session.query("SELECT pg_database_size(current_database()) AS b").first?.decode("b") ?? 0
         try session.transaction { tx in
+            _ = try tx.query(
+                """
+                INSERT INTO maintenance_capacity (recorded_on, recorded_at, database_bytes, backup_directory, backup_fs_bytes, backup_fs_free, newest_backup_at)
+                VALUES ($1::date, now(), $2, $3, $4, $5, $6)
+                ON CONFLICT (recorded_on) DO UPDATE
+                   SET recorded_at = EXCLUDED.recorded_at, database_bytes = EXCLUDED.database_bytes,
+                       backup_directory = EXCLUDED.backup_directory, backup_fs_bytes = EXCLUDED.backup_fs_bytes,
+                       backup_fs_free = EXCLUDED.backup_fs_free, newest_backup_at = EXCLUDED.newest_backup_at
+                """, [today, databaseBytes, backupDirectory, filesystem?.bytes, filesystem?.free, newestBackup])
             for size in measured {
                 _ = try tx.query(
                     """
@@ -131,6 +176,7 @@ public struct TableSizesTask: JobTask {
                     """, [today, size.table, size.totalBytes, size.tableBytes, size.indexBytes, size.rowEstimate])
             }
         }
-        return TableSizesReport(recordedOn: today, tables: sizes, skipped: skipped, totalBytes: sizes.reduce(0) { $0 + $1.totalBytes })
+        return TableSizesReport(recordedOn: today, tables: sizes, skipped: skipped, totalBytes: sizes.reduce(0) { $0 + $1.totalBytes },
+                                databaseBytes: databaseBytes, backupFilesystemBytes: filesystem?.bytes, backupFilesystemFree: filesystem?.free)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LocalCluster
 import TestSupport
 import XCTest
 
@@ -29,5 +30,26 @@ final class DemoTests: XCTestCase {
             completions += text.components(separatedBy: #""event":"task_completed""#).count - 1
         }
         XCTAssertEqual(completions, 10, "one task_completed line per task of the cycle")
+    }
+
+    func testDemoStopStopsTheClusterTheDemoLeftRunning() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-demo-stop-\(getpid())")
+        let cluster = try LocalCluster(directory: dir.appendingPathComponent("cluster"))
+        defer {
+            cluster.destroy()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        let none = try ClosebellBinary.run(["demo", "stop", "--dir", dir.path])
+        XCTAssertEqual(none.status, 0, none.output)
+        XCTAssertTrue(none.output.contains("nothing to stop"), none.output)
+        try cluster.start()
+        XCTAssertTrue(cluster.isRunning)
+        let stopped = try ClosebellBinary.run(["demo", "stop", "--dir", dir.path])
+        XCTAssertEqual(stopped.status, 0, stopped.output)
+        XCTAssertTrue(stopped.output.contains("stopped the demo cluster"), stopped.output)
+        XCTAssertFalse(cluster.isRunning)
+        let again = try ClosebellBinary.run(["demo", "stop", "--dir", dir.path])
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertTrue(again.output.contains("is not running"), again.output)
     }
 }

@@ -67,7 +67,7 @@ final class CycleTests: XCTestCase {
             _ = try await CycleStore.enqueue(cycle: "hourly", connection: conn)
             XCTFail("unknown cycle enqueued")
         } catch let error as MaintenanceError {
-            XCTAssertEqual(error, .unknownCycle(name: "hourly", known: ["daily", "monthly", "weekly"]))
+            XCTAssertEqual(error, .unknownCycle(name: "hourly", known: ["daily", "monthly", "quarterly", "weekly"]))
         }
         do {
             try await conn.execute("INSERT INTO maintenance_cycles (cycle, period, time_zone) VALUES ('mars', 'day', 'Mars/Olympus')")
@@ -323,9 +323,10 @@ final class CycleTests: XCTestCase {
         XCTAssertEqual(names(runs), ["weekly 2026-11-16"])
         runs = try await scheduler.tick(connection: conn, now: at("2026-11-21 23:30:00+00"))
         XCTAssertEqual(runs, [])
-        // Workers down Monday to Wednesday evening: only Wednesday's run, no backfill.
+        // Workers down Monday to Wednesday evening: Tuesday's run is caught up (the previous
+        // trading day), then Wednesday's; Monday's is not backfilled.
         runs = try await scheduler.tick(connection: conn, now: at("2026-11-25 22:30:00+00"))
-        XCTAssertEqual(names(runs), ["daily 2026-11-25"])
+        XCTAssertEqual(names(runs), ["daily 2026-11-24", "daily 2026-11-25"])
         // Thanksgiving: nothing.
         runs = try await scheduler.tick(connection: conn, now: at("2026-11-26 22:30:00+00"))
         XCTAssertEqual(runs, [])
@@ -354,5 +355,108 @@ final class CycleTests: XCTestCase {
         XCTAssertEqual(created.filter(\.created).map { "\($0.cycle) \($0.period)" }.sorted(), ["daily 2026-11-20", "monthly 2026-11-01"])
         let count = try await conn.query("SELECT count(*) AS n FROM maintenance_cycle_runs").first?.decode("n", as: Int.self)
         XCTAssertEqual(count, 2)
+    }
+
+    func testTodaysDailyRunIsNotCreatedBeforeItsTimeUnlessForced() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        func at(_ text: String) -> Date { Date(postgresText: text)! }
+        // Monday 2026-12-07, 10:00 New York (EST): the run is due at 17:00 (22:00 UTC).
+        let early = try await conn.query(
+            "SELECT run_id, created, period::text AS period, note, due_at FROM maintenance_enqueue_cycle('daily', NULL, false, $1)",
+            [at("2026-12-07 15:00:00+00")]).first
+        XCTAssertNil(early?["run_id"])
+        XCTAssertEqual(early?["created"], "f")
+        XCTAssertEqual(early?["period"], "2026-12-07")
+        XCTAssertTrue(early?["note"]?.contains("not due until 17:00 America/New_York") ?? false, early?["note"] ?? "")
+        XCTAssertEqual(try early?.decode("due_at", as: Date.self), at("2026-12-07 22:00:00+00"))
+        do {
+            _ = try await CycleStore.enqueue(cycle: "daily", at: at("2026-12-07 15:00:00+00"), connection: conn)
+            XCTFail("a run before its time was created")
+        } catch MaintenanceError.cycleNotEnqueued(_, let period, let reason) {
+            XCTAssertEqual(period, "2026-12-07")
+            XCTAssertTrue(reason.contains("not due until 17:00"), reason)
+        }
+        // Summer time: 17:00 New York is 21:00 UTC.
+        let summer = try await CycleStore.enqueue(cycle: "daily", at: at("2026-07-01 21:00:00+00"), connection: conn)
+        XCTAssertTrue(summer.created)
+        var count = try await conn.query("SELECT count(*) AS n FROM maintenance_cycle_runs").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 1)
+        // Forced, or once due, it is created; asked again before its time, the run is returned.
+        let forced = try await CycleStore.enqueue(cycle: "daily", force: true, at: at("2026-12-07 15:00:00+00"), connection: conn)
+        XCTAssertTrue(forced.created)
+        let again = try await CycleStore.enqueue(cycle: "daily", at: at("2026-12-07 15:30:00+00"), connection: conn)
+        XCTAssertEqual(again.runID, forced.runID)
+        XCTAssertFalse(again.created)
+        let due = try await CycleStore.enqueue(cycle: "daily", at: at("2026-12-08 22:00:00+00"), connection: conn)
+        XCTAssertTrue(due.created)
+        // An explicit past period is a person's choice; weekly runs are not held to their hour.
+        let past = try await CycleStore.enqueue(cycle: "daily", period: "2026-12-04", at: at("2026-12-07 15:00:00+00"), connection: conn)
+        XCTAssertTrue(past.created)
+        let weekly = try await CycleStore.enqueue(cycle: "weekly", at: at("2026-12-07 15:00:00+00"), connection: conn)
+        XCTAssertTrue(weekly.created)
+        count = try await conn.query("SELECT count(*) AS n FROM maintenance_cycle_runs").first?.decode("n", as: Int.self)
+        XCTAssertEqual(count, 5)
+    }
+
+    func testCatchUpEnqueuesTheMissedPreviousTradingDayOnlyWithinItsWindow() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let scheduler = CycleScheduler()
+        func at(_ text: String) -> Date { Date(postgresText: text)! }
+        func daily(_ runs: [EnqueuedRun]) -> [String] { runs.filter { $0.cycle == "daily" }.map(\.period) }
+
+        // A new install does not start with yesterday's run.
+        var runs = try await scheduler.tick(connection: conn, now: at("2026-11-24 15:00:00+00"))
+        XCTAssertEqual(daily(runs), [])
+        _ = try await CycleStore.enqueue(cycle: "daily", period: "2026-11-24", connection: conn)
+        // Every worker down from Wednesday to Monday morning: at start (10:00 New York) the
+        // previous trading day, Friday the 27th (a half day), is caught up; Wednesday is not,
+        // Thanksgiving and the weekend have no run, Monday's own run waits for 17:00.
+        runs = try await scheduler.tick(connection: conn, now: at("2026-11-30 15:00:00+00"))
+        XCTAssertEqual(daily(runs), ["2026-11-27"])
+        runs = try await scheduler.tick(connection: conn, now: at("2026-11-30 15:01:00+00"))
+        XCTAssertEqual(runs, [], "idempotent per period")
+        runs = try await scheduler.tick(connection: conn, now: at("2026-11-30 22:01:00+00"))
+        XCTAssertEqual(daily(runs), ["2026-11-30"])
+
+        // A wider window reaches further back, oldest first; 0 turns catch-up off.
+        try await conn.execute("UPDATE maintenance_cycles SET catch_up_periods = 3 WHERE cycle = 'daily'")
+        runs = try await scheduler.tick(connection: conn, now: at("2026-12-03 15:00:00+00"))
+        XCTAssertEqual(daily(runs), ["2026-12-01", "2026-12-02"])
+        try await conn.execute("UPDATE maintenance_cycles SET catch_up_periods = 0 WHERE cycle = 'daily'")
+        runs = try await scheduler.tick(connection: conn, now: at("2026-12-07 15:00:00+00"))
+        XCTAssertEqual(daily(runs), [])
+        let periods = try await conn.query("SELECT period::text AS p FROM maintenance_cycle_runs WHERE cycle = 'daily' ORDER BY period").map { $0["p"] ?? "" }
+        XCTAssertEqual(periods, ["2026-11-24", "2026-11-27", "2026-11-30", "2026-12-01", "2026-12-02"])
+    }
+
+    func testQuarterlyCycleRunsOncePerQuarter() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let scheduler = CycleScheduler()
+        func at(_ text: String) -> Date { Date(postgresText: text)! }
+        func quarterly(_ runs: [EnqueuedRun]) -> [String] { runs.filter { $0.cycle == "quarterly" }.map(\.period) }
+        // Shipped disabled.
+        var runs = try await scheduler.tick(connection: conn, now: at("2027-01-01 11:00:00+00"))
+        XCTAssertEqual(quarterly(runs), [])
+        try await conn.execute("UPDATE maintenance_cycles SET enabled = true WHERE cycle = 'quarterly'")
+        // 1 January 2027, 05:00 New York: due, although the NYSE is closed.
+        runs = try await scheduler.tick(connection: conn, now: at("2027-01-01 09:59:00+00"))
+        XCTAssertEqual(quarterly(runs), [])
+        runs = try await scheduler.tick(connection: conn, now: at("2027-01-01 10:00:00+00"))
+        XCTAssertEqual(quarterly(runs), ["2027-01-01"])
+        runs = try await scheduler.tick(connection: conn, now: at("2027-03-31 20:00:00+00"))
+        XCTAssertEqual(quarterly(runs), [])
+        // Any day of the quarter names the same run.
+        let again = try await CycleStore.enqueue(cycle: "quarterly", period: "2027-02-15", connection: conn)
+        XCTAssertFalse(again.created)
+        runs = try await scheduler.tick(connection: conn, now: at("2027-04-01 09:00:00+00"))
+        XCTAssertEqual(quarterly(runs), ["2027-04-01"])
+        let jobs = try await conn.query(
+            "SELECT task FROM maintenance_jobs WHERE run_id = $1 ORDER BY id", [again.runID]).map { $0["task"] ?? "" }
+        XCTAssertEqual(jobs, ["vacuum"])
+        let period = try await conn.query("SELECT maintenance_cycle_period('quarter', '2027-08-31') AS p").first?["p"]
+        XCTAssertEqual(period, "2027-07-01")
     }
 }

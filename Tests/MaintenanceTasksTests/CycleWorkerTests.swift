@@ -47,7 +47,7 @@ final class CycleWorkerTests: XCTestCase {
               ('e2e', 3, 'vacuum', '{"tables": ["market_data_daily"]}'),
               ('e2e', 3, 'compress', '{}');
             """)
-        let (runID, created) = try await CycleStore.enqueue(cycle: "e2e", connection: conn)
+        let (runID, created) = try await CycleStore.enqueue(cycle: "e2e", force: true, connection: conn)
         XCTAssertTrue(created)
 
         var config = WorkerConfiguration(workerID: "maint-e2e")

@@ -169,12 +169,103 @@ final class AlertTests: XCTestCase {
         await conn.close()
     }
 
+    /// The capacity alerts: with a quota just above the database's size and growth recorded,
+    /// the quota alert reaches the webhook once (two workers checking at once), and not again
+    /// within the cooldown; the backup disk, table growth, backup age and success notices each
+    /// arrive once under their own key.
+    func testCapacityAlertsAreSentOncePerCooldown() async throws {
+        let db = try TestCluster.migratedDatabase("ops_capacity")
+        let (hook, received) = try receiver()
+        defer { hook.stop() }
+        let backups = FileManager.default.temporaryDirectory.appendingPathComponent("ops-capacity-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: backups, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: backups) }
+        let conn = try await PostgresConnection.connect(db.url)
+
+        // Today's sizes, as the daily cycle's last task records them.
+        let context = JobContext(jobID: 1, task: "table_sizes", args: PostgresJSON(text: "{}"), attempt: 1, runID: nil,
+                                 previousProgress: nil, logger: Logger(label: "test"), conninfo: db.url)
+        _ = try await TableSizesTask(configured: [], backupDirectory: backups).run(context)
+        let today = try await conn.query("SELECT database_bytes, backup_fs_bytes, backup_fs_free FROM maintenance_capacity").first
+        let size: Int64 = try XCTUnwrap(try today?.decode("database_bytes"))
+        XCTAssertNotNil(try today?.decodeIfPresent("backup_fs_free", as: Int64.self), "the backup folder's filesystem is recorded")
+        // Nine earlier days, 1 MiB a day smaller each: growth of 1 MiB a day.
+        _ = try await conn.query(
+            """
+            INSERT INTO maintenance_capacity (recorded_on, database_bytes)
+            SELECT (SELECT max(recorded_on) FROM maintenance_capacity) - g, $1::bigint - g * 1048576 FROM generate_series(1, 9) g
+            """, [size])
+
+        let quota = size + 3 * 1_048_576
+        let settings = AlertSettings(webhookURL: hook.baseURL.appendingPathComponent("hook"), cooldownSeconds: 3600, dailyDeadline: nil,
+                                     diskQuotaBytes: quota, backupDiskPercent: nil, backupMaxAgeSeconds: nil)
+        try settings.validate()
+        let first = AlertNotifier(conninfo: db.url, settings: settings, http: HTTPClient(), logger: Logger(label: "test"))
+        let second = AlertNotifier(conninfo: db.url, settings: settings, http: HTTPClient(), logger: Logger(label: "test"))
+        let now = Date()
+        async let a = first.check(now: now)
+        async let b = second.check(now: now)
+        let sent = try await a + b
+        XCTAssertEqual(sent.map(\.key), ["capacity:database_quota"])
+        XCTAssertEqual(received.all.count, 1)
+        let body = try XCTUnwrap(try JSONSerialization.jsonObject(with: received.all[0].body) as? [String: Any])
+        XCTAssertTrue((body["text"] as? String ?? "").contains("quota"), "\(body)")
+        let details = try XCTUnwrap(body["closebell"] as? [String: Any])
+        XCTAssertEqual((details["bytes_per_day"] as? Double).map { ($0 / 1_048_576).rounded() }, 1)
+        XCTAssertEqual((details["days_left"] as? Double).map { $0.rounded() }, 3)
+        // Within the cooldown: nothing more, from either worker.
+        let again = try await first.check(now: now.addingTimeInterval(60))
+        let againOther = try await second.check(now: now.addingTimeInterval(120))
+        XCTAssertTrue(again.isEmpty && againOther.isEmpty)
+        XCTAssertEqual(received.all.count, 1)
+        // A quota far away: no alert even after the cooldown.
+        var roomy = settings
+        roomy.diskQuotaBytes = size + 1_000 * 1_048_576
+        _ = try await conn.query("DELETE FROM maintenance_alerts")
+        let relaxed = AlertNotifier(conninfo: db.url, settings: roomy, http: HTTPClient(), logger: Logger(label: "test"))
+        let none = try await relaxed.check(now: now)
+        XCTAssertTrue(none.isEmpty)
+
+        // The other capacity alerts and the success notice, each once.
+        _ = try await conn.query(
+            """
+            INSERT INTO maintenance_table_sizes (recorded_on, table_name, total_bytes, table_bytes, index_bytes, row_estimate)
+            SELECT recorded_on - g, table_name, greatest(total_bytes - g * 500000, 0), table_bytes, index_bytes, row_estimate
+              FROM maintenance_table_sizes, generate_series(1, 5) g WHERE table_name = 'market_data_daily'
+            """)
+        _ = try await conn.query(
+            "INSERT INTO maintenance_jobs (task, state, attempts, started_at, finished_at, result) VALUES ('backup', 'succeeded', 1, now() - interval '31 hours', now() - interval '30 hours', '{}')")
+        let run: Int64 = try await conn.query("SELECT run_id FROM maintenance_enqueue_cycle('weekly')").first!.decode("run_id")
+        for _ in 0..<5 {
+            _ = try await conn.query(
+                "UPDATE maintenance_jobs SET state = 'succeeded', attempts = 1, started_at = now(), result = '{}' WHERE run_id = $1 AND state = 'available'", [run])
+        }
+        let runState: String? = try await conn.query("SELECT state FROM maintenance_cycle_runs WHERE id = $1", [run]).first?.decode("state")
+        XCTAssertEqual(runState, "succeeded")
+        var everything = roomy
+        everything.backupDiskPercent = 0.001
+        everything.tableGrowthBytesPerDay = 1000
+        everything.backupMaxAgeSeconds = 26 * 3600
+        everything.notifySuccess = true
+        let watcher = AlertNotifier(conninfo: db.url, settings: everything, http: HTTPClient(), logger: Logger(label: "test"))
+        let others = try await watcher.check(now: Date())
+        XCTAssertEqual(Set(others.map(\.key)), ["capacity:backup_disk", "capacity:table_growth", "backup_age", "success:\(run)"])
+        XCTAssertTrue(others.first { $0.key == "capacity:table_growth" }?.text.contains("market_data_daily") ?? false)
+        let repeated = try await watcher.check(now: Date().addingTimeInterval(60))
+        XCTAssertTrue(repeated.isEmpty, "\(repeated.map(\.key))")
+        for notifier in [first, second, relaxed, watcher] { await notifier.close() }
+        await conn.close()
+    }
+
     func testSettingsAreValidated() throws {
         XCTAssertThrowsError(try AlertSettings(dailyDeadline: "25:00").validate())
         XCTAssertNoThrow(try AlertSettings(dailyDeadline: "off").validate())
         XCTAssertThrowsError(try AlertSettings(cooldownSeconds: -1).validate())
         XCTAssertThrowsError(try AlertSettings(webhookURL: URL(string: "ftp://x/y")).validate())
         XCTAssertThrowsError(try AlertSettings(timeZone: "Mars/Olympus").validate())
+        XCTAssertThrowsError(try AlertSettings(diskQuotaBytes: 0).validate())
+        XCTAssertThrowsError(try AlertSettings(backupDiskPercent: 120).validate())
+        XCTAssertThrowsError(try AlertSettings(growthWindowDays: 1).validate())
         var settings = AlertSettings()
         try settings.applyEnvironment(["CLOSEBELL_ALERT_WEBHOOK_URL": "https://hooks.example.com/services/abc"])
         XCTAssertEqual(settings.webhookURL?.host, "hooks.example.com")
@@ -191,5 +282,8 @@ final class EndpointSettingsTests: XCTestCase {
         XCTAssertThrowsError(try HTTPEndpointSettings(listen: "nonsense").validate())
         XCTAssertThrowsError(try HTTPEndpointSettings(triggerToken: "short").validate())
         XCTAssertThrowsError(try HTTPEndpointSettings(databaseTimeoutSeconds: 0).validate())
+        XCTAssertThrowsError(try HTTPEndpointSettings(maxConnections: 0).validate())
+        XCTAssertThrowsError(try HTTPEndpointSettings(headerTimeoutSeconds: 0).validate())
+        XCTAssertThrowsError(try HTTPEndpointSettings(cacheSeconds: -1).validate())
     }
 }

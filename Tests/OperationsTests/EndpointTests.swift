@@ -8,14 +8,17 @@ import TestSupport
 import XCTest
 
 final class EndpointTests: XCTestCase {
-    /// /health answers 200 with the database and worker up, 503 naming the database while the
-    /// server is stopped, and 200 again once it is back (the endpoint reconnects on its own).
+    /// /health and /readyz answer 200 with the database and worker up, 503 naming the database
+    /// while the server is stopped, and 200 again once it is back (the endpoint reconnects on
+    /// its own). /livez stays 200 through the outage: only stopped loops make it 503.
     func testHealthFollowsTheDatabase() async throws {
         let db = try TestCluster.migratedDatabase("ops_health")
         let worker = RunningWorker(url: db.url, id: "ops-health")
         let server = try OperationsServer.start(port: 0, worker: worker.worker, conninfo: db.url, triggerToken: nil,
-                                                logger: Logger(label: "test"), options: OperationsServerOptions(databaseTimeoutSeconds: 2))
+                                                logger: Logger(label: "test"), options: OperationsServerOptions(databaseTimeoutSeconds: 2, cacheSeconds: 0))
         let health = server.baseURL.appendingPathComponent("health")
+        let readyz = server.baseURL.appendingPathComponent("readyz")
+        let livez = server.baseURL.appendingPathComponent("livez")
         let becameHealthy = try await eventually(timeout: 30) { try await TestHTTP.send("GET", health).status == 200 }
         XCTAssertTrue(becameHealthy)
 
@@ -29,6 +32,13 @@ final class EndpointTests: XCTestCase {
         XCTAssertEqual(body["database"] as? String, "unavailable")
         let reasons = try XCTUnwrap(body["reasons"] as? [String])
         XCTAssertTrue(reasons.contains { $0.hasPrefix("database:") }, "\(reasons)")
+        let readyDown = try await TestHTTP.send("GET", readyz).status
+        XCTAssertEqual(readyDown, 503)
+        let liveDuringOutage = try await TestHTTP.send("GET", livez).status
+        XCTAssertEqual(liveDuringOutage, 200, "liveness does not depend on the database")
+        let page = try await TestHTTP.send("GET", server.baseURL)
+        XCTAssertEqual(page.status, 200)
+        XCTAssertTrue(page.text.contains("unreachable"), "the dashboard says the database is down")
         // /metrics still answers, saying the database is down.
         let metrics = try await TestHTTP.send("GET", server.baseURL.appendingPathComponent("metrics"))
         XCTAssertEqual(metrics.status, 200)
@@ -44,6 +54,8 @@ final class EndpointTests: XCTestCase {
         let stopped = try await TestHTTP.send("GET", health)
         XCTAssertEqual(stopped.status, 503)
         XCTAssertEqual(try TestHTTP.json(stopped.text)["worker"] as? String, "stopped")
+        let liveStopped = try await TestHTTP.send("GET", livez).status
+        XCTAssertEqual(liveStopped, 503, "stopped loops are not alive")
         server.stop()
     }
 
@@ -60,7 +72,7 @@ final class EndpointTests: XCTestCase {
         let worker = RunningWorker(url: db.url, id: "ops-metrics")
         let server = try OperationsServer.start(
             port: 0, worker: worker.worker, conninfo: db.url, triggerToken: nil, logger: Logger(label: "test"),
-            options: OperationsServerOptions(backupDirectory: backupDir, apiRequests: { ["200": 41, "429": 2] }))
+            options: OperationsServerOptions(backupDirectory: backupDir, apiRequests: { ["200": 41, "429": 2] }, cacheSeconds: 0, counterLagSeconds: 0))
         let metricsURL = server.baseURL.appendingPathComponent("metrics")
 
         let before = try PrometheusParser.parse(try await TestHTTP.send("GET", metricsURL).text)
@@ -111,7 +123,21 @@ final class EndpointTests: XCTestCase {
         XCTAssertEqual(value(after.samples, "closebell_api_requests_total", ["status": "429"]), 2)
         XCTAssertEqual(value(after.samples, "closebell_backup_files"), 1)
         XCTAssertEqual(value(after.samples, "closebell_backup_latest_bytes"), 1234)
-        XCTAssertNotNil(value(after.samples, "closebell_backup_latest_age_seconds"))
+        let newest = try XCTUnwrap(value(after.samples, "closebell_backup_latest_timestamp_seconds"))
+        XCTAssertLessThanOrEqual(abs(newest - Date().timeIntervalSince1970), 3600, "a Unix timestamp, not an age")
+        XCTAssertGreaterThan(value(after.samples, "closebell_backup_disk_free_bytes") ?? 0, 0)
+        XCTAssertGreaterThan(value(after.samples, "closebell_backup_disk_size_bytes") ?? 0, 0)
+        XCTAssertGreaterThan(value(after.samples, "closebell_database_size_bytes") ?? 0, 1_000_000)
+        XCTAssertEqual(after.types["closebell_rows_written_total"], "counter")
+        XCTAssertEqual(after.types["closebell_rows_removed_total"], "counter")
+        XCTAssertFalse(text.contains("_24h"), "no rolling-window gauges")
+        // Rows counters add each succeeded job once, from any worker, and never go down.
+        _ = try await conn.query(
+            "INSERT INTO maintenance_jobs (task, state, attempts, started_at, finished_at, result) VALUES ('ohlc_daily', 'succeeded', 1, now(), now(), '{\"rows_written\": 700}')")
+        let counted = try PrometheusParser.parse(try await TestHTTP.send("GET", metricsURL).text)
+        XCTAssertEqual(value(counted.samples, "closebell_rows_written_total", ["task": "ohlc_daily", "table": "market_data_daily"]), 700)
+        let again = try PrometheusParser.parse(try await TestHTTP.send("GET", metricsURL).text)
+        XCTAssertEqual(value(again.samples, "closebell_rows_written_total", ["task": "ohlc_daily", "table": "market_data_daily"]), 700)
 
         // A job that is due but unclaimed shows in the oldest-waiting gauge.
         _ = try await conn.query("INSERT INTO maintenance_jobs (task, queue, run_at) VALUES ('noop', 'elsewhere', now() - interval '90 seconds')")
@@ -120,7 +146,7 @@ final class EndpointTests: XCTestCase {
 
         let status = try TestHTTP.json(try await TestHTTP.send("GET", server.baseURL.appendingPathComponent("status")).text)
         let queue = try XCTUnwrap(status["queue"] as? [String: Any])
-        XCTAssertEqual((queue["by_state"] as? [String: Int])?["succeeded"], 5)
+        XCTAssertEqual((queue["by_state"] as? [String: Int])?["succeeded"], 6)
         XCTAssertEqual((status["worker"] as? [String: Any])?["jobs_finished"] as? Int, 6)
         XCTAssertNotNil(status["running"] as? [Any])
         XCTAssertNotNil(status["cycles"] as? [Any])
@@ -178,9 +204,23 @@ final class EndpointTests: XCTestCase {
         XCTAssertTrue(unknown.text.contains("hourly"))
         let noCycle = try await TestHTTP.send("POST", server.baseURL.appendingPathComponent("trigger"), headers: [("Authorization", "Bearer \(token)")])
         XCTAssertEqual(noCycle.status, 400)
+        // period and force reach maintenance_enqueue_cycle: an earlier week's run, forced.
+        let forced = try TestHTTP.json(try await TestHTTP.send(
+            "POST", server.baseURL.appendingPathComponent("trigger").appending(queryItems: [
+                URLQueryItem(name: "cycle", value: "weekly"), URLQueryItem(name: "period", value: "2026-01-07"), URLQueryItem(name: "force", value: "true"),
+            ]), headers: [("Authorization", "Bearer \(token)")]).text)
+        XCTAssertEqual(forced["created"] as? Bool, true, "\(forced)")
+        XCTAssertNotEqual(forced["run_id"] as? Int, runID)
+        XCTAssertEqual(forced["period"] as? String, "2026-01-05", "the Monday of that week")
+        let badPeriod = try await TestHTTP.send("POST", server.baseURL.appendingPathComponent("trigger").appending(queryItems: [
+            URLQueryItem(name: "cycle", value: "weekly"), URLQueryItem(name: "period", value: "yesterday")]), headers: [("Authorization", "Bearer \(token)")])
+        XCTAssertEqual(badPeriod.status, 400)
+        let badForce = try await TestHTTP.send("POST", server.baseURL.appendingPathComponent("trigger").appending(queryItems: [
+            URLQueryItem(name: "cycle", value: "weekly"), URLQueryItem(name: "force", value: "maybe")]), headers: [("Authorization", "Bearer \(token)")])
+        XCTAssertEqual(badForce.status, 400)
 
         XCTAssertTrue(logs.text.contains("trigger_accepted"))
-        XCTAssertTrue(logs.text.contains("trigger_refused"))
+        XCTAssertTrue(logs.text.contains("action_refused"))
         XCTAssertFalse(logs.text.contains("T0KEN"), "the token reached the logs")
         server.stop()
         await worker.stop()

@@ -24,7 +24,7 @@ final class ReportTests: XCTestCase {
         await XCTAssertThrowsErrorAsync(try await conn.query("INSERT INTO maintenance_jobs (task, args) VALUES ('table_sizes', '{\"days\": 1}')"))
 
         _ = try await conn.query("INSERT INTO market_data_daily (symbol, date, open, high, low, close, volume) SELECT 'S' || g, '2026-11-20', 1, 2, 0.5, 1.5, 100 FROM generate_series(1, 200) g")
-        let task = TableSizesTask(tables: TableSizesTask.defaultTables + ["no_such_table"])
+        let task = TableSizesTask(configured: ["no_such_table", "market_data_daily"])
         func runTask() async throws -> [String: Any] {
             let context = JobContext(jobID: 1, task: "table_sizes", args: PostgresJSON(text: "{}"), attempt: 1, runID: nil,
                                      previousProgress: nil, logger: Logger(label: "test"), conninfo: db.url)
@@ -36,7 +36,12 @@ final class ReportTests: XCTestCase {
         _ = try await runTask()
         let recorded = try await conn.query(
             "SELECT count(*) AS n, count(DISTINCT recorded_on) AS days, max(total_bytes) FILTER (WHERE table_name = 'market_data_daily') AS daily FROM maintenance_table_sizes")
-        XCTAssertEqual(try recorded.first?.decode("n", as: Int64.self), Int64(TableSizesTask.defaultTables.count))
+        let existing = try await conn.query("SELECT count(*) AS n FROM unnest(string_to_array($1, ',')) t WHERE to_regclass(t) IS NOT NULL", [TableSizesTask.defaultTables.joined(separator: ",")])
+        XCTAssertEqual(try recorded.first?.decode("n", as: Int64.self), try existing.first?.decode("n", as: Int64.self))
+        let capacity = try await conn.query("SELECT count(*) AS n, min(database_bytes) AS b FROM maintenance_capacity")
+        XCTAssertEqual(try capacity.first?.decode("n", as: Int64.self), 1, "one capacity row per day")
+        XCTAssertGreaterThan(try capacity.first?.decode("b", as: Int64.self) ?? 0, 1_000_000)
+        XCTAssertGreaterThan((result["database_bytes"] as? NSNumber)?.int64Value ?? 0, 1_000_000)
         XCTAssertEqual(try recorded.first?.decode("days", as: Int64.self), 1)
         let dailyBytes: Int64 = try XCTUnwrap(try recorded.first?.decodeIfPresent("daily"))
         XCTAssertGreaterThan(dailyBytes, 8192)

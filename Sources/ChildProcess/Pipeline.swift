@@ -1,77 +1,62 @@
-import CBackupSupport
+import CChildProcess
 import Foundation
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// How a child process ended.
-public enum ExitStatus: Sendable, Equatable, Codable, CustomStringConvertible {
-    /// It called `exit` with this code.
-    case exited(Int32)
-    /// A signal ended it (SIGKILL = 9, SIGPIPE = 13, SIGTERM = 15).
-    case signaled(Int32)
-
-    /// True for `exit(0)`.
-    public var succeeded: Bool { self == .exited(0) }
-
-    init(waitStatus: Int32) {
-        let signal = waitStatus & 0x7f
-        self = signal == 0 ? .exited((waitStatus >> 8) & 0xff) : .signaled(signal)
-    }
-
-    public var description: String {
-        switch self {
-        case .exited(let code): return "exit status \(code)"
-        case .signaled(let signal): return "killed by signal \(signal)"
-        }
-    }
-}
-
 /// One program of a pipeline.
-struct ChildCommand: Sendable {
+public struct ChildCommand: Sendable {
     /// A path, or a bare name looked up on the PATH.
-    var executable: String
-    var arguments: [String]
-    /// The child's complete environment.
-    var environment: [String: String]
+    public var executable: String
+    /// The arguments (no secrets: they show in `ps`).
+    public var arguments: [String]
+    /// The child's environment (build it with `ChildEnvironment`); the variables of
+    /// `ChildEnvironment.secretNames` are removed whatever the caller put here.
+    public var environment: [String: String]
+
+    /// Creates the command.
+    public init(executable: String, arguments: [String], environment: [String: String]) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+    }
 
     /// The program's file name, for messages.
-    var name: String { (executable as NSString).lastPathComponent }
+    public var name: String { (executable as NSString).lastPathComponent }
 }
 
 /// How one program of a pipeline ended, with the end of what it wrote to stderr.
-struct ChildOutcome: Sendable {
-    let name: String
-    let status: ExitStatus
-    let stderrTail: String
+public struct ChildOutcome: Sendable {
+    /// The program's file name.
+    public let name: String
+    /// How it ended.
+    public let status: ExitStatus
+    /// The last 4 kB of its stderr.
+    public let stderrTail: String
 }
 
 /// How a whole pipeline ended.
-struct PipelineOutcome: Sendable {
-    let children: [ChildOutcome]
-    /// The deadline passed and the children were killed.
-    let timedOut: Bool
-    /// Cancellation was requested and the children were killed.
-    let cancelled: Bool
-}
-
-/// A program could not be started at all.
-struct SpawnFailure: Error, Sendable {
-    let program: String
-    let errno: Int32
-    var message: String { "could not start \(program): \(String(cString: strerror(errno)))" }
+public struct PipelineOutcome: Sendable {
+    /// One outcome per program, in pipeline order.
+    public let children: [ChildOutcome]
+    /// The deadline passed and the children were stopped.
+    public let timedOut: Bool
+    /// Cancellation was requested and the children were stopped.
+    public let cancelled: Bool
 }
 
 /// Receives the last program's stdout, chunk by chunk, on the pipeline's thread.
-final class OutputSink: @unchecked Sendable {
-    /// Keeps the last `tailLimit` bytes and counts all of them. Only the pipeline's thread
-    /// writes; readers look after the pipeline finished.
-    private(set) var tail = [UInt8]()
-    private(set) var totalBytes: Int64 = 0
+public final class OutputSink: @unchecked Sendable {
+    // @unchecked: only the pipeline's thread writes, and readers look after it finished.
+    /// The last `tailLimit` bytes.
+    public private(set) var tail = [UInt8]()
+    /// Every byte counted.
+    public private(set) var totalBytes: Int64 = 0
     private let tailLimit: Int
 
-    init(tailLimit: Int) { self.tailLimit = tailLimit }
+    /// A sink keeping the last `tailLimit` bytes.
+    public init(tailLimit: Int) { self.tailLimit = tailLimit }
 
     func consume(_ buffer: UnsafeRawBufferPointer) {
         totalBytes += Int64(buffer.count)
@@ -84,24 +69,16 @@ final class OutputSink: @unchecked Sendable {
     }
 }
 
-/// A flag raised by Swift task cancellation, read by the pipeline's thread.
-private final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var raised = false
-    var isRaised: Bool { lock.withLock { raised } }
-    func raise() { lock.withLock { raised = true } }
-}
-
 /// Runs programs connected by OS pipes (`a | b | c`) with `posix_spawn`, waiting for them on a
 /// dedicated thread (never on Swift's cooperative pool). Data flows from program to program
 /// through the kernel; only the last program's output can be handed to Swift (`sink`).
-enum Pipeline {
+public enum Pipeline {
     /// Runs `commands` as a pipeline. `stdin`/`stdout` are descriptors the first/last program
     /// gets (nil: /dev/null, or with `sink`, a pipe read by this process). Each program's stderr
     /// goes to an anonymous temporary file whose last 4 kB are returned. When `timeout` passes
     /// or `isCancelled` turns true (or the calling task is cancelled), the programs get
     /// SIGTERM, then SIGKILL after `killGrace` seconds.
-    static func run(
+    public static func run(
         _ commands: [ChildCommand], stdin: Int32? = nil, stdout: Int32? = nil, sink: OutputSink? = nil,
         timeout: Double?, killGrace: Double, isCancelled: @escaping @Sendable () -> Bool = { false }
     ) async throws -> PipelineOutcome {
@@ -134,8 +111,7 @@ enum Pipeline {
         precondition(!commands.isEmpty)
         var toClose: [Int32] = []
         defer { toClose.forEach { close($0) } }
-        let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
-        guard devNull >= 0 else { throw SpawnFailure(program: "/dev/null", errno: errno) }
+        let devNull = try Spawner.openDevNull()
         toClose.append(devNull)
 
         // Pipes between neighbours, plus one to us when output is consumed. Every descriptor is
@@ -143,7 +119,7 @@ enum Pipeline {
         var links: [(read: Int32, write: Int32)] = []
         for _ in 0..<(commands.count - 1 + (sink == nil ? 0 : 1)) {
             var fds: [Int32] = [-1, -1]
-            guard cbackup_pipe_cloexec(&fds) == 0 else { throw SpawnFailure(program: "pipe", errno: errno) }
+            guard cchild_pipe_cloexec(&fds) == 0 else { throw SpawnFailure(program: "pipe", errno: errno) }
             links.append((fds[0], fds[1]))
         }
         var parentEnds = links.flatMap { [$0.read, $0.write] }
@@ -154,7 +130,7 @@ enum Pipeline {
         defer { stderrFiles.forEach { close($0) } }
         for _ in commands {
             var template = Array((NSTemporaryDirectory() + "/closebell-stderr-XXXXXX").utf8CString)
-            let fd = template.withUnsafeMutableBufferPointer { cbackup_mkstemp_cloexec($0.baseAddress!) }
+            let fd = template.withUnsafeMutableBufferPointer { cchild_mkstemp_cloexec($0.baseAddress!) }
             guard fd >= 0 else { throw SpawnFailure(program: "mkstemp", errno: errno) }
             template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
             stderrFiles.append(fd)
@@ -170,10 +146,12 @@ enum Pipeline {
                 output = links[index].write
             }
             do {
-                pids.append(try spawn(command, stdin: input, stdout: output, stderr: stderrFiles[index]))
+                pids.append(try Spawner.spawn(
+                    command.executable, command.arguments, environment: ChildEnvironment.withoutSecrets(command.environment),
+                    stdin: input, stdout: output, stderr: stderrFiles[index]))
             } catch {
                 for pid in pids { kill(pid, SIGKILL) }
-                for pid in pids { var status: Int32 = 0; while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+                for pid in pids { _ = Spawner.waitBlocking(pid) }
                 throw error
             }
         }
@@ -208,8 +186,7 @@ enum Pipeline {
                 usleep(10_000)
             }
             for (index, pid) in pids.enumerated() where statuses[index] == nil {
-                var status: Int32 = 0
-                if waitpid(pid, &status, WNOHANG) == pid { statuses[index] = ExitStatus(waitStatus: status) }
+                statuses[index] = Spawner.poll(pid)
             }
             let running = pids.indices.filter { statuses[$0] == nil }.map { pids[$0] }
             if killStarted == nil && !running.isEmpty {
@@ -230,40 +207,6 @@ enum Pipeline {
         return PipelineOutcome(children: outcomes, timedOut: timedOut, cancelled: cancelled)
     }
 
-    /// Starts one program with the given standard descriptors.
-    private static func spawn(_ command: ChildCommand, stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
-        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
-        // The children start with default signal handling (SIGPIPE included).
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv = ([command.executable] + command.arguments).map { strdup($0) } + [nil]
-        let envp = command.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid = pid_t()
-        // posix_spawnp searches this process's PATH for a bare name.
-        let result = posix_spawnp(&pid, command.executable, &actions, &attributes, argv, envp)
-        guard result == 0 else { throw SpawnFailure(program: command.executable, errno: result) }
-        return pid
-    }
-
     /// The last 4 kB of a file, as text.
     private static func readTail(_ fd: Int32, limit: Int = 4096) -> String {
         let size = Int(lseek(fd, 0, SEEK_END))
@@ -274,13 +217,4 @@ enum Pipeline {
         guard count > 0 else { return "" }
         return String(decoding: bytes.prefix(count), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
-}
-
-/// Finds a program on this process's PATH.
-func findOnPath(_ name: String) -> String? {
-    for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
-        let candidate = "\(directory)/\(name)"
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    return nil
 }
