@@ -30,7 +30,7 @@ public struct ClaimedJob: Sendable {
 public enum JobOutcome: Sendable {
     /// The task returned this result.
     case succeeded(result: PostgresJSON)
-    /// The task threw; `retryable` false fails the job at once (bad arguments, unknown task).
+    /// The task threw; `retryable` false (see `JobFailure`) fails the job at once.
     case failed(error: JobErrorRecord, retryable: Bool, retryDelay: Double)
     /// The job was cancelled while it ran; its state is left as the canceller set it.
     case cancelled
