@@ -10,7 +10,6 @@ let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
     name: "closebell",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "closebell", targets: ["Closebell"]),
     ],

@@ -1,5 +1,6 @@
 import ChildProcess
 import Foundation
+import JobQueue
 
 /// Why a backup, verification or restore failed. A failed backup has removed its temporary
 /// file and left every older backup in place (rotation only runs after success).
@@ -91,6 +92,18 @@ public struct BackupError: Error, Sendable, Equatable, CustomStringConvertible {
         if isDiskFull { text += " [disk full]" }
         if !stderrTail.isEmpty { text += "\n" + stderrTail }
         return text
+    }
+}
+
+extension BackupError: JobFailure {
+    /// False for an invalid setting or argument and for a restore target that is not empty:
+    /// only a change by a user helps. True for the rest (the database unreachable, another
+    /// backup holding the lock, pg_dump or the compressor failing, a timeout).
+    public var retryable: Bool {
+        switch stage {
+        case .configuration, .targetNotEmpty: return false
+        case .connect, .prepare, .locked, .dump, .compress, .verify, .finalize, .timeout, .cancelled, .restore: return true
+        }
     }
 }
 

@@ -43,9 +43,6 @@ final class DatabaseLink: @unchecked Sendable {
         }
     }
 
-    /// True while a connection is open (not checked against the server).
-    var isConnected: Bool { lock.withLock { connection != nil } }
-
     /// Closes the connection.
     func close() async {
         let old = lock.withLock { () -> PostgresConnection? in

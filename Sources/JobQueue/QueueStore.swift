@@ -30,7 +30,7 @@ public struct ClaimedJob: Sendable {
 public enum JobOutcome: Sendable {
     /// The task returned this result.
     case succeeded(result: PostgresJSON)
-    /// The task threw; `retryable` false fails the job at once (bad arguments, unknown task).
+    /// The task threw; `retryable` false (see `JobFailure`) fails the job at once.
     case failed(error: JobErrorRecord, retryable: Bool, retryDelay: Double)
     /// The job was cancelled while it ran; its state is left as the canceller set it.
     case cancelled
@@ -86,16 +86,6 @@ public enum QueueStore {
             RETURNING id
             """, [task, args, priority, runAt, maxAttempts, uniqueKey, queue, runID])
         return try rows.first?.decode("id", as: Int64.self)
-    }
-
-    /// Inserts many jobs of one task in one statement (used by benchmarks and bulk enqueues).
-    @discardableResult
-    public static func enqueueMany(_ session: PostgresSession, task: String, args: [PostgresJSON], queue: String = "default") throws -> Int {
-        let rows = try session.query("""
-            INSERT INTO maintenance_jobs (task, args, queue)
-            SELECT $1, a, $3 FROM unnest($2::jsonb[]) AS a
-            """, [task, args.map(\.text), queue])
-        return rows.affectedRows ?? 0
     }
 
     /// Claims up to `limit` due jobs of `queue`, highest priority first, and marks them running
@@ -163,7 +153,7 @@ public enum QueueStore {
     /// which prevents deadlocks only when a transaction advances all its runs in one statement;
     /// successes and failures written by two statements of one transaction could lock two runs
     /// in opposite orders in two workers.
-    public static func complete(_ session: PostgresSession, jobs: [(id: Int64, token: Int64, outcome: JobOutcome)]) throws -> [Int64: String] {
+    public static func complete(_ session: PostgresSession, jobs: [(id: Int64, token: Int64, outcome: JobOutcome)]) throws -> [Int64: JobState] {
         var ids: [Int64] = [], tokens: [Int64] = [], succeeded: [Bool] = [], results: [String?] = []
         var errors: [String?] = [], retryable: [Bool] = [], delays: [Double] = []
         for job in jobs {
@@ -199,7 +189,7 @@ public enum QueueStore {
              WHERE j.id = held.id AND c.id = held.id AND j.claim_token = c.token AND j.state = 'running'
             RETURNING j.id, j.state
             """, [ids, tokens, succeeded, results, errors, retryable, delays])
-        var states: [Int64: String] = [:]
+        var states: [Int64: JobState] = [:]
         for row in rows { states[try row.decode("id")] = try row.decode("state") }
         return states
     }
@@ -261,7 +251,7 @@ public enum QueueStore {
              WHERE j.id = expired.id AND j.state = 'running' AND j.lease_expires_at < now()
             RETURNING j.state
             """, [limit, rescuer])
-        let failed = rows.filter { $0["state"] == "failed" }.count
+        let failed = try rows.filter { try $0.decode("state", as: JobState.self) == .failed }.count
         let requeued = rows.count - failed
         if requeued > 0 { try session.query("SELECT pg_notify('maintenance_jobs', '')") }
         return (requeued, failed)

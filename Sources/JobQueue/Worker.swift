@@ -285,7 +285,7 @@ public final class Worker: @unchecked Sendable {
                 result = .succeeded(result: try await task.run(context).json)
             } catch {
                 let record = JobErrorRecord(attempt: job.attempt, error: error, worker: worker)
-                let retryable = !(error is InvalidJobArguments)
+                let retryable = RetryPolicy.isRetryable(error)
                 result = .failed(error: record, retryable: retryable, retryDelay: configuration.retryDelay(afterAttempt: job.attempt))
             }
         } else {
@@ -407,7 +407,7 @@ public final class Worker: @unchecked Sendable {
         var tries = 0
         while !expected.isEmpty {
             do {
-                let (states, finishedRuns) = try await ackLink.run { session -> ([Int64: String], [FinishedCycleRun]) in
+                let (states, finishedRuns) = try await ackLink.run { session -> ([Int64: JobState], [FinishedCycleRun]) in
                     if runIDs.isEmpty { return (try QueueStore.complete(session, jobs: jobs), []) }
                     return try session.transaction { tx in
                         (try QueueStore.complete(tx, jobs: jobs), try QueueStore.cycleRunsFinishedNow(tx, among: runIDs))
@@ -426,7 +426,7 @@ public final class Worker: @unchecked Sendable {
                         "job_ids": "\(lost)", "reason": "the lease was lost (job rescued, cancelled or finished elsewhere)",
                     ])
                 }
-                if states.values.contains("available") {
+                if states.values.contains(.available) {
                     _ = try? await ackLink.run { try $0.query("SELECT pg_notify('maintenance_jobs', '')") }
                 }
                 return

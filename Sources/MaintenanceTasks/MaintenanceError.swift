@@ -1,3 +1,4 @@
+import JobQueue
 import PostgresClient
 
 /// What went wrong in a maintenance task or cycle call, with the names a user needs to fix it.
@@ -46,6 +47,19 @@ public enum MaintenanceError: Error, Sendable, Equatable, CustomStringConvertibl
             return "cycle \(cycle) not enqueued for \(period): \(reason)"
         case .database(let operation, let error):
             return "\(operation): \(error)"
+        }
+    }
+}
+
+extension MaintenanceError: JobFailure {
+    /// Only database errors may pass (through `PostgresError.retryable`); bad names, unknown or
+    /// unconfigured tables, invalid settings and unknown cycles fail the job at once.
+    public var retryable: Bool {
+        switch self {
+        case .database(_, let error): return error.retryable
+        case .invalidTableName, .invalidColumnName, .unknownTable, .tableNotConfigured, .unknownColumn,
+             .unsupportedColumnType, .invalidSetting, .unknownCycle, .cycleNotEnqueued:
+            return false
         }
     }
 }

@@ -425,6 +425,7 @@ final class BackupRunnerTests: XCTestCase {
         let error = await expectBackupError { try await BackupRunner(settings: BackupSettings(directory: folder)).run(conninfo: db.url) }
         lock.release()
         XCTAssertEqual(error?.stage, .locked)
+        XCTAssertEqual(error?.retryable, true, "another backup holds the lock: a later attempt can run")
         // Two backups in the same second get distinct names; neither replaces the other.
         let runner = BackupRunner(settings: BackupSettings(directory: folder))
         let first = try await runner.run(conninfo: db.url)
@@ -441,6 +442,7 @@ final class BackupRunnerTests: XCTestCase {
         ] {
             let error = await expectBackupError { try await BackupRunner(settings: settings).run(conninfo: "") }
             XCTAssertEqual(error?.stage, .configuration)
+            XCTAssertEqual(error?.retryable, false, "an invalid setting fails the job at its first attempt")
         }
     }
 

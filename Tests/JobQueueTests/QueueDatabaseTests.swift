@@ -18,6 +18,24 @@ final class QueueDatabaseTests: XCTestCase {
         XCTAssertEqual(row["priority"], "0")
     }
 
+    /// `JobState` and the table's CHECK constraint name the same states: each case is
+    /// accepted, and a value outside them is refused.
+    func testJobStateMatchesTheStateConstraint() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        for state in JobState.allCases {
+            let row = try await conn.query(
+                "INSERT INTO maintenance_jobs (task, state) VALUES ('noop', $1) RETURNING state", [state.rawValue]).first!
+            XCTAssertEqual(try row.decode("state", as: JobState.self), state)
+        }
+        do {
+            try await conn.execute("INSERT INTO maintenance_jobs (task, state) VALUES ('noop', 'paused')")
+            XCTFail("a state outside JobState was accepted")
+        } catch let error as PostgresError {
+            XCTAssertEqual(error.sqlState, "23514")
+        }
+    }
+
     func testUnknownTaskIsRefusedNamingKnownTasks() async throws {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
@@ -133,7 +151,7 @@ final class QueueDatabaseTests: XCTestCase {
         let aHeld = try await conn.withSession { try QueueStore.heartbeat($0, claims: [(id, a.claimToken)], leaseSeconds: 60) }
         XCTAssertTrue(aHeld.isEmpty)
         let bDone = try await conn.withSession { try QueueStore.complete($0, jobs: [(id, b.claimToken, .succeeded(result: PostgresJSON(text: #"{"by": "B"}"#)))]) }
-        XCTAssertEqual(bDone, [id: "succeeded"])
+        XCTAssertEqual(bDone, [id: .succeeded])
         let row = try await conn.query("SELECT state, result->>'by' AS by, jsonb_array_length(errors) AS errors FROM maintenance_jobs WHERE id = $1", [id]).first!
         XCTAssertEqual(row["state"], "succeeded")
         XCTAssertEqual(row["by"], "B")
@@ -211,7 +229,7 @@ final class QueueDatabaseTests: XCTestCase {
         }
         try await x.execute("COMMIT")
         let states = try await completion.value
-        XCTAssertEqual(states, [j1: "failed", j2: "succeeded"])
+        XCTAssertEqual(states, [j1: .failed, j2: .succeeded])
     }
 
     /// `jobs retry` resets attempts to 0, so after cancel and retry the same worker's new claim

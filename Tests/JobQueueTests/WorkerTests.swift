@@ -63,6 +63,41 @@ final class WorkerTests: XCTestCase {
         XCTAssertTrue(row["error"]?.contains("unknown task \"compress\"") ?? false)
     }
 
+    /// The error decides: a serialization failure is retried, an undefined table fails at once.
+    func testRetryableErrorsRetryAndPermanentOnesFailAtOnce() async throws {
+        struct Statement: JobTask {
+            var name: String { "noop" }
+            func run(_ context: JobContext) async throws -> JobResult {
+                let connection = try await context.connect()
+                do {
+                    if !context.args.text.contains("fail_times") {
+                        try await connection.execute("SELECT * FROM no_such_table")
+                    } else if context.attempt == 1 {
+                        try await connection.execute(
+                            "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$")
+                    }
+                    await connection.close()
+                    return .empty
+                } catch {
+                    await connection.close()
+                    throw error
+                }
+            }
+        }
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(#"""
+            INSERT INTO maintenance_jobs (task, args, max_attempts) VALUES
+              ('noop', '{"fail_times": 1}', 5),
+              ('noop', '{}', 5)
+            """#)
+        try await runUntilIdle(worker(db.url, tasks: [Statement()]))
+        let rows = try await conn.query("""
+            SELECT state, attempts, errors -> -1 ->> 'sqlstate' AS sqlstate FROM maintenance_jobs ORDER BY id
+            """).map { "\($0["state"]!)/\($0["attempts"]!)/\($0["sqlstate"] ?? "-")" }
+        XCTAssertEqual(rows, ["succeeded/2/40001", "failed/1/42P01"])
+    }
+
     func testHigherPriorityRunsFirst() async throws {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)

@@ -8,6 +8,28 @@ import XCTest
 
 /// A whole cycle run by the real worker runtime: stages in order, a failing task, the outcome.
 final class CycleWorkerTests: XCTestCase {
+    /// A table retention does not know can never succeed: the worker fails the job at its
+    /// first attempt, not after max_attempts.
+    func testUnknownRetentionTableFailsAfterOneAttempt() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute(#"INSERT INTO maintenance_jobs (task, args, max_attempts) VALUES ('retention', '{"tables": ["nope"]}', 5)"#)
+        var config = WorkerConfiguration(workerID: "maint-nope")
+        config.pollSeconds = 0.2
+        config.retryBaseSeconds = 0.01
+        config.retryMaxSeconds = 0.05
+        config.exitWhenIdleSeconds = 1
+        let worker = Worker(
+            conninfo: db.url, registry: TaskRegistry([RetentionTask()]), configuration: config,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try await worker.run()
+        let rows = try await conn.query("SELECT state, attempts, errors -> 0 ->> 'error' AS error FROM maintenance_jobs")
+        let row = try XCTUnwrap(rows.first)
+        XCTAssertEqual(row["state"], "failed")
+        XCTAssertEqual(row["attempts"], "1")
+        XCTAssertEqual(row["error"], #"table "nope" does not exist"#)
+    }
+
     func testTwoWorkersRunACycleStageByStage() async throws {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
