@@ -517,7 +517,8 @@ public struct RetentionTask: JobTask {
     /// batch deletes fewer than `batchSize` rows. Each statement is its own transaction. A batch
     /// that runs out of `statement_timeout` (blocked by a lock, or too large for it) fails with
     /// an error naming the table; one cancelled because the job was cancelled throws `JobCancelled`.
-    static func deleteInBatches(
+    /// Public for the retention benchmark, which times it against one unbatched DELETE.
+    public static func deleteInBatches(
         connection: PostgresConnection, sql: String, leaf: String, table: String, cutoff: String, filterValues: [String]?,
         batchSize: Int, pause: Duration, timeouts: TaskTimeouts, checkCancellation: @Sendable () throws -> Void,
         afterBatch: @Sendable (_ rows: Int, _ batches: Int) async throws -> Void

@@ -4,6 +4,7 @@ import FoundationXML
 #endif
 import JobQueue
 import Logging
+import MaintenanceTasks
 import Operations
 import PostgresClient
 import TestSupport

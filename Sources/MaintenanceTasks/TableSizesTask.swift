@@ -1,7 +1,5 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import Backup
 import JobQueue
 import PostgresClient
 
@@ -85,7 +83,7 @@ public struct TableSizesTask: JobTask {
         let connection = try await context.connect()
         defer { Task { await connection.close() } }
         let tables = self.tables
-        let filesystem = backupDirectory.flatMap { Self.filesystem(of: $0) }
+        let filesystem = backupDirectory.flatMap { BackupFiles.filesystem(of: $0) }
         let newestBackup = backupDirectory.flatMap { BackupFiles.scan($0).latestDate }
         let directory = backupDirectory?.path
         let report = try await connection.withSession { session in
@@ -95,17 +93,6 @@ public struct TableSizesTask: JobTask {
             "tables": "\(report.tables.count)", "total_bytes": "\(report.totalBytes)", "skipped": "\(report.skipped.joined(separator: ","))",
         ])
         return try JobResult(report)
-    }
-
-    /// Size and free bytes of the filesystem holding `directory` (or its nearest existing
-    /// parent, when the folder is not created yet); nil when statvfs fails.
-    public static func filesystem(of directory: URL) -> (bytes: Int64, free: Int64)? {
-        var url = directory.standardizedFileURL
-        while !FileManager.default.fileExists(atPath: url.path), url.path != "/" { url = url.deletingLastPathComponent() }
-        var info = statvfs()
-        guard statvfs(url.path, &info) == 0 else { return nil }
-        let unit = Int64(info.f_frsize > 0 ? info.f_frsize : info.f_bsize)
-        return (Int64(info.f_blocks) * unit, Int64(info.f_bavail) * unit)
     }
 
     /// Measures `tables` and the database, and upserts today's rows; one short transaction for the writes.
