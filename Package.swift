@@ -36,10 +36,11 @@ let package = Package(
         .target(name: "LocalCluster", dependencies: ["PostgresClient", "ChildProcess"], swiftSettings: strict),
         // Applies the numbered SQL files of migrations/ once each, under an advisory lock.
         .target(name: "SchemaMigrations", dependencies: ["PostgresClient"], swiftSettings: strict),
-        // The maintenance_jobs queue, the worker runtime and the task protocol.
+        // The maintenance_jobs queue, the worker runtime, the task protocol and registry (which the
+        // worker publishes to maintenance_task_types under the migration lock of SchemaMigrations).
         .target(
             name: "JobQueue",
-            dependencies: ["PostgresClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PostgresClient", "SchemaMigrations", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // pg_dump | pigz backups (verified, rotated), listing, verification and restore.
@@ -98,6 +99,12 @@ let package = Package(
         .testTarget(name: "BackupTests", dependencies: ["Backup", "Benchmarks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "MaintenanceTasks", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "Benchmarks", "MarketDataTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // The task registry against maintenance_task_types and the result fields SQL reads.
+        .testTarget(
+            name: "TaskRegistryTests",
+            dependencies: ["Closebell", "JobQueue", "Backup", "MarketDataTasks", "Polygon", "SampleMarket", "PostgresClient", "ChildProcess", "TestSupport",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .testTarget(name: "LogOutputTests", dependencies: ["Closebell", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient", "HTTPClient", "LocalCluster", "ChildProcess"], swiftSettings: strict),
     ]
