@@ -35,13 +35,9 @@ struct EchoTask: JobTask {
 /// The task registry, `maintenance_task_types` and the result fields SQL reads cannot drift apart.
 final class TaskRegistryTests: XCTestCase {
     private func configuration() -> WorkerConfiguration {
+        // Every job has max_attempts 1: no retry delays to shorten.
         var c = WorkerConfiguration(workerID: "registry-\(UUID().uuidString.prefix(6))")
-        c.concurrency = 4
-        c.pollSeconds = 0.2
-        c.rescueSeconds = 0.2
-        c.retryBaseSeconds = 0.05
-        c.retryMaxSeconds = 0.2
-        c.exitWhenIdleSeconds = 1
+        (c.pollSeconds, c.exitWhenIdleSeconds) = (0.2, 1)
         return c
     }
 
