@@ -81,6 +81,7 @@ public struct CompletenessTask: JobTask {
         var quarantined: Bool
     }
 
+    /// Finds the gaps, refetches up to `max_refetch` of them and records completeness.
     public func run(_ context: JobContext) async throws -> Result {
         let start = ContinuousClock.now
         let args = try arguments(Args.self, of: context)

@@ -56,6 +56,7 @@ public struct EarningsTask: JobTask {
         }
     }
 
+    /// Fetches the earnings dates of the candidates.
     public func run(_ context: JobContext) async throws -> Result {
         let start = ContinuousClock.now
         let args = try arguments(Args.self, of: context)

@@ -72,6 +72,7 @@ public struct BackfillTask: JobTask {
         self.settings = settings
     }
 
+    /// Loads the range, one grouped-daily request per trading day.
     public func run(_ context: JobContext) async throws -> BatchResult {
         let start = ContinuousClock.now
         let args = try MarketDataArguments.decode(context, allowedKeys: Self.declaration.argumentKeys)

@@ -45,6 +45,7 @@ public struct OHLCDailyTask: JobTask {
         self.settings = settings
     }
 
+    /// Loads the bars of the range.
     public func run(_ context: JobContext) async throws -> BatchResult {
         let start = ContinuousClock.now
         let args = try MarketDataArguments.decode(context, allowedKeys: Self.declaration.argumentKeys)
@@ -124,6 +125,7 @@ public struct VolumeSlotsTask: JobTask {
         self.settings = settings
     }
 
+    /// Loads and rolls up the minute bars of the range.
     public func run(_ context: JobContext) async throws -> BatchResult {
         let start = ContinuousClock.now
         let args = try MarketDataArguments.decode(context, allowedKeys: Self.declaration.argumentKeys)
@@ -167,6 +169,7 @@ public struct MetadataEnrichTask: JobTask {
         self.settings = settings
     }
 
+    /// Fetches the details of the candidates.
     public func run(_ context: JobContext) async throws -> BatchResult {
         let start = ContinuousClock.now
         let args = try MarketDataArguments.decode(context, allowedKeys: Self.declaration.argumentKeys)

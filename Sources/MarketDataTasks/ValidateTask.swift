@@ -58,6 +58,7 @@ public struct ValidateTask: JobTask {
         "volume_slots": ("volume_slot_problems(t.slot_index, t.volume, t.date)", "t.symbol, t.date, t.slot_index"),
     ]
 
+    /// Moves the invalid rows of the window into the quarantine (or only counts them: `dry_run`).
     public func run(_ context: JobContext) async throws -> Result {
         let start = ContinuousClock.now
         let args = try arguments(Args.self, of: context)
