@@ -36,25 +36,34 @@ let package = Package(
         .target(name: "LocalCluster", dependencies: ["PostgresClient", "ChildProcess"], swiftSettings: strict),
         // Applies the numbered SQL files of migrations/ once each, under an advisory lock.
         .target(name: "SchemaMigrations", dependencies: ["PostgresClient"], swiftSettings: strict),
-        // The maintenance_jobs queue, the worker runtime and the task protocol.
+        // The maintenance_jobs queue, the worker runtime, the task protocol and registry (which the
+        // worker publishes to maintenance_task_types under the migration lock of SchemaMigrations).
         .target(
             name: "JobQueue",
-            dependencies: ["PostgresClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PostgresClient", "SchemaMigrations", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // pg_dump | pigz backups (verified, rotated), listing, verification and restore.
         // (CChildProcess: mkostemp with O_CLOEXEC for the password file.)
         .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "ChildProcess", "CChildProcess", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
-        .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // table_sizes measures the tables and the backup folder (Backup's BackupFiles).
+        .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", "Backup", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Market-data tasks: daily bars, volume slots, metadata, volume stats, universe sync.
-        .target(name: "MarketDataTasks", dependencies: ["ChildProcess", "PostgresClient", "JobQueue", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "MarketDataTasks", dependencies: ["ChildProcess", "PostgresClient", "JobQueue", "Polygon", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // The benchmarks of `closebell bench` (ingest, retention, backup): the only product code that
+        // links the sample Polygon server besides the CLI's demo; no task module depends on it.
+        .target(
+            name: "Benchmarks",
+            dependencies: ["ChildProcess", "PostgresClient", "JobQueue", "Backup", "MaintenanceTasks", "MarketDataTasks", "Polygon", "SampleMarket",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         // The command-line interface.
         .executableTarget(
             name: "Closebell",
             dependencies: [
                 "PostgresClient", "LocalCluster", "SchemaMigrations", "JobQueue",
-                "Backup", "MaintenanceTasks", "MarketDataTasks", "Polygon", "SampleMarket",
+                "Backup", "MaintenanceTasks", "MarketDataTasks", "Polygon", "SampleMarket", "Benchmarks",
                 "Operations", "HTTPClient", "ChildProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,7 +84,7 @@ let package = Package(
         .target(name: "SampleMarket", dependencies: ["HTTPServer", "Polygon"], swiftSettings: strict),
 
         // Health/status/metrics/trigger endpoint, webhook alerts, table-size history and reports.
-        .target(name: "Operations", dependencies: ["PostgresClient", "JobQueue", "HTTPServer", "HTTPClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "Operations", dependencies: ["PostgresClient", "JobQueue", "Backup", "HTTPServer", "HTTPClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
 
         // Shared by the test targets: the private cluster every test database lives in.
         .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations", "ChildProcess", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport", swiftSettings: strict),
@@ -84,12 +93,18 @@ let package = Package(
             name: "JobQueueTests",
             dependencies: ["JobQueue", "TestSupport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
-        .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "JobQueue", "TestSupport", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "Benchmarks", "JobQueue", "TestSupport", "Polygon", "SampleMarket", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient"], swiftSettings: strict),
-        .testTarget(name: "BackupTests", dependencies: ["Backup", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "OperationsTests", dependencies: ["Operations", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "MarketDataTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "Benchmarks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "OperationsTests", dependencies: ["Operations", "MaintenanceTasks", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "Benchmarks", "MarketDataTasks", "JobQueue", "PostgresClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // The task registry against maintenance_task_types and the result fields SQL reads.
+        .testTarget(
+            name: "TaskRegistryTests",
+            dependencies: ["Closebell", "JobQueue", "Backup", "MarketDataTasks", "Polygon", "SampleMarket", "PostgresClient", "ChildProcess", "TestSupport",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .testTarget(name: "LogOutputTests", dependencies: ["Closebell", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "ClosebellCLITests", dependencies: ["TestSupport", "SampleMarket", "PostgresClient", "HTTPClient", "LocalCluster", "ChildProcess"], swiftSettings: strict),
     ]

@@ -379,12 +379,14 @@ final class DirectoryLock {
     }
 }
 
-/// A temporary 0600 password file (`*:*:*:*:password`) for `PGPASSFILE`.
-final class PasswordFile: Sendable {
-    let path: String
+/// A temporary 0600 password file (`*:*:*:*:password`) for `PGPASSFILE`; public for the backup
+/// benchmark, which runs pg_dump alone as a backup does.
+public final class PasswordFile: Sendable {
+    /// The file's path.
+    public let path: String
 
     /// nil when there is no password.
-    init?(password: String?, database: String) throws {
+    public init?(password: String?, database: String) throws {
         guard let password, !password.isEmpty else { return nil }
         var template = Array((NSTemporaryDirectory() + "/closebell-pgpass-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { cchild_mkstemp_cloexec($0.baseAddress!) }
@@ -405,5 +407,6 @@ final class PasswordFile: Sendable {
         }
     }
 
-    func remove() { unlink(path) }
+    /// Deletes the file.
+    public func remove() { unlink(path) }
 }

@@ -11,8 +11,11 @@ import Logging
 /// label that rotation keeps, never lower it below the configured count. The result is the
 /// `BackupResult`.
 public struct BackupTask: JobTask {
-    /// "backup".
-    public let name = "backup"
+    /// `backup`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "backup", arguments: ["keep": .integer, "label": .string],
+        summary: "pg_dump | gzip into the backup directory, then rotation.",
+        reports: [.path, .bytes, .seconds])
     /// The settings every run starts from.
     public let settings: BackupSettings
 
@@ -26,8 +29,8 @@ public struct BackupTask: JobTask {
     }
 
     /// Backs up the database; a failure throws the `BackupError` (retried like any job error).
-    public func run(_ context: JobContext) async throws -> JobResult {
-        let arguments = try context.decodeArgs(Arguments.self, allowedKeys: ["keep", "label"])
+    public func run(_ context: JobContext) async throws -> BackupResult {
+        let arguments = try self.arguments(Arguments.self, of: context)
         if let keep = arguments.keep, keep < 1 {
             throw InvalidJobArguments(task: name, reason: "keep must be at least 1 (got \(keep))")
         }
@@ -42,6 +45,8 @@ public struct BackupTask: JobTask {
             "path": "\(result.path)", "bytes": "\(result.bytes)", "seconds": "\(result.seconds)",
             "rotated": "\(result.rotated.count)",
         ])
-        return try JobResult(result)
+        return result
     }
 }
+
+extension BackupResult: TaskResult {}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChildProcess
 import Backup
+import Benchmarks
 import MaintenanceTasks
 import MarketDataTasks
 import Foundation

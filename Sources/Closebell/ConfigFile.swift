@@ -577,18 +577,13 @@ struct RuntimeEnvironment {
         return RuntimeEnvironment(config: config, polygon: PolygonClient(configuration: config.polygon, budget: budget))
     }
 
-    /// Every task this build runs.
+    /// Every task this build runs (`TaskList`), with the configured settings.
     func registry() -> TaskRegistry {
-        let source = PolygonMarketDataSource(client: polygon)
-        return TaskRegistry([
-            NoopTask(),
-            BackupTask(settings: config.backup),
-            RetentionTask(settings: config.retention),
-            VacuumTask(settings: config.vacuum),
-            CompressTask(settings: config.compress),
-            TableSizesTask(configured: config.retention.rules.map(\.table) + config.vacuum.tables + config.tableSizesExtra,
-                           backupDirectory: config.backup.directory),
-        ] + MarketDataTaskSet.all(source: source, settings: config.marketData))
+        TaskList.registry(
+            source: PolygonMarketDataSource(client: polygon),
+            settings: TaskList.Settings(
+                backup: config.backup, retention: config.retention, vacuum: config.vacuum, compress: config.compress,
+                marketData: config.marketData, tableSizesExtra: config.tableSizesExtra))
     }
 
     /// Periodic work for the worker: the cycle scheduler when `schedule` is set.

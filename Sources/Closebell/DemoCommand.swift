@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChildProcess
 import Foundation
+import JobQueue
 import LocalCluster
 import MarketDataTasks
 import PostgresClient
@@ -151,24 +152,22 @@ struct DemoCommand: AsyncParsableCommand {
         print("The private PostgreSQL keeps running; stop it with: closebell demo stop --dir '\(dir)'")
     }
 
-    /// A one-line summary of a task's result JSON.
+    /// A one-line summary of a task's result JSON: its standard fields (`ReportedFields`, the
+    /// keys the report and the metrics read), then what some tasks add.
     static func describe(result: String?) -> String {
-        guard let object = Output.parse(result) as? [String: Any] else { return "" }
+        guard let object = Output.parse(result) as? [String: Any], let standard = result.flatMap(ReportedFields.init(json:)) else { return "" }
         var parts: [String] = []
-        func number(_ keys: String...) -> Int64? {
-            for key in keys { if let n = object[key] as? NSNumber { return n.int64Value } }
-            return nil
-        }
-        if let rows = number("rows_written") { parts.append("\(rows) rows written") }
+        func number(_ key: String) -> Int64? { (object[key] as? NSNumber)?.int64Value }
+        if let rows = standard.rowsWritten { parts.append("\(rows) rows written") }
         if let written = number("symbols_written") { parts.append("\(written) symbols updated") }
         if let units = object["units"] as? [String: Any] ?? object["symbols"] as? [String: Any] {
             let ok = (units["ok"] as? NSNumber)?.intValue ?? 0, failed = (units["failed"] as? NSNumber)?.intValue ?? 0
             parts.append("\(ok) ok, \(failed) failed")
         }
-        if let removed = number("totalRowsRemoved", "total_rows_removed") { parts.append("\(removed) rows removed") }
-        if let freed = number("bytesFreed", "bytes_freed") { parts.append("\(ByteCountFormatter.string(fromByteCount: freed, countStyle: .file)) freed") }
-        if let bytes = number("bytes"), object["path"] != nil { parts.append("\(ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)) backup") }
-        if let recorded = (object["recorded_on"] ?? object["recordedOn"]) as? String, let tables = object["tables"] as? [Any] {
+        if let removed = standard.totalRowsRemoved { parts.append("\(removed) rows removed") }
+        if let freed = standard.bytesFreed { parts.append("\(ByteCountFormatter.string(fromByteCount: freed, countStyle: .file)) freed") }
+        if let bytes = standard.bytes, standard.path != nil { parts.append("\(ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)) backup") }
+        if let recorded = object["recorded_on"] as? String, let tables = object["tables"] as? [Any] {
             parts.append("\(tables.count) table sizes recorded for \(recorded)")
         }
         if let history = number("history_symbols") { parts.append("history loaded for \(history) symbols") }

@@ -4,28 +4,35 @@ import PostgresClient
 
 /// A kind of work a `maintenance_jobs` row can name in its `task` column.
 ///
-/// Implementations are registered with the worker in a `TaskRegistry`; the database knows the
-/// same names and argument keys through the `maintenance_task_types` table (seeded by the
-/// migrations), so a psql INSERT naming an unknown task or key is refused at once.
+/// A task declares its name and argument schema once, in `declaration`, next to its arguments;
+/// it is registered with the worker by one line in a `TaskRegistry`, and the worker upserts the
+/// declaration into `maintenance_task_types` at start, so a psql INSERT naming an unknown task
+/// or key is refused at once (SQLSTATE 22023).
 public protocol JobTask: Sendable {
-    /// The value of `maintenance_jobs.task` this implementation runs.
-    var name: String { get }
-    /// Runs one attempt of a job. Throwing fails the attempt (it is retried with backoff until
-    /// `max_attempts`); the returned value is stored in `maintenance_jobs.result`.
-    /// Long tasks call `context.checkpoint(_:)` and check `context.isCancelled` between units.
-    func run(_ context: JobContext) async throws -> JobResult
+    /// What a successful run returns, stored as JSON in `maintenance_jobs.result`.
+    associatedtype Output: TaskResult
+    /// The task's name, argument types, summary and standard result fields.
+    static var declaration: TaskDeclaration { get }
+    /// Runs one attempt of a job. Throwing fails the attempt (retried with backoff until
+    /// `max_attempts` when the error is retryable); the returned value is stored in
+    /// `maintenance_jobs.result`. Long tasks call `context.checkpoint(_:)` and check
+    /// `context.isCancelled` between units.
+    func run(_ context: JobContext) async throws -> Output
 }
 
-/// What a task returns: a JSON document stored in `maintenance_jobs.result`.
-public struct JobResult: Sendable {
-    /// The JSON text.
-    public let json: PostgresJSON
-    /// Encodes any `Encodable` value (keys sorted).
-    public init<T: Encodable>(_ value: T) throws { json = try PostgresJSON(encoding: value) }
-    /// Wraps JSON text as it is.
-    public init(json: PostgresJSON) { self.json = json }
-    /// An empty object.
-    public static let empty = JobResult(json: PostgresJSON(text: "{}"))
+extension JobTask {
+    /// The value of `maintenance_jobs.task` this implementation runs (`declaration.name`).
+    public var name: String { Self.declaration.name }
+
+    /// Decodes the job's `args` strictly: keys the declaration does not list are refused.
+    public func arguments<T: Decodable>(_ type: T.Type, of context: JobContext) throws -> T {
+        try context.decodeArgs(type, allowedKeys: Self.declaration.argumentKeys)
+    }
+
+    /// Runs the job and encodes its result (what the worker stores).
+    func runEncoded(_ context: JobContext) async throws -> PostgresJSON {
+        try PostgresJSON(encoding: try await run(context))
+    }
 }
 
 /// Everything a running task may use: its job's identity and arguments, the database, a
@@ -209,4 +216,7 @@ public struct TaskRegistry: Sendable {
 
     /// The registered names, sorted.
     public var names: [String] { tasks.keys.sorted() }
+
+    /// The registered tasks' declarations, by name.
+    public var declarations: [TaskDeclaration] { names.compactMap { tasks[$0].map { type(of: $0).declaration } } }
 }

@@ -3,12 +3,30 @@ import Foundation
 /// The diagnostic `noop` task: sleeps `sleep_ms` milliseconds and fails its first
 /// `fail_times` attempts. Used by health checks, tests and the queue benchmark.
 public struct NoopTask: JobTask {
+    /// `noop`: its arguments and summary.
+    public static let declaration = TaskDeclaration(
+        name: "noop", arguments: ["sleep_ms": .integer, "fail_times": .integer],
+        summary: "Diagnostic: sleep sleep_ms milliseconds; fail the first fail_times attempts.")
+
     /// Its arguments.
     public struct Arguments: Decodable {
         /// Milliseconds to sleep (default 0).
         public var sleep_ms: Int?
         /// Attempts to fail before succeeding (default 0).
         public var fail_times: Int?
+    }
+
+    /// Its result: `{}` for a job without arguments, else the sleep and the attempt.
+    public struct Result: TaskResult, Equatable {
+        /// Milliseconds slept.
+        public var slept_ms: Int?
+        /// The attempt that succeeded.
+        public var attempt: Int?
+        /// Creates a result (empty by default).
+        public init(slept_ms: Int? = nil, attempt: Int? = nil) {
+            self.slept_ms = slept_ms
+            self.attempt = attempt
+        }
     }
 
     /// The thrown error of a deliberately failed attempt.
@@ -28,12 +46,11 @@ public struct NoopTask: JobTask {
     /// Creates the task.
     public init() {}
 
-    public var name: String { "noop" }
-
-    public func run(_ context: JobContext) async throws -> JobResult {
+    /// Sleeps, fails or succeeds as the arguments say.
+    public func run(_ context: JobContext) async throws -> Result {
         // The common case (health checks, benchmarks) needs no decoding.
-        if context.args.text == "{}" { return .empty }
-        let args = try context.decodeArgs(Arguments.self, allowedKeys: ["sleep_ms", "fail_times"])
+        if context.args.text == "{}" { return Result() }
+        let args = try arguments(Arguments.self, of: context)
         var remaining = max(0, args.sleep_ms ?? 0)
         // Sleep in slices so cancellation is noticed within 50 ms.
         while remaining > 0 {
@@ -47,7 +64,7 @@ public struct NoopTask: JobTask {
         if context.attempt <= failTimes {
             throw DeliberateFailure(attempt: context.attempt, failTimes: failTimes)
         }
-        if (args.sleep_ms ?? 0) == 0 && failTimes == 0 { return .empty }
-        return try JobResult(["slept_ms": args.sleep_ms ?? 0, "attempt": context.attempt])
+        if (args.sleep_ms ?? 0) == 0 && failTimes == 0 { return Result() }
+        return Result(slept_ms: args.sleep_ms ?? 0, attempt: context.attempt)
     }
 }

@@ -105,6 +105,26 @@ public final class Worker: @unchecked Sendable {
         drainWake.signal()
     }
 
+    /// Upserts the registry's rows of `maintenance_task_types` (`TaskRegistry.publish`). A
+    /// failure (no privilege, the database away) is logged and the worker goes on with the rows
+    /// already there.
+    private func publishTaskTypes() async {
+        let registry = self.registry
+        do {
+            let connection = try await PostgresConnection.connect(conninfo, applicationName: "closebell worker (task types)")
+            do {
+                let changed = try await connection.withSession { try registry.publish($0) }
+                await connection.close()
+                if !changed.isEmpty { logger.info("task_types_published", metadata: ["tasks": "\(changed.joined(separator: ","))"]) }
+            } catch {
+                await connection.close()
+                throw error
+            }
+        } catch {
+            logger.warning("task_types_not_published", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// True while every loop is alive and the last database round trip succeeded (for /health).
     public var isHealthy: Bool { stats.loopsAlive && !lock.withLock({ stopped }) }
 
@@ -117,6 +137,7 @@ public final class Worker: @unchecked Sendable {
         if let unknown = configured.keys.sorted().first(where: { registry.task(named: $0) == nil }) {
             throw WorkerConfigurationError(key: "time_limits.\(unknown)", reason: "no such task; this worker runs: \(registry.names.joined(separator: ", "))")
         }
+        await publishTaskTypes()
         logger.info("worker_started", metadata: [
             "concurrency": "\(configuration.concurrency)", "queue": "\(configuration.queue)",
             "lease_s": "\(configuration.leaseSeconds)", "tasks": "\(registry.names.joined(separator: ","))",
@@ -282,7 +303,7 @@ public final class Worker: @unchecked Sendable {
         let result: JobOutcome
         if let task = registry.task(named: job.task) {
             do {
-                result = .succeeded(result: try await task.run(context).json)
+                result = .succeeded(result: try await task.runEncoded(context))
             } catch {
                 let record = JobErrorRecord(attempt: job.attempt, error: error, worker: worker)
                 let retryable = RetryPolicy.isRetryable(error)

@@ -76,7 +76,7 @@ public struct CompressTableReport: Sendable, Codable, Equatable {
 }
 
 /// The `compress` task's result.
-public struct CompressReport: Sendable, Codable, Equatable {
+public struct CompressReport: TaskResult, Equatable {
     /// True when nothing was attempted (plain PostgreSQL, or the Apache-licensed build).
     public var skipped: Bool
     /// Why it was skipped.
@@ -123,8 +123,10 @@ public struct CompressReport: Sendable, Codable, Equatable {
 ///
 /// Args: `older_than_days`.
 public struct CompressTask: JobTask {
-    /// `compress`.
-    public let name = "compress"
+    /// `compress`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "compress", arguments: ["older_than_days": .integer],
+        summary: "TimescaleDB: compress chunks older than N days (skipped on plain PostgreSQL).")
     /// Threshold, segmentation and lock timeout.
     public let settings: CompressSettings
 
@@ -138,8 +140,8 @@ public struct CompressTask: JobTask {
         enum CodingKeys: String, CodingKey { case olderThanDays = "older_than_days" }
     }
 
-    public func run(_ context: JobContext) async throws -> JobResult {
-        let args = try context.decodeArgs(Args.self, allowedKeys: ["older_than_days"])
+    public func run(_ context: JobContext) async throws -> CompressReport {
+        let args = try arguments(Args.self, of: context)
         var effective = settings
         if let days = args.olderThanDays { effective.olderThanDays = days }
         try effective.validate()
@@ -152,7 +154,7 @@ public struct CompressTask: JobTask {
             context.logger.info("compress_finished", metadata: [
                 "chunks_compressed": "\(report.chunksCompressed ?? 0)", "skipped": "\(report.skipped)",
             ])
-            return try JobResult(report)
+            return report
         } catch {
             await connection.close()
             throw error

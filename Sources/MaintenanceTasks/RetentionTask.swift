@@ -156,7 +156,7 @@ public struct SkippedTable: Sendable, Codable, Equatable {
 }
 
 /// The `retention` task's result (stored in `maintenance_jobs.result`).
-public struct RetentionReport: Sendable, Codable, Equatable {
+public struct RetentionReport: TaskResult, Equatable {
     /// True when nothing was deleted, only counted.
     public var dryRun: Bool
     /// Rows per batch.
@@ -182,8 +182,11 @@ public struct RetentionReport: Sendable, Codable, Equatable {
 /// Args: `tables` (a subset of the configured tables; an unconfigured one is an error naming
 /// it), `batch_size`, `dry_run` (count only).
 public struct RetentionTask: JobTask {
-    /// `retention`.
-    public let name = "retention"
+    /// `retention`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "retention", arguments: ["tables": .stringArray, "batch_size": .integer, "dry_run": .boolean],
+        summary: "Deletes rows older than each table's retention window.",
+        reports: [.totalRowsRemoved])
     /// The windows and batching.
     public let settings: RetentionSettings
 
@@ -223,8 +226,8 @@ public struct RetentionTask: JobTask {
         let timescale: Bool
     }
 
-    public func run(_ context: JobContext) async throws -> JobResult {
-        let args = try context.decodeArgs(Args.self, allowedKeys: ["tables", "batch_size", "dry_run"])
+    public func run(_ context: JobContext) async throws -> RetentionReport {
+        let args = try arguments(Args.self, of: context)
         var effective = settings
         if let batch = args.batchSize {
             guard batch >= 1 else { throw InvalidJobArguments(task: name, reason: "batch_size must be at least 1") }
@@ -240,7 +243,7 @@ public struct RetentionTask: JobTask {
                 checkpoint: { try await context.checkpoint($0) })
             await connection.close()
             context.logger.info("retention_finished", metadata: ["rows_removed": "\(report.totalRowsRemoved)", "tables": "\(report.tables.count)"])
-            return try JobResult(report)
+            return report
         } catch {
             await connection.close()
             throw error
@@ -517,7 +520,8 @@ public struct RetentionTask: JobTask {
     /// batch deletes fewer than `batchSize` rows. Each statement is its own transaction. A batch
     /// that runs out of `statement_timeout` (blocked by a lock, or too large for it) fails with
     /// an error naming the table; one cancelled because the job was cancelled throws `JobCancelled`.
-    static func deleteInBatches(
+    /// Public for the retention benchmark, which times it against one unbatched DELETE.
+    public static func deleteInBatches(
         connection: PostgresConnection, sql: String, leaf: String, table: String, cutoff: String, filterValues: [String]?,
         batchSize: Int, pause: Duration, timeouts: TaskTimeouts, checkCancellation: @Sendable () throws -> Void,
         afterBatch: @Sendable (_ rows: Int, _ batches: Int) async throws -> Void

@@ -97,7 +97,7 @@ public struct ReindexReport: Sendable, Codable, Equatable {
 }
 
 /// The `vacuum` task's result.
-public struct VacuumReport: Sendable, Codable, Equatable {
+public struct VacuumReport: TaskResult, Equatable {
     /// One entry per vacuumed table.
     public var tables: [VacuumTableReport]
     /// Indexes rebuilt.
@@ -126,8 +126,11 @@ public struct VacuumReport: Sendable, Codable, Equatable {
 /// `1 − expected ÷ actual size`. Expression and partial-key widths are unknown, so expression
 /// indexes are not estimated. It errs on the low side for wide keys (internal pages are ignored).
 public struct VacuumTask: JobTask {
-    /// `vacuum`.
-    public let name = "vacuum"
+    /// `vacuum`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "vacuum", arguments: ["tables": .stringArray, "reindex": .boolean],
+        summary: "VACUUM (ANALYZE) of the maintained tables, optional REINDEX CONCURRENTLY.",
+        reports: [.bytesFreed])
     /// Tables and reindex thresholds.
     public let settings: VacuumSettings
 
@@ -141,8 +144,8 @@ public struct VacuumTask: JobTask {
         var reindex: Bool?
     }
 
-    public func run(_ context: JobContext) async throws -> JobResult {
-        let args = try context.decodeArgs(Args.self, allowedKeys: ["tables", "reindex"])
+    public func run(_ context: JobContext) async throws -> VacuumReport {
+        let args = try arguments(Args.self, of: context)
         try settings.validate()
         let connection = try await context.connect()
         do {
@@ -151,7 +154,7 @@ public struct VacuumTask: JobTask {
                 timeouts: context.timeouts, checkCancellation: { try context.checkCancellation() })
             await connection.close()
             context.logger.info("vacuum_finished", metadata: ["tables": "\(report.tables.count)", "bytes_freed": "\(report.bytesFreed)"])
-            return try JobResult(report)
+            return report
         } catch {
             await connection.close()
             throw error

@@ -222,7 +222,7 @@ struct BatchRunner {
 }
 
 /// The result of a batch task, stored in `maintenance_jobs.result`.
-struct BatchResult: Encodable {
+public struct BatchResult: TaskResult {
     var task: String
     var mode: String?
     var from: CivilDate?

@@ -12,7 +12,11 @@ import PostgresClient
 /// `validate` quarantined is counted but not refetched (the API would send the same invalid
 /// row). Then it records completeness per table and day in `market_data_completeness`.
 public struct CompletenessTask: JobTask {
-    public let name = "completeness"
+    /// `completeness`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "completeness", arguments: ["days": .integer, "slots_days": .integer, "symbols": .stringArray, "max_refetch": .integer, "refetch": .boolean, "concurrency": .integer],
+        summary: "Finds symbol-days missing from market_data_daily and volume_slots (NYSE calendar), refetches up to max_refetch, records completeness.",
+        reports: [.rowsWritten])
     let source: any MarketDataSource
     let settings: MarketDataSettings
 
@@ -50,7 +54,8 @@ public struct CompletenessTask: JobTask {
         }
     }
 
-    struct Result: Encodable {
+    /// The `completeness` task's result.
+    public struct Result: TaskResult {
         var task = "completeness"
         var from: CivilDate
         var to: CivilDate
@@ -76,9 +81,10 @@ public struct CompletenessTask: JobTask {
         var quarantined: Bool
     }
 
-    public func run(_ context: JobContext) async throws -> JobResult {
+    /// Finds the gaps, refetches up to `max_refetch` of them and records completeness.
+    public func run(_ context: JobContext) async throws -> Result {
         let start = ContinuousClock.now
-        let args = try context.decodeArgs(Args.self, allowedKeys: ["days", "slots_days", "symbols", "max_refetch", "refetch", "concurrency"])
+        let args = try arguments(Args.self, of: context)
         let days = args.days ?? settings.completenessDays
         let slotsDays = args.slotsDays ?? settings.slotsDays
         guard (1...3660).contains(days), (1...3660).contains(slotsDays) else {
@@ -118,9 +124,9 @@ public struct CompletenessTask: JobTask {
             }
             let tables = try await Self.record(connection, from: from, slotsFrom: slotsFrom, to: to, symbols: args.symbols, before: before)
             let progress = runner.progress
-            return try JobResult(Result(from: from, to: to, slotsFrom: slotsFrom, tables: tables, refetched: progress.counts,
-                                        refetchPending: candidates.count - units.count, rowsWritten: progress.rowsWritten,
-                                        requests: progress.requests, seconds: elapsedSeconds(since: start)))
+            return Result(from: from, to: to, slotsFrom: slotsFrom, tables: tables, refetched: progress.counts,
+                          refetchPending: candidates.count - units.count, rowsWritten: progress.rowsWritten,
+                          requests: progress.requests, seconds: elapsedSeconds(since: start))
         }
     }
 

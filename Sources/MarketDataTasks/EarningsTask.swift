@@ -11,7 +11,11 @@ import PostgresClient
 /// endpoint (403 on the first requests) ends the job succeeded with `{"skipped": true, "reason":
 /// …}`: one request per run at most `concurrency` in flight, no retries.
 public struct EarningsTask: JobTask {
-    public let name = "earnings"
+    /// `earnings`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "earnings", arguments: ["symbols": .stringArray, "force": .boolean, "days_ahead": .integer, "days_back": .integer, "concurrency": .integer],
+        summary: "Earnings dates (Benzinga) for active symbols with no future date or a past one; skipped when the plan lacks the endpoint.",
+        reports: [.rowsWritten])
     let source: any MarketDataSource
     let settings: MarketDataSettings
 
@@ -33,7 +37,8 @@ public struct EarningsTask: JobTask {
         }
     }
 
-    struct Result: Encodable {
+    /// The `earnings` task's result.
+    public struct Result: TaskResult {
         var task = "earnings"
         var from: CivilDate
         var to: CivilDate
@@ -51,9 +56,10 @@ public struct EarningsTask: JobTask {
         }
     }
 
-    public func run(_ context: JobContext) async throws -> JobResult {
+    /// Fetches the earnings dates of the candidates.
+    public func run(_ context: JobContext) async throws -> Result {
         let start = ContinuousClock.now
-        let args = try context.decodeArgs(Args.self, allowedKeys: ["symbols", "force", "days_ahead", "days_back", "concurrency"])
+        let args = try arguments(Args.self, of: context)
         let daysAhead = args.daysAhead ?? settings.earningsDaysAhead
         let daysBack = args.daysBack ?? settings.earningsDaysBack
         guard (0...3660).contains(daysAhead), (0...3660).contains(daysBack) else {
@@ -87,15 +93,15 @@ public struct EarningsTask: JobTask {
             } catch let failure as MarketDataBatchFailed {
                 guard let reason = notEntitled.get() else { throw failure }
                 context.logger.warning("earnings_skipped", metadata: ["reason": "\(reason)"])
-                return try JobResult(Result(from: window.from, to: window.to, candidates: symbols.count, rowsWritten: 0,
-                                            requests: runner.progress.requests, skipped: true,
-                                            reason: "the API plan does not include the Benzinga earnings endpoint: \(reason)",
-                                            seconds: elapsedSeconds(since: start), attempt: context.attempt))
+                return Result(from: window.from, to: window.to, candidates: symbols.count, rowsWritten: 0,
+                              requests: runner.progress.requests, skipped: true,
+                              reason: "the API plan does not include the Benzinga earnings endpoint: \(reason)",
+                              seconds: elapsedSeconds(since: start), attempt: context.attempt)
             }
             let progress = runner.progress
-            return try JobResult(Result(from: window.from, to: window.to, candidates: symbols.count, symbols: progress.counts,
-                                        rowsWritten: progress.rowsWritten, requests: progress.requests,
-                                        seconds: elapsedSeconds(since: start), attempt: context.attempt))
+            return Result(from: window.from, to: window.to, candidates: symbols.count, symbols: progress.counts,
+                          rowsWritten: progress.rowsWritten, requests: progress.requests,
+                          seconds: elapsedSeconds(since: start), attempt: context.attempt)
         }
     }
 

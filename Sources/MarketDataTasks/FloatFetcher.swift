@@ -1,7 +1,7 @@
 import Foundation
 
 /// What `metadata_enrich` reports about free float.
-struct FloatOutcome: Encodable, Sendable {
+struct FloatOutcome: Codable, Sendable {
     /// True when the float endpoint answered for at least one symbol.
     var available: Bool
     /// Symbols whose float was stored (a figure, or NULL when the API had none).

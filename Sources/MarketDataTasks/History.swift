@@ -58,7 +58,11 @@ extension BatchRunner {
 /// (default: the active universe), with ONE grouped-daily request per NYSE trading day of the
 /// range (the whole market per request; weekends and holidays are not requested).
 public struct BackfillTask: JobTask {
-    public let name = "backfill"
+    /// `backfill`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "backfill", arguments: ["days": .integer, "from": .date, "to": .date, "symbols": .stringArray, "concurrency": .integer],
+        summary: "Daily bars for a range and symbols (default: the universe): one grouped-daily request per NYSE trading day.",
+        reports: [.rowsWritten])
     let source: any MarketDataSource
     let settings: MarketDataSettings
 
@@ -68,9 +72,10 @@ public struct BackfillTask: JobTask {
         self.settings = settings
     }
 
-    public func run(_ context: JobContext) async throws -> JobResult {
+    /// Loads the range, one grouped-daily request per trading day.
+    public func run(_ context: JobContext) async throws -> BatchResult {
         let start = ContinuousClock.now
-        let args = try MarketDataArguments.decode(context, allowedKeys: ["days", "from", "to", "symbols", "concurrency"])
+        let args = try MarketDataArguments.decode(context, allowedKeys: Self.declaration.argumentKeys)
         guard args.days != nil || args.from != nil else {
             throw InvalidJobArguments(task: name, reason: "give \"from\"/\"to\" (or \"days\") for the range to backfill")
         }
@@ -89,9 +94,9 @@ public struct BackfillTask: JobTask {
                                                  connection: connection)
             }
             let progress = runner.progress
-            return try JobResult(BatchResult(task: name, mode: "grouped", from: range.from, to: range.to, dates: progress.counts,
-                                             rowsWritten: progress.rowsWritten, requests: progress.requests,
-                                             seconds: elapsedSeconds(since: start), attempt: context.attempt))
+            return BatchResult(task: name, mode: "grouped", from: range.from, to: range.to, dates: progress.counts,
+                               rowsWritten: progress.rowsWritten, requests: progress.requests,
+                               seconds: elapsedSeconds(since: start), attempt: context.attempt)
         }
     }
 }

@@ -3,26 +3,6 @@ import JobQueue
 import Logging
 import PostgresClient
 
-/// The market-data tasks, built around one shared data source (one `PolygonClient` per
-/// worker process, so its rate limit covers them all).
-public enum MarketDataTaskSet {
-    /// `ohlc_daily`, `volume_slots`, `metadata_enrich`, `volume_stats`, `universe_sync`, `earnings`,
-    /// `backfill`, `completeness` and `validate`.
-    public static func all(source: any MarketDataSource, settings: MarketDataSettings = MarketDataSettings()) -> [any JobTask] {
-        [
-            OHLCDailyTask(source: source, settings: settings),
-            VolumeSlotsTask(source: source, settings: settings),
-            MetadataEnrichTask(source: source, settings: settings),
-            VolumeStatsTask(),
-            UniverseSyncTask(source: source, settings: settings),
-            EarningsTask(source: source, settings: settings),
-            BackfillTask(source: source, settings: settings),
-            CompletenessTask(source: source, settings: settings),
-            ValidateTask(settings: settings),
-        ]
-    }
-}
-
 /// Runs `body` with a new connection of the job's database and closes it afterwards.
 func withJobConnection<T>(_ context: JobContext, _ body: (PostgresConnection) async throws -> T) async throws -> T {
     let connection = try await context.connect()
@@ -51,7 +31,11 @@ func universeSymbols(_ connection: PostgresConnection, explicit: [String]?) asyn
 /// "per_symbol"`: one daily-aggregates request per symbol over the range; units are symbols.
 /// Every write is COPY into a staging table and one upsert, so a rerun changes nothing.
 public struct OHLCDailyTask: JobTask {
-    public let name = "ohlc_daily"
+    /// `ohlc_daily`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "ohlc_daily", arguments: ["days": .integer, "from": .date, "to": .date, "symbols": .stringArray, "mode": .string, "concurrency": .integer],
+        summary: "Daily OHLC bars for the universe (grouped-daily endpoint, or per_symbol).",
+        reports: [.rowsWritten])
     let source: any MarketDataSource
     let settings: MarketDataSettings
 
@@ -61,9 +45,10 @@ public struct OHLCDailyTask: JobTask {
         self.settings = settings
     }
 
-    public func run(_ context: JobContext) async throws -> JobResult {
+    /// Loads the bars of the range.
+    public func run(_ context: JobContext) async throws -> BatchResult {
         let start = ContinuousClock.now
-        let args = try MarketDataArguments.decode(context, allowedKeys: ["days", "from", "to", "symbols", "mode", "concurrency"])
+        let args = try MarketDataArguments.decode(context, allowedKeys: Self.declaration.argumentKeys)
         let perSymbol: Bool
         switch args.mode ?? "grouped" {
         case "grouped": perSymbol = false
@@ -116,7 +101,7 @@ public struct OHLCDailyTask: JobTask {
                 result.symbols = UnitCounts(ok: loaded)
                 result.symbolsWithoutBars = symbols.count - loaded
             }
-            return try JobResult(result)
+            return result
         }
     }
 }
@@ -126,7 +111,11 @@ public struct OHLCDailyTask: JobTask {
 /// slot 191 = 19:55; bars before 04:00 or from 20:00 are ignored; a slot without bars has no
 /// row), written with COPY and one upsert per symbol.
 public struct VolumeSlotsTask: JobTask {
-    public let name = "volume_slots"
+    /// `volume_slots`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "volume_slots", arguments: ["days": .integer, "from": .date, "to": .date, "symbols": .stringArray, "concurrency": .integer],
+        summary: "1-minute aggregates rolled into 5-minute volume slots 0-191 (04:00-20:00 New York).",
+        reports: [.rowsWritten])
     let source: any MarketDataSource
     let settings: MarketDataSettings
 
@@ -136,9 +125,10 @@ public struct VolumeSlotsTask: JobTask {
         self.settings = settings
     }
 
-    public func run(_ context: JobContext) async throws -> JobResult {
+    /// Loads and rolls up the minute bars of the range.
+    public func run(_ context: JobContext) async throws -> BatchResult {
         let start = ContinuousClock.now
-        let args = try MarketDataArguments.decode(context, allowedKeys: ["days", "from", "to", "symbols", "concurrency"])
+        let args = try MarketDataArguments.decode(context, allowedKeys: Self.declaration.argumentKeys)
         let previous = BatchProgress.resume(context.previousProgress, task: name, logger: context.logger)
         let range = try previous?.range ?? args.range(defaultDays: settings.slotsDays, today: NewYorkTime.today(), task: name)
         return try await withJobConnection(context) { connection in
@@ -153,9 +143,9 @@ public struct VolumeSlotsTask: JobTask {
                 return UnitOutcome(rows: outcome.written, requests: fetched.requests, empty: slots.isEmpty)
             }
             let progress = runner.progress
-            return try JobResult(BatchResult(task: name, from: range.from, to: range.to, symbols: progress.counts,
-                                             symbolsWithoutBars: progress.unitsWithoutData, rowsWritten: progress.rowsWritten, requests: progress.requests,
-                                             seconds: elapsedSeconds(since: start), attempt: context.attempt))
+            return BatchResult(task: name, from: range.from, to: range.to, symbols: progress.counts,
+                               symbolsWithoutBars: progress.unitsWithoutData, rowsWritten: progress.rowsWritten, requests: progress.requests,
+                               seconds: elapsedSeconds(since: start), attempt: context.attempt)
         }
     }
 }
@@ -165,7 +155,11 @@ public struct VolumeSlotsTask: JobTask {
 /// (A symbol whose last fetch left market cap or sector empty waits
 /// `MarketDataSettings.missingRetryHours` before it counts as missing again.)
 public struct MetadataEnrichTask: JobTask {
-    public let name = "metadata_enrich"
+    /// `metadata_enrich`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "metadata_enrich", arguments: ["limit": .integer, "symbols": .stringArray, "stale_days": .integer, "concurrency": .integer],
+        summary: "Ticker details for symbols missing market cap, then sector, then stale.",
+        reports: [.rowsWritten])
     let source: any MarketDataSource
     let settings: MarketDataSettings
 
@@ -175,9 +169,10 @@ public struct MetadataEnrichTask: JobTask {
         self.settings = settings
     }
 
-    public func run(_ context: JobContext) async throws -> JobResult {
+    /// Fetches the details of the candidates.
+    public func run(_ context: JobContext) async throws -> BatchResult {
         let start = ContinuousClock.now
-        let args = try MarketDataArguments.decode(context, allowedKeys: ["limit", "symbols", "stale_days", "concurrency"])
+        let args = try MarketDataArguments.decode(context, allowedKeys: Self.declaration.argumentKeys)
         let limit = args.limit ?? settings.metadataLimit
         let staleDays = args.staleDays ?? settings.staleDays
         let previous = BatchProgress.resume(context.previousProgress, task: name, logger: context.logger)
@@ -207,7 +202,7 @@ public struct MetadataEnrichTask: JobTask {
             var result = BatchResult(task: name, symbols: progress.counts, rowsWritten: progress.rowsWritten,
                                      requests: progress.requests, seconds: elapsedSeconds(since: start), attempt: context.attempt)
             result.float = float.outcome
-            return try JobResult(result)
+            return result
         }
     }
 
@@ -234,26 +229,33 @@ public struct MetadataEnrichTask: JobTask {
 /// `volume_stats`: recomputes `ticker_volume_stats` from `market_data_daily` in one statement
 /// (see `MarketDataWriter.refreshVolumeStats`). Needs no data source.
 public struct VolumeStatsTask: JobTask {
-    public let name = "volume_stats"
+    /// `volume_stats`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "volume_stats", arguments: ["symbols": .stringArray],
+        summary: "Average daily volume over the newest 5/10/30/50 daily bars of each symbol.")
 
     /// Creates the task.
     public init() {}
 
-    public func run(_ context: JobContext) async throws -> JobResult {
-        struct Args: Decodable { var symbols: [String]? }
-        struct Result: Encodable {
-            var symbolsWritten: Int
-            var seconds: Double
-            enum CodingKeys: String, CodingKey {
-                case seconds
-                case symbolsWritten = "symbols_written"
-            }
+    struct Args: Decodable { var symbols: [String]? }
+
+    /// The `volume_stats` task's result.
+    public struct Result: TaskResult {
+        var symbolsWritten: Int
+        var seconds: Double
+        enum CodingKeys: String, CodingKey {
+            case seconds
+            case symbolsWritten = "symbols_written"
         }
+    }
+
+    /// Recomputes the statistics.
+    public func run(_ context: JobContext) async throws -> Result {
         let start = ContinuousClock.now
-        let args = try context.decodeArgs(Args.self, allowedKeys: ["symbols"])
+        let args = try arguments(Args.self, of: context)
         return try await withJobConnection(context) { connection in
             let written = try await connection.withSession { try MarketDataWriter.refreshVolumeStats(symbols: args.symbols, session: $0) }
-            return try JobResult(Result(symbolsWritten: written, seconds: elapsedSeconds(since: start)))
+            return Result(symbolsWritten: written, seconds: elapsedSeconds(since: start))
         }
     }
 }
@@ -261,7 +263,10 @@ public struct VolumeStatsTask: JobTask {
 /// `universe_sync`: adds the API's active common stocks missing from `ticker_universe`, with
 /// source 'polygon'. Never deletes or deactivates a row (a user's choices stand).
 public struct UniverseSyncTask: JobTask {
-    public let name = "universe_sync"
+    /// `universe_sync`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "universe_sync", arguments: ["limit": .integer],
+        summary: "Adds active common stocks from the API to ticker_universe (never deletes).")
     let source: any MarketDataSource
     let settings: MarketDataSettings
 
@@ -271,24 +276,28 @@ public struct UniverseSyncTask: JobTask {
         self.settings = settings
     }
 
-    public func run(_ context: JobContext) async throws -> JobResult {
-        struct Args: Decodable { var limit: Int? }
-        struct Result: Encodable {
-            var fetched: Int
-            var added: Int
-            var requests: Int
-            var seconds: Double
-        }
+    struct Args: Decodable { var limit: Int? }
+
+    /// The `universe_sync` task's result.
+    public struct Result: TaskResult {
+        var fetched: Int
+        var added: Int
+        var requests: Int
+        var seconds: Double
+    }
+
+    /// Adds the missing symbols.
+    public func run(_ context: JobContext) async throws -> Result {
         let start = ContinuousClock.now
-        let args = try context.decodeArgs(Args.self, allowedKeys: ["limit"])
+        let args = try arguments(Args.self, of: context)
         try context.checkCancellation()
         let fetched = try await source.activeCommonStocks(limit: args.limit)
         return try await withJobConnection(context) { connection in
             let added = try await connection.withSession { session in
                 try SampleUniverse.insertMissing(fetched.value, source: "polygon", session: session)
             }
-            return try JobResult(Result(fetched: fetched.value.count, added: added, requests: fetched.requests,
-                                        seconds: elapsedSeconds(since: start)))
+            return Result(fetched: fetched.value.count, added: added, requests: fetched.requests,
+                          seconds: elapsedSeconds(since: start))
         }
     }
 }

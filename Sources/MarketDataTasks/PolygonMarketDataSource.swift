@@ -119,13 +119,6 @@ public struct PolygonMarketDataSource: MarketDataSource {
     }
 }
 
-extension MarketDataTaskSet {
-    /// The market-data tasks around one shared Polygon client.
-    public static func all(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) -> [any JobTask] {
-        all(source: PolygonMarketDataSource(client: client), settings: settings)
-    }
-}
-
 extension OHLCDailyTask {
     /// Creates the task around the worker's shared Polygon client.
     public init(client: PolygonClient, settings: MarketDataSettings = MarketDataSettings()) {

@@ -11,7 +11,10 @@ import PostgresClient
 /// into the quarantine), so a row is never lost between the two. `dry_run` only counts.
 /// Duplicates need no check: the primary keys make them impossible.
 public struct ValidateTask: JobTask {
-    public let name = "validate"
+    /// `validate`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "validate", arguments: ["days": .integer, "tables": .stringArray, "dry_run": .boolean],
+        summary: "Moves bars and slots that break invariants (prices, volume, calendar, slot range) into market_data_quarantine.")
     let settings: MarketDataSettings
 
     /// Creates the task (it needs no data source).
@@ -30,13 +33,14 @@ public struct ValidateTask: JobTask {
     }
 
     /// What was found in one table.
-    struct TableOutcome: Encodable {
+    struct TableOutcome: Codable {
         var checked: Int
         var quarantined: Int
         var reasons: [String: Int]
     }
 
-    struct Result: Encodable {
+    /// The `validate` task's result.
+    public struct Result: TaskResult {
         var task = "validate"
         var since: CivilDate?
         var dryRun: Bool
@@ -54,9 +58,10 @@ public struct ValidateTask: JobTask {
         "volume_slots": ("volume_slot_problems(t.slot_index, t.volume, t.date)", "t.symbol, t.date, t.slot_index"),
     ]
 
-    public func run(_ context: JobContext) async throws -> JobResult {
+    /// Moves the invalid rows of the window into the quarantine (or only counts them: `dry_run`).
+    public func run(_ context: JobContext) async throws -> Result {
         let start = ContinuousClock.now
-        let args = try context.decodeArgs(Args.self, allowedKeys: ["days", "tables", "dry_run"])
+        let args = try arguments(Args.self, of: context)
         let days = args.days ?? settings.validateDays
         guard (0...3660).contains(days) else { throw InvalidJobArguments(task: name, reason: "\"days\" must be 0...3660, got \(days)") }
         let tables = args.tables ?? Self.checks.keys.sorted()
@@ -71,9 +76,9 @@ public struct ValidateTask: JobTask {
                 try context.checkCancellation()
                 outcomes[table] = try await Self.validate(table, since: since, dryRun: dryRun, connection: connection)
             }
-            return try JobResult(Result(since: since, dryRun: dryRun, tables: outcomes,
-                                        quarantined: outcomes.values.reduce(0) { $0 + $1.quarantined },
-                                        seconds: elapsedSeconds(since: start)))
+            return Result(since: since, dryRun: dryRun, tables: outcomes,
+                          quarantined: outcomes.values.reduce(0) { $0 + $1.quarantined },
+                          seconds: elapsedSeconds(since: start))
         }
     }
 

@@ -1,3 +1,4 @@
+import Backup
 import Foundation
 
 /// Renders the dashboard at `GET /`: one self-contained HTML page (inline CSS and a little

@@ -1,3 +1,4 @@
+import Backup
 import Foundation
 import HTTPServer
 import JobQueue
@@ -302,7 +303,7 @@ struct Routes: Sendable {
         let text = MetricsRenderer.render(
             stats: worker.stats.snapshot(), workerUp: worker.isHealthy, snapshot: snapshot,
             apiRequests: options.apiRequests?(), backups: options.backupDirectory.map { BackupFiles.scan($0) },
-            filesystem: options.backupDirectory.flatMap { TableSizesTask.filesystem(of: $0) }, http: server.statistics)
+            filesystem: options.backupDirectory.flatMap { BackupFiles.filesystem(of: $0) }, http: server.statistics)
         return HTTPServerResponse(status: 200, headers: [("Content-Type", PrometheusText.contentType)], body: Data(text.utf8))
     }
 
@@ -316,7 +317,7 @@ struct Routes: Sendable {
             workerID: worker.configuration.workerID, workerHealthy: worker.isHealthy, refreshSeconds: options.dashboardRefreshSeconds,
             actionsEnabled: token != nil, snapshot: try? result.get(), snapshotError: snapshotError, snapshotAt: at,
             backups: options.backupDirectory.map { BackupFiles.scan($0) }, backupDirectory: options.backupDirectory?.path,
-            filesystem: options.backupDirectory.flatMap { TableSizesTask.filesystem(of: $0) }, now: Date())
+            filesystem: options.backupDirectory.flatMap { BackupFiles.filesystem(of: $0) }, now: Date())
         let nonce = UUID().uuidString.replacingOccurrences(of: "-", with: "")
         let html = request.query("part") == "main" ? DashboardPage.main(context) : DashboardPage.page(context, nonce: nonce)
         return HTTPServerResponse(status: 200, headers: [

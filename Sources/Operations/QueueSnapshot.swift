@@ -111,32 +111,3 @@ enum TableNames {
         "earnings": "ticker_earnings", "backfill": "market_data_daily",
     ]
 }
-
-/// The newest backup file of a directory.
-struct BackupFiles {
-    /// Backup files (`*.sql.gz`, not hidden temporaries).
-    var count: Int
-    /// The newest one's size in bytes.
-    var latestBytes: Int64?
-    /// The newest one's modification time.
-    var latestDate: Date?
-    /// Total bytes of all backups.
-    var totalBytes: Int64
-
-    static func scan(_ directory: URL) -> BackupFiles {
-        let keys: [URLResourceKey] = [.fileSizeKey, .contentModificationDateKey, .isRegularFileKey]
-        let entries = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: keys, options: [.skipsHiddenFiles])) ?? []
-        var result = BackupFiles(count: 0, latestBytes: nil, latestDate: nil, totalBytes: 0)
-        for url in entries where url.lastPathComponent.hasSuffix(".sql.gz") {
-            guard let values = try? url.resourceValues(forKeys: Set(keys)), values.isRegularFile == true else { continue }
-            let size = Int64(values.fileSize ?? 0)
-            result.count += 1
-            result.totalBytes += size
-            if let date = values.contentModificationDate, result.latestDate.map({ date > $0 }) ?? true {
-                result.latestDate = date
-                result.latestBytes = size
-            }
-        }
-        return result
-    }
-}

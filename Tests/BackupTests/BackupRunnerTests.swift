@@ -366,8 +366,7 @@ final class BackupRunnerTests: XCTestCase {
                 logger: Logger(label: "test"), conninfo: db.url)
         }
         // A labelled job rotates only its label's files; its keep below the configured 12 is raised to 12.
-        let output = try await task.run(context(#"{"keep": 2, "label": "monthly"}"#))
-        let result = try JSONDecoder().decode(BackupResult.self, from: Data(output.json.text.utf8))
+        let result = try await task.run(context(#"{"keep": 2, "label": "monthly"}"#))
         XCTAssertEqual(result.label, "monthly")
         XCTAssertEqual(result.keep, 12)
         XCTAssertEqual(result.database, db.name)
@@ -375,10 +374,10 @@ final class BackupRunnerTests: XCTestCase {
         XCTAssertEqual(result.rotated, [])
         XCTAssertTrue(FileManager.default.fileExists(atPath: result.path))
         // An unlabelled job with keep 2 cannot go below the configured 7 either; keep 8 raises it.
-        let floored = try JSONDecoder().decode(BackupResult.self, from: Data(try await task.run(context(#"{"keep": 2}"#)).json.text.utf8))
+        let floored = try await task.run(context(#"{"keep": 2}"#))
         XCTAssertEqual(floored.keep, 7)
         XCTAssertEqual(floored.rotated, [])
-        let raised = try JSONDecoder().decode(BackupResult.self, from: Data(try await task.run(context(#"{"keep": 8}"#)).json.text.utf8))
+        let raised = try await task.run(context(#"{"keep": 8}"#))
         XCTAssertEqual(raised.keep, 8)
         for fake in fakes { XCTAssertTrue(FileManager.default.fileExists(atPath: fake), fake) }
 

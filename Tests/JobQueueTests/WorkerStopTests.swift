@@ -25,22 +25,22 @@ struct Steered: JobTask {
 
     let gate: Gate
     var later = Gate()
-    var name: String { "noop" }
+    static let declaration = NoopTask.declaration
 
-    func run(_ context: JobContext) async throws -> JobResult {
+    func run(_ context: JobContext) async throws -> TestResult {
         struct Args: Decodable { var sleep_ms: Int }
         let mode = Mode(rawValue: try context.decodeArgs(Args.self, allowedKeys: ["sleep_ms"]).sleep_ms)!
         switch mode {
         case .untilGateOpens, .untilLaterGateOpens:
             let awaited = mode == .untilGateOpens ? gate : later
             while !awaited.isOpen { try? await Task.sleep(nanoseconds: 10_000_000) }
-            return .empty
+            return TestResult()
         case .untilCancelled:
             while !context.isCancelled { try? await Task.sleep(nanoseconds: 10_000_000) }
             throw JobCancelled()
         case .completesWhenCancelled:
             while !context.isCancelled { try? await Task.sleep(nanoseconds: 10_000_000) }
-            return try JobResult(["completed": true])
+            return TestResult(completed: true)
         case .sleepsInTheServer:
             let connection = try await context.connect()
             do {
@@ -50,7 +50,7 @@ struct Steered: JobTask {
                 throw error
             }
             await connection.close()
-            return .empty
+            return TestResult()
         }
     }
 }

@@ -66,8 +66,8 @@ final class WorkerTests: XCTestCase {
     /// The error decides: a serialization failure is retried, an undefined table fails at once.
     func testRetryableErrorsRetryAndPermanentOnesFailAtOnce() async throws {
         struct Statement: JobTask {
-            var name: String { "noop" }
-            func run(_ context: JobContext) async throws -> JobResult {
+            static let declaration = NoopTask.declaration
+            func run(_ context: JobContext) async throws -> TestResult {
                 let connection = try await context.connect()
                 do {
                     if !context.args.text.contains("fail_times") {
@@ -77,7 +77,7 @@ final class WorkerTests: XCTestCase {
                             "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$")
                     }
                     await connection.close()
-                    return .empty
+                    return TestResult()
                 } catch {
                     await connection.close()
                     throw error
@@ -194,9 +194,9 @@ final class WorkerTests: XCTestCase {
 
     func testProgressCheckpointSurvivesARetry() async throws {
         struct Resumable: JobTask {
-            var name: String { "noop" }
+            static let declaration = NoopTask.declaration
             struct Progress: Codable { var done: [Int] }
-            func run(_ context: JobContext) async throws -> JobResult {
+            func run(_ context: JobContext) async throws -> TestResult {
                 var progress = try context.previousProgress?.decode(Progress.self) ?? Progress(done: [])
                 let skipped = progress.done.count
                 for unit in 1...4 where !progress.done.contains(unit) {
@@ -204,7 +204,7 @@ final class WorkerTests: XCTestCase {
                     try await context.checkpoint(progress)
                     if unit == 2 && context.attempt == 1 { throw NoopTask.DeliberateFailure(attempt: 1, failTimes: 1) }
                 }
-                return try JobResult(["skipped": skipped])
+                return TestResult(skipped: skipped)
             }
         }
         let db = try TestCluster.migratedDatabase()
@@ -241,11 +241,11 @@ final class WorkerTests: XCTestCase {
     /// on every retry, forever: no later outcome was written and the worker never went idle.
     func testAnOutcomeTheDatabaseRefusesDoesNotBlockTheOthers() async throws {
         struct Poison: JobTask {
-            var name: String { "noop" }
-            func run(_ context: JobContext) async throws -> JobResult {
+            static let declaration = NoopTask.declaration
+            func run(_ context: JobContext) async throws -> TestResult {
                 try await Task.sleep(nanoseconds: 100_000_000)
-                guard context.args.text.contains("fail_times") else { return .empty }
-                return try JobResult(["text": "nul\u{0}byte"])
+                guard context.args.text.contains("fail_times") else { return TestResult() }
+                return TestResult(text: "nul\u{0}byte")
             }
         }
         let db = try TestCluster.migratedDatabase()

@@ -22,8 +22,8 @@ func makeContext(url: String, task: String, args: String = "{}", cancellation: C
 }
 
 /// Decodes a task result into a JSON dictionary.
-func object(_ result: JobResult) throws -> [String: Any] {
-    try JSONSerialization.jsonObject(with: Data(result.json.text.utf8)) as? [String: Any] ?? [:]
+func object<T: TaskResult>(_ result: T) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(try PostgresJSON(encoding: result).text.utf8)) as? [String: Any] ?? [:]
 }
 
 /// The market-data tables of migration 0002 (another branch), as far as these tests need them.

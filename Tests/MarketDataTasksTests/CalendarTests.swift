@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import Benchmarks
 @testable import MarketDataTasks
 
 /// Dates, New York time and slots, checked against UTC instants written out by hand (not

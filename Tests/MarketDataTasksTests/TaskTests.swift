@@ -48,7 +48,7 @@ struct MarketFixture {
         let context = JobContext(jobID: 1, task: task.name, args: PostgresJSON(text: args), attempt: attempt, runID: nil,
                                  previousProgress: previousProgress, logger: logs.logger, conninfo: db.url,
                                  cancellation: cancellation, progressWriter: { recorder.record($0) })
-        return try await task.run(context).json
+        return try PostgresJSON(encoding: try await task.run(context))
     }
 
     func stop() async {

@@ -3,6 +3,7 @@ import HTTPClient
 import HTTPServer
 import JobQueue
 import Logging
+import MaintenanceTasks
 import Operations
 import PostgresClient
 import TestSupport

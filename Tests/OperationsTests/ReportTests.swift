@@ -4,6 +4,7 @@ import FoundationXML
 #endif
 import JobQueue
 import Logging
+import MaintenanceTasks
 import Operations
 import PostgresClient
 import TestSupport
@@ -29,7 +30,7 @@ final class ReportTests: XCTestCase {
             let context = JobContext(jobID: 1, task: "table_sizes", args: PostgresJSON(text: "{}"), attempt: 1, runID: nil,
                                      previousProgress: nil, logger: Logger(label: "test"), conninfo: db.url)
             let result = try await task.run(context)
-            return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.json.text.utf8)) as? [String: Any])
+            return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try PostgresJSON(encoding: result).text.utf8)) as? [String: Any])
         }
         let result = try await runTask()
         XCTAssertEqual(result["skipped"] as? [String], ["no_such_table"])

@@ -1,3 +1,4 @@
+import Backup
 import ChildProcess
 import Foundation
 import PostgresClient
@@ -73,9 +74,7 @@ public enum BackupBenchmark {
         let passfile = try PasswordFile(password: info.password, database: database)
         defer { passfile?.remove() }
         let pgDump = settings.pgDumpPath ?? PostgresPrograms.path(of: "pg_dump", serverVersion: version)
-        let command = ChildCommand(
-            executable: pgDump, arguments: BackupRunner.pgDumpArguments(lockWaitTimeout: settings.lockWaitTimeout),
-            environment: BackupRunner.childEnvironment(info: info, database: database, passfile: passfile?.path, connectTimeout: settings.connectTimeout))
+        let command = BackupRunner.pgDumpCommand(executable: pgDump, info: info, database: database, passfile: passfile?.path, settings: settings)
         let secrets = Scrubber.secrets(forPassword: info.password)
         let compress = ChildCommand(executable: settings.resolvedCompressor, arguments: ["-c", "-\(settings.compressionLevel)"],
                                     environment: ProcessInfo.processInfo.environment)

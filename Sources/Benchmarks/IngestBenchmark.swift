@@ -2,6 +2,7 @@ import ChildProcess
 import Foundation
 import JobQueue
 import Logging
+import MarketDataTasks
 import Polygon
 import PostgresClient
 import SampleMarket

@@ -1,5 +1,6 @@
 import Foundation
 import JobQueue
+import MaintenanceTasks
 import PostgresClient
 
 /// Figures from `RetentionBenchmark.run`.
@@ -77,7 +78,7 @@ public enum RetentionBenchmark {
             connection: connection, sql: batched, leaf: table, table: table, cutoff: cutoff, filterValues: nil,
             batchSize: batchSize, pause: .zero, timeouts: TaskTimeouts(shortStatementSeconds: 0), checkCancellation: {},
             afterBatch: { _, _ in })
-        let batchedSeconds = RetentionTask.seconds(since: start)
+        let batchedSeconds = elapsedSeconds(since: start, precise: true)
         guard deleted == expected else {
             throw MaintenanceError.invalidSetting(key: "benchmark", reason: "batched delete removed \(deleted) rows, expected \(expected)")
         }
@@ -85,7 +86,7 @@ public enum RetentionBenchmark {
         _ = try await load(connection: connection, rows: rows, cutoff: cutoff)
         start = ContinuousClock.now
         let singleDeleted = try await connection.query(single, [cutoff]).affectedRows ?? 0
-        let singleSeconds = RetentionTask.seconds(since: start)
+        let singleSeconds = elapsedSeconds(since: start, precise: true)
         guard singleDeleted == expected else {
             throw MaintenanceError.invalidSetting(key: "benchmark", reason: "single delete removed \(singleDeleted) rows, expected \(expected)")
         }

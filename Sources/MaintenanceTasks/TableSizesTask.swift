@@ -1,7 +1,5 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import Backup
 import JobQueue
 import PostgresClient
 
@@ -25,7 +23,7 @@ public struct RecordedTableSize: Sendable, Codable, Equatable {
 }
 
 /// The `table_sizes` task's result.
-public struct TableSizesReport: Sendable, Codable, Equatable {
+public struct TableSizesReport: TaskResult, Equatable {
     /// The New York date the sizes were recorded for.
     public var recordedOn: String
     /// One entry per existing table.
@@ -54,8 +52,10 @@ public struct TableSizesReport: Sendable, Codable, Equatable {
 /// folder's filesystem use in `maintenance_capacity`. Hypertables are measured with
 /// `hypertable_detailed_size`, whose figures include every chunk.
 public struct TableSizesTask: JobTask {
-    /// `table_sizes`.
-    public let name = "table_sizes"
+    /// `table_sizes`: its arguments and summary (the `maintenance_task_types` row).
+    public static let declaration = TaskDeclaration(
+        name: "table_sizes",
+        summary: "Records today's size of each maintained or configured table in maintenance_table_sizes, and the database size and backup filesystem use in maintenance_capacity.")
     /// The tables measured: closebell's own and the market-data tables, plus every table the
     /// configuration names (retention, vacuum, extra ones), without duplicates.
     public let tables: [String]
@@ -80,12 +80,12 @@ public struct TableSizesTask: JobTask {
     private struct Arguments: Decodable {}
 
     /// Measures and records the sizes.
-    public func run(_ context: JobContext) async throws -> JobResult {
-        _ = try context.decodeArgs(Arguments.self, allowedKeys: [])
+    public func run(_ context: JobContext) async throws -> TableSizesReport {
+        _ = try arguments(Arguments.self, of: context)
         let connection = try await context.connect()
         defer { Task { await connection.close() } }
         let tables = self.tables
-        let filesystem = backupDirectory.flatMap { Self.filesystem(of: $0) }
+        let filesystem = backupDirectory.flatMap { BackupFiles.filesystem(of: $0) }
         let newestBackup = backupDirectory.flatMap { BackupFiles.scan($0).latestDate }
         let directory = backupDirectory?.path
         let report = try await connection.withSession { session in
@@ -94,18 +94,7 @@ public struct TableSizesTask: JobTask {
         context.logger.info("table_sizes_recorded", metadata: [
             "tables": "\(report.tables.count)", "total_bytes": "\(report.totalBytes)", "skipped": "\(report.skipped.joined(separator: ","))",
         ])
-        return try JobResult(report)
-    }
-
-    /// Size and free bytes of the filesystem holding `directory` (or its nearest existing
-    /// parent, when the folder is not created yet); nil when statvfs fails.
-    public static func filesystem(of directory: URL) -> (bytes: Int64, free: Int64)? {
-        var url = directory.standardizedFileURL
-        while !FileManager.default.fileExists(atPath: url.path), url.path != "/" { url = url.deletingLastPathComponent() }
-        var info = statvfs()
-        guard statvfs(url.path, &info) == 0 else { return nil }
-        let unit = Int64(info.f_frsize > 0 ? info.f_frsize : info.f_bsize)
-        return (Int64(info.f_blocks) * unit, Int64(info.f_bavail) * unit)
+        return report
     }
 
     /// Measures `tables` and the database, and upserts today's rows; one short transaction for the writes.
