@@ -1,5 +1,6 @@
 import ChildProcess
 import Foundation
+import Toolkit
 import PostgresClient
 
 /// Figures of one backup benchmark run (sizes in bytes, speeds in MB/s of database size,
@@ -76,7 +77,7 @@ public enum BackupBenchmark {
         let command = ChildCommand(
             executable: pgDump, arguments: BackupRunner.pgDumpArguments(lockWaitTimeout: settings.lockWaitTimeout),
             environment: BackupRunner.childEnvironment(info: info, database: database, passfile: passfile?.path, connectTimeout: settings.connectTimeout))
-        let secrets = Scrubber.secrets(forPassword: info.password)
+        let secrets = Redactor.forms(ofPassword: info.password)
         let compress = ChildCommand(executable: settings.resolvedCompressor, arguments: ["-c", "-\(settings.compressionLevel)"],
                                     environment: ProcessInfo.processInfo.environment)
         let barePath = directory.appendingPathComponent("closebell-bench-bare-\(getpid()).sql.gz").path
