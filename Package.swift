@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 //
 // closebell: a maintenance worker for PostgreSQL/TimescaleDB market-data databases.
-// Module dependencies point one way, toward the database layer:
+// Module dependencies point one way, toward the database layer (every module may use Toolkit):
 //   closebell (CLI) -> MarketDataTasks, MaintenanceTasks -> JobQueue -> PostgresClient -> CLibPQ
 //   MarketDataTasks -> Polygon -> HTTPClient -> CCurl
 import PackageDescription
