@@ -1,5 +1,6 @@
 import ChildProcess
 import Foundation
+import Toolkit
 import PostgresClient
 
 #if canImport(Glibc)
@@ -101,7 +102,7 @@ public struct BackupCatalog: Sendable {
         } catch let error as ConnectionInfoError {
             throw BackupError(stage: .configuration, message: error.description)
         }
-        let secrets = Scrubber.secrets(forPassword: info.password)
+        let secrets = Redactor.forms(ofPassword: info.password)
         guard !database.isEmpty else { throw BackupError(stage: .configuration, message: "the target database name is empty") }
         guard database != maintenanceDatabase else {
             throw BackupError(
@@ -140,7 +141,7 @@ public struct BackupCatalog: Sendable {
     private func restore(
         path: String, into database: String, info: ConnectionInfo, admin: PostgresConnection, force: Bool, started: Date
     ) async throws -> RestoreResult {
-        let secrets = Scrubber.secrets(forPassword: info.password)
+        let secrets = Redactor.forms(ofPassword: info.password)
         let fail = { (step: RestoreStep, detail: String) in
             BackupError(stage: .restore, message: detail, path: path, database: database, secrets: secrets)
                 .failedStep(step, target: database)

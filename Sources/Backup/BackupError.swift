@@ -1,5 +1,6 @@
 import ChildProcess
 import Foundation
+import Toolkit
 import JobQueue
 
 /// Why a backup, verification or restore failed. A failed backup has removed its temporary
@@ -61,12 +62,12 @@ public struct BackupError: Error, Sendable, Equatable, CustomStringConvertible {
         operation: String? = nil
     ) {
         self.stage = stage
-        self.message = Scrubber.scrub(message, secrets: secrets)
+        self.message = Redactor.scrub(message, secrets: secrets)
         self.path = path
         self.database = database
         self.program = program
         self.exitStatus = exitStatus
-        self.stderrTail = Scrubber.scrub(stderrTail, secrets: secrets)
+        self.stderrTail = Redactor.scrub(stderrTail, secrets: secrets)
         self.errno = errno
         self.operation = operation
     }
@@ -104,37 +105,5 @@ extension BackupError: JobFailure {
         case .configuration, .targetNotEmpty: return false
         case .connect, .prepare, .locked, .dump, .compress, .verify, .finalize, .timeout, .cancelled, .restore: return true
         }
-    }
-}
-
-/// Removes passwords from text that may reach logs, errors or job rows.
-public enum Scrubber {
-    /// Replaces every occurrence of each secret with `********`, and the password part of any
-    /// `scheme://user:password@` URL and of any `password=...` keyword.
-    public static func scrub(_ text: String, secrets: [String] = []) -> String {
-        var result = text
-        for secret in secrets.sorted(by: { $0.count > $1.count }) where !secret.isEmpty {
-            result = result.replacingOccurrences(of: secret, with: "********")
-        }
-        result = result.replacingOccurrences(
-            of: "(://[^:/@\\s]*):[^@\\s]*@", with: "$1:********@", options: .regularExpression)
-        result = result.replacingOccurrences(
-            of: "(password\\s*=\\s*)('([^'\\\\]|\\\\.)*'|[^\\s]+)", with: "$1********",
-            options: [.regularExpression, .caseInsensitive])
-        return result
-    }
-
-    /// The forms a password can take in program output: as it is, escaped for `.pgpass`,
-    /// and percent-encoded as in a URL.
-    public static func secrets(forPassword password: String?) -> [String] {
-        guard let password, !password.isEmpty else { return [] }
-        var forms: Set<String> = [password, pgpassEscaped(password)]
-        if let encoded = password.addingPercentEncoding(withAllowedCharacters: .alphanumerics) { forms.insert(encoded) }
-        return forms.sorted { $0.count > $1.count }
-    }
-
-    /// A value escaped for a `.pgpass` line (`\` and `:` preceded by a backslash).
-    static func pgpassEscaped(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ":", with: "\\:")
     }
 }

@@ -1,6 +1,7 @@
 import CChildProcess
 import ChildProcess
 import Foundation
+import Toolkit
 import PostgresClient
 
 #if canImport(Glibc)
@@ -85,7 +86,7 @@ public struct BackupRunner: Sendable {
         } catch let error as ConnectionInfoError {
             throw BackupError(stage: .configuration, message: error.description)
         }
-        let secrets = Scrubber.secrets(forPassword: info.password)
+        let secrets = Redactor.forms(ofPassword: info.password)
 
         // Preflight: the real database name (libpq defaults included) and the server version;
         // the connection then holds the advisory lock.
@@ -397,7 +398,7 @@ public final class PasswordFile: Sendable {
         path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         fchmod(fd, 0o600)
         // In .pgpass, `:` and `\` are escaped with a backslash.
-        let escaped = Scrubber.pgpassEscaped(password)
+        let escaped = Redactor.pgpassEscaped(password)
         let line = Array("*:*:*:*:\(escaped)\n".utf8)
         let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)

@@ -1,6 +1,7 @@
 import Backup
 import ChildProcess
 import Foundation
+import Toolkit
 import PostgresClient
 
 /// Figures of one backup benchmark run (sizes in bytes, speeds in MB/s of database size,
@@ -75,7 +76,7 @@ public enum BackupBenchmark {
         defer { passfile?.remove() }
         let pgDump = settings.pgDumpPath ?? PostgresPrograms.path(of: "pg_dump", serverVersion: version)
         let command = BackupRunner.pgDumpCommand(executable: pgDump, info: info, database: database, passfile: passfile?.path, settings: settings)
-        let secrets = Scrubber.secrets(forPassword: info.password)
+        let secrets = Redactor.forms(ofPassword: info.password)
         let compress = ChildCommand(executable: settings.resolvedCompressor, arguments: ["-c", "-\(settings.compressionLevel)"],
                                     environment: ProcessInfo.processInfo.environment)
         let barePath = directory.appendingPathComponent("closebell-bench-bare-\(getpid()).sql.gz").path

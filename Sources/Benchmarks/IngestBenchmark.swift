@@ -1,5 +1,6 @@
 import ChildProcess
 import Foundation
+import Toolkit
 import JobQueue
 import Logging
 import MarketDataTasks
@@ -293,7 +294,7 @@ public enum IngestBenchmark {
 
     /// ohlc_daily then volume_slots, as a worker runs them, against a sample server.
     static func runAPI(conninfo: String?, options: APIRunOptions) async throws -> APIRunFigures {
-        let last = TradingDate("2025-03-14")!
+        let last = CivilDate("2025-03-14")!
         var first = last
         var weekdays = 1
         while weekdays < max(1, options.days) {

@@ -1,5 +1,6 @@
 import CChildProcess
 import Foundation
+import Toolkit
 
 #if canImport(Glibc)
 import Glibc
@@ -12,14 +13,13 @@ import Glibc
 /// behind (`pg_ctl start`), and a pipe to such a child never reaches end-of-file. Blocking
 /// waits block the calling thread; async code uses `run(…) async` or `waitUntilExit(killGrace:)`,
 /// which wait on a thread of their own and stop the child when the task is cancelled.
-public final class ChildProcess: @unchecked Sendable {
-    // @unchecked: the one mutable field (the reaped status) is guarded by the lock.
+public final class ChildProcess: Sendable {
     /// The child's process id.
     public let pid: pid_t
     /// The program, as given.
     public let program: String
-    private let lock = NSLock()
-    private var status: ExitStatus?
+    /// The reaped status, once known.
+    private let status = LockedBox<ExitStatus?>(nil)
 
     private init(pid: pid_t, program: String) {
         self.pid = pid
@@ -85,7 +85,7 @@ public final class ChildProcess: @unchecked Sendable {
     /// Waits for the exit (blocking); returns the exit status (128 + signal number when killed).
     @discardableResult
     public func wait() -> Int32 {
-        if let known = lock.withLock({ status }) { return known.code }
+        if let known = status.value { return known.code }
         return record(Spawner.waitBlocking(pid)).code
     }
 
@@ -93,7 +93,7 @@ public final class ChildProcess: @unchecked Sendable {
     public func wait(seconds: Double) -> Int32? {
         let deadline = Date().addingTimeInterval(seconds)
         repeat {
-            if let known = lock.withLock({ status }) { return known.code }
+            if let known = status.value { return known.code }
             if let ended = Spawner.poll(pid) { return record(ended).code }
             usleep(10_000)
         } while Date() < deadline
@@ -105,18 +105,12 @@ public final class ChildProcess: @unchecked Sendable {
     /// once it has exited (no orphan is left behind).
     @discardableResult
     public func waitUntilExit(killGrace: Double = 5) async -> ExitStatus {
-        let stop = StopFlag()
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<ExitStatus, Never>) in
-                let thread = Thread {
-                    continuation.resume(returning: self.waitStopping(when: { stop.isRaised }, killGrace: killGrace))
-                }
-                thread.name = "closebell-child"
-                thread.start()
-            }
-        } onCancel: {
-            stop.raise()
-        }
+        let stop = LockedBox(false)
+        return await ThreadExecutor.runDetached(name: "closebell-child", {
+            self.waitStopping(when: { stop.value }, killGrace: killGrace)
+        }, onCancel: {
+            stop.set(true)
+        })
     }
 
     /// Polls for the exit; once `shouldStop` turns true sends SIGTERM, then SIGKILL after `killGrace`.
@@ -124,7 +118,7 @@ public final class ChildProcess: @unchecked Sendable {
         var termSent: Date?
         var killSent = false
         while true {
-            if let known = lock.withLock({ status }) { return known }
+            if let known = status.value { return known }
             if let ended = Spawner.poll(pid) { return record(ended) }
             if termSent == nil, shouldStop() {
                 termSent = Date()
@@ -138,7 +132,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     private func record(_ ended: ExitStatus) -> ExitStatus {
-        lock.withLock { status = ended }
+        status.set(ended)
         return ended
     }
 }

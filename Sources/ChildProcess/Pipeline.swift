@@ -1,5 +1,6 @@
 import CChildProcess
 import Foundation
+import Toolkit
 
 #if canImport(Glibc)
 import Glibc
@@ -47,24 +48,28 @@ public struct PipelineOutcome: Sendable {
 }
 
 /// Receives the last program's stdout, chunk by chunk, on the pipeline's thread.
-public final class OutputSink: @unchecked Sendable {
-    // @unchecked: only the pipeline's thread writes, and readers look after it finished.
-    /// The last `tailLimit` bytes.
-    public private(set) var tail = [UInt8]()
-    /// Every byte counted.
-    public private(set) var totalBytes: Int64 = 0
+public final class OutputSink: Sendable {
+    private let state = LockedBox((tail: [UInt8](), totalBytes: Int64(0)))
     private let tailLimit: Int
 
     /// A sink keeping the last `tailLimit` bytes.
     public init(tailLimit: Int) { self.tailLimit = tailLimit }
 
+    /// The last `tailLimit` bytes.
+    public var tail: [UInt8] { state.withLock { $0.tail } }
+    /// Every byte counted.
+    public var totalBytes: Int64 { state.withLock { $0.totalBytes } }
+
     func consume(_ buffer: UnsafeRawBufferPointer) {
-        totalBytes += Int64(buffer.count)
-        if buffer.count >= tailLimit {
-            tail = Array(buffer.suffix(tailLimit))
-        } else {
-            tail.append(contentsOf: buffer)
-            if tail.count > tailLimit { tail.removeFirst(tail.count - tailLimit) }
+        let tailLimit = self.tailLimit
+        state.withLock { s in
+            s.totalBytes += Int64(buffer.count)
+            if buffer.count >= tailLimit {
+                s.tail = Array(buffer.suffix(tailLimit))
+            } else {
+                s.tail.append(contentsOf: buffer)
+                if s.tail.count > tailLimit { s.tail.removeFirst(s.tail.count - tailLimit) }
+            }
         }
     }
 }
@@ -82,25 +87,16 @@ public enum Pipeline {
         _ commands: [ChildCommand], stdin: Int32? = nil, stdout: Int32? = nil, sink: OutputSink? = nil,
         timeout: Double?, killGrace: Double, isCancelled: @escaping @Sendable () -> Bool = { false }
     ) async throws -> PipelineOutcome {
-        let stop = StopFlag()
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PipelineOutcome, Error>) in
-                let thread = Thread {
-                    do {
-                        let outcome = try runBlocking(
-                            commands, stdin: stdin, stdout: stdout, sink: sink, timeout: timeout, killGrace: killGrace,
-                            isCancelled: { stop.isRaised || isCancelled() })
-                        continuation.resume(returning: outcome)
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
-                }
-                thread.name = "closebell-pipeline"
-                thread.start()
+        let stop = LockedBox(false)
+        return try await ThreadExecutor.runDetached(name: "closebell-pipeline", {
+            Result {
+                try runBlocking(
+                    commands, stdin: stdin, stdout: stdout, sink: sink, timeout: timeout, killGrace: killGrace,
+                    isCancelled: { stop.value || isCancelled() })
             }
-        } onCancel: {
-            stop.raise()
-        }
+        }, onCancel: {
+            stop.set(true)
+        }).get()
     }
 
     /// The blocking body of `run`, on the pipeline's own thread.

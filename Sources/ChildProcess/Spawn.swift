@@ -115,15 +115,6 @@ enum Spawner {
     }
 }
 
-/// A flag raised by Swift task cancellation, read by a waiting thread.
-final class StopFlag: @unchecked Sendable {
-    // @unchecked: the one mutable field is guarded by the lock.
-    private let lock = NSLock()
-    private var raised = false
-    var isRaised: Bool { lock.withLock { raised } }
-    func raise() { lock.withLock { raised = true } }
-}
-
 /// Ignores SIGPIPE in this process, so a write to a closed pipe or socket fails with EPIPE
 /// instead of killing it. Children get the default back (see `Spawner`).
 public func ignoreBrokenPipes() {

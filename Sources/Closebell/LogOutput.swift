@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import Logging
 
 /// Writes one log line per event to a `LogSink` (stderr by default).
@@ -248,10 +249,7 @@ struct LogLine {
 /// `flushBytes`, are written at once by the caller. Writes keep the order lines were appended
 /// in. The standard-error sink is flushed at process exit; a crash can lose at most the last
 /// `flushDelay` of info and debug lines.
-final class LogSink: @unchecked Sendable {
-    // @unchecked: every mutable field is guarded by `condition`, and the descriptor is only
-    // written while `writeLock` is held; Swift cannot see those locks.
-
+final class LogSink: Sendable {
     /// The sink for standard error, shared by every handler of the process.
     static let standardError: LogSink = {
         let sink = LogSink(descriptor: 2)
@@ -262,10 +260,12 @@ final class LogSink: @unchecked Sendable {
     private let descriptor: Int32
     private let flushDelay: Double
     private let flushBytes: Int
-    private let condition = NSCondition()
-    private let writeLock = NSLock()
-    private var buffer: [UInt8] = []
-    private var spare: [UInt8] = []
+    /// Lines appended and not written yet.
+    private let buffer: LockedBox<[UInt8]>
+    /// The bytes being written; holding its lock is what keeps writes in order.
+    private let spare: LockedBox<[UInt8]>
+    /// Signalled when the buffer stops being empty (wakes the flushing thread).
+    private let filled = DispatchSemaphore(value: 0)
 
     /// A sink writing to `descriptor`; starts its flushing thread, which keeps the sink for the
     /// life of the process.
@@ -273,8 +273,11 @@ final class LogSink: @unchecked Sendable {
         self.descriptor = descriptor
         self.flushDelay = flushDelay
         self.flushBytes = flushBytes
+        var buffer = [UInt8](), spare = [UInt8]()
         buffer.reserveCapacity(flushBytes)
         spare.reserveCapacity(flushBytes)
+        self.buffer = LockedBox(buffer)
+        self.spare = LockedBox(spare)
         let thread = Thread { self.flushLoop() }
         thread.name = "closebell-log-flush"
         thread.start()
@@ -282,37 +285,35 @@ final class LogSink: @unchecked Sendable {
 
     /// Appends one or more complete lines; `urgent` writes them (and everything before) now.
     func write(_ line: [UInt8], urgent: Bool) {
-        condition.lock()
-        let wasEmpty = buffer.isEmpty
-        buffer.append(contentsOf: line)
-        let full = buffer.count >= flushBytes
-        if wasEmpty && !urgent && !full { condition.signal() }
-        condition.unlock()
+        let flushBytes = self.flushBytes
+        let (wasEmpty, full) = buffer.withLock { buffer -> (Bool, Bool) in
+            let wasEmpty = buffer.isEmpty
+            buffer.append(contentsOf: line)
+            return (wasEmpty, buffer.count >= flushBytes)
+        }
+        if wasEmpty && !urgent && !full { filled.signal() }
         if urgent || full { flush() }
     }
 
     /// Writes everything appended so far.
     func flush() {
-        writeLock.lock()
-        defer { writeLock.unlock() }
-        condition.lock()
-        swap(&buffer, &spare)
-        condition.unlock()
-        var offset = 0
-        while offset < spare.count {
-            let written = spare.withUnsafeBytes { systemWrite(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { break }
-            offset += written
+        let descriptor = self.descriptor, buffer = self.buffer
+        spare.withLock { spare in
+            buffer.withLock { swap(&$0, &spare) }
+            var offset = 0
+            while offset < spare.count {
+                let written = spare.withUnsafeBytes { systemWrite(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { break }
+                offset += written
+            }
+            spare.removeAll(keepingCapacity: true)
         }
-        spare.removeAll(keepingCapacity: true)
     }
 
     private func flushLoop() {
         while true {
-            condition.lock()
-            while buffer.isEmpty { condition.wait() }
-            condition.unlock()
+            filled.wait()
             // Let more lines gather, then write them with one system call.
             usleep(useconds_t(flushDelay * 1_000_000))
             flush()

@@ -149,7 +149,7 @@ struct WorkerOptions: ParsableArguments {
 }
 
 /// Calls a handler on SIGTERM and SIGINT (the default actions are disabled meanwhile).
-final class SignalTrap: @unchecked Sendable {
+final class SignalTrap {
     private let sources: [any DispatchSourceSignal]
 
     init(_ handler: @escaping @Sendable (String) -> Void) {

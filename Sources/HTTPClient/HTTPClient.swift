@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import Toolkit
 
 /// `curl_global_init` runs once, the first time any client is created (Swift initialises globals
 /// lazily and thread-safely).
@@ -33,24 +34,28 @@ public struct HTTPClientConfiguration: Sendable {
 /// An async HTTP/1.1 and HTTP/2 client over libcurl.
 ///
 /// libcurl's easy interface blocks, so transfers never run on Swift's cooperative thread pool:
-/// the client owns up to `maxConcurrentTransfers` dedicated worker threads, each with one
-/// reusable easy handle (so keep-alive connections are reused), and `send` suspends on a
-/// continuation until a worker has finished the transfer. Responses are gzip-decoded
+/// they run on the client's `ThreadExecutor` (up to `maxConcurrentTransfers` threads of its
+/// own), each with a reusable easy handle (so keep-alive connections are reused), and `send`
+/// suspends until the transfer is done. Responses are gzip-decoded
 /// (`CURLOPT_ACCEPT_ENCODING ""`); signals are never used (`CURLOPT_NOSIGNAL`). Cancelling the
 /// calling task aborts the transfer. Share one client: it is `Sendable`.
 public final class HTTPClient: Sendable {
     /// The settings this client was created with.
     public let configuration: HTTPClientConfiguration
-    private let pool: TransferPool
+    /// The transfer threads, started on demand up to `maxConcurrentTransfers`.
+    private let executor: ThreadExecutor
+    /// Easy handles not in use, the most recently used last (so its open connection is reused);
+    /// nil once the client is shut down.
+    private let idleHandles = LockedBox<[EasyTransfer]?>([])
 
     /// Creates a client; worker threads start on demand.
     public init(configuration: HTTPClientConfiguration = HTTPClientConfiguration()) {
         _ = curlGlobalInitResult
         self.configuration = configuration
-        self.pool = TransferPool(configuration: configuration)
+        self.executor = ThreadExecutor(name: "closebell-http", maxThreads: configuration.maxConcurrentTransfers)
     }
 
-    deinit { pool.shutdown() }
+    deinit { shutdown() }
 
     /// Sends `request` and returns the complete response. Any HTTP status is a response; only
     /// transport failures throw, as `HTTPClientError`.
@@ -60,131 +65,52 @@ public final class HTTPClient: Sendable {
             throw HTTPClientError.invalidURL(request.redactedURL)
         }
         let job = TransferJob(request: request)
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, Error>) in
-                job.setContinuation(continuation)
-                pool.submit(job)
-            }
-        } onCancel: { [pool] in
-            job.cancel()
-            pool.removeIfQueued(job)
+        let configuration = self.configuration, idleHandles = self.idleHandles
+        do {
+            return try await executor.run(dropIfNotStarted: true, {
+                if job.isCancelled { throw job.cancelledError }
+                let transfer = idleHandles.withLock { $0?.popLast() } ?? EasyTransfer(configuration: configuration)
+                // Back on the stack before the caller wakes, so its next request reuses the
+                // handle (and its connection).
+                defer {
+                    let closed = idleHandles.withLock { handles -> Bool in
+                        handles?.append(transfer)
+                        return handles == nil
+                    }
+                    if closed { transfer.close() }
+                }
+                return try transfer.perform(job).get()
+            }, onCancel: {
+                job.cancel()
+            })
+        } catch is CancellationError {
+            throw job.cancelledError
         }
     }
 
     /// Stops the worker threads once queued transfers are done. Later `send` calls fail with `.cancelled`.
-    public func shutdown() { pool.shutdown() }
+    public func shutdown() {
+        executor.stop()
+        let idle = idleHandles.withLock { handles -> [EasyTransfer] in
+            defer { handles = nil }
+            return handles ?? []
+        }
+        idle.forEach { $0.close() }
+    }
 }
 
-/// One request waiting for, or running on, a worker.
-final class TransferJob: @unchecked Sendable {
+/// One request and whether its caller was cancelled (read by the transfer's progress callback).
+final class TransferJob: Sendable {
     let request: HTTPRequest
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<HTTPResponse, Error>?
-    private var finished = false
-    private var cancelledFlag = false
+    private let cancelled = LockedBox(false)
 
     init(request: HTTPRequest) { self.request = request }
 
-    var isCancelled: Bool { lock.withLock { cancelledFlag } }
+    var isCancelled: Bool { cancelled.value }
 
-    func setContinuation(_ continuation: CheckedContinuation<HTTPResponse, Error>) {
-        lock.withLock { self.continuation = continuation }
-    }
+    func cancel() { cancelled.set(true) }
 
-    func cancel() { lock.withLock { cancelledFlag = true } }
-
-    /// Resumes the caller exactly once.
-    func finish(_ result: Result<HTTPResponse, Error>) {
-        let continuation: CheckedContinuation<HTTPResponse, Error>? = lock.withLock {
-            if finished { return nil }
-            finished = true
-            let c = self.continuation
-            self.continuation = nil
-            return c
-        }
-        continuation?.resume(with: result)
-    }
-}
-
-/// The dedicated worker threads and their queue.
-final class TransferPool: @unchecked Sendable {
-    private let configuration: HTTPClientConfiguration
-    private let condition = NSCondition()
-    private var queue: [TransferJob] = []
-    private var workers = 0
-    private var idle = 0
-    private var stopping = false
-
-    init(configuration: HTTPClientConfiguration) { self.configuration = configuration }
-
-    func submit(_ job: TransferJob) {
-        condition.lock()
-        if stopping || job.isCancelled {
-            condition.unlock()
-            job.finish(.failure(HTTPClientError.cancelled(method: job.request.method, url: job.request.redactedURL)))
-            return
-        }
-        queue.append(job)
-        let spawn = queue.count > idle && workers < configuration.maxConcurrentTransfers
-        if spawn { workers += 1 }
-        condition.signal()
-        condition.unlock()
-        if spawn {
-            let thread = Thread { [self] in self.workerLoop() }
-            thread.name = "closebell-http"
-            thread.stackSize = 1 << 20
-            thread.start()
-        }
-    }
-
-    func removeIfQueued(_ job: TransferJob) {
-        condition.lock()
-        let index = queue.firstIndex { $0 === job }
-        if let index { queue.remove(at: index) }
-        condition.unlock()
-        if index != nil {
-            job.finish(.failure(HTTPClientError.cancelled(method: job.request.method, url: job.request.redactedURL)))
-        }
-    }
-
-    func shutdown() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    private func workerLoop() {
-        let transfer = EasyTransfer(configuration: configuration)
-        defer { transfer.close() }
-        condition.lock()
-        idle += 1
-        while true {
-            while queue.isEmpty && !stopping { condition.wait() }
-            if queue.isEmpty {
-                idle -= 1
-                workers -= 1
-                condition.unlock()
-                return
-            }
-            let job = queue.removeFirst()
-            idle -= 1
-            condition.unlock()
-            let result: Result<HTTPResponse, Error>
-            if job.isCancelled {
-                result = .failure(HTTPClientError.cancelled(method: job.request.method, url: job.request.redactedURL))
-            } else {
-                result = transfer.perform(job)
-            }
-            // Become available before waking the caller, so its next request reuses this
-            // worker (and its open connection) instead of starting another.
-            condition.lock()
-            idle += 1
-            condition.unlock()
-            job.finish(result)
-            condition.lock()
-        }
-    }
+    var cancelledError: HTTPClientError { .cancelled(method: request.method, url: request.redactedURL) }
 }
 
 /// What the libcurl callbacks of one transfer write into.
@@ -217,8 +143,12 @@ final class TransferState {
     }
 }
 
-/// One reusable easy handle, owned by one worker thread.
-final class EasyTransfer {
+/// One reusable easy handle, used by one transfer at a time.
+final class EasyTransfer: @unchecked Sendable {
+    // @unchecked: wraps libcurl's easy handle and its error buffer (C pointers, not Sendable).
+    // libcurl allows a handle on any thread but never on two at once: a handle is only used
+    // by the transfer that took it off `HTTPClient.idleHandles` (under its lock) until it is
+    // given back.
     private let handle: UnsafeMutableRawPointer?
     private let errorBuffer: UnsafeMutablePointer<CChar>
     private let configuration: HTTPClientConfiguration

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 
 /// An HTTP request to send with `HTTPClient`.
 public struct HTTPRequest: Sendable {
@@ -19,18 +20,9 @@ public struct HTTPRequest: Sendable {
         self.body = body
     }
 
-    /// The URL without query and fragment (`scheme://host:port/path`), safe to put in errors and logs.
-    public var redactedURL: String { HTTPRequest.redact(url) }
-
-    /// `scheme://host:port/path` of `url`, without user info, query or fragment.
-    public static func redact(_ url: URL) -> String {
-        guard var components = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return "<invalid url>" }
-        components.user = nil
-        components.password = nil
-        components.query = nil
-        components.fragment = nil
-        return components.string ?? "<invalid url>"
-    }
+    /// The URL without user info, query and fragment (`scheme://host:port/path`), safe to put in
+    /// errors and logs (`Redactor.url`).
+    public var redactedURL: String { Redactor.url(url) }
 }
 
 /// A complete HTTP response.

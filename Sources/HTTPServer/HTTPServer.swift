@@ -1,5 +1,6 @@
 import CHTTPSupport
 import Foundation
+import Toolkit
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -113,7 +114,11 @@ public final class HTTPServer: Sendable {
     public var requestsHandled: Int { core.stats.withLock { $0.requests } }
     /// Counters of the server's protection: connections refused or evicted at the cap, and
     /// connections closed for a missed deadline.
-    public var statistics: HTTPServerStatistics { core.stats.withLock { $0.public } }
+    public var statistics: HTTPServerStatistics {
+        var statistics = core.stats.withLock { $0.public }
+        statistics.handlerThreads = core.pool.threadsStarted
+        return statistics
+    }
     /// The connection cap in force (`HTTPServerOptions.effectiveMaxConnections` at start).
     public var maxConnections: Int { core.maxConnections }
 
@@ -157,19 +162,6 @@ public struct HTTPServerStatistics: Sendable, Equatable {
     public var timedOut: Int
     /// Handler threads started (never more than `handlerThreads`).
     public var handlerThreads: Int
-}
-
-/// A value behind a lock.
-final class ServerLocked<Value>: @unchecked Sendable {
-    // @unchecked: every access to `value` goes through `lock`.
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) -> T) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&value)
-    }
 }
 
 struct ServerStats {

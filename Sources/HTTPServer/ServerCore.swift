@@ -1,5 +1,7 @@
 import CHTTPSupport
 import Foundation
+import Toolkit
+import Toolkit
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -38,9 +40,7 @@ final class Connection: @unchecked Sendable {
 }
 
 /// The event loop, the handler pool and the state they share.
-final class ServerCore: @unchecked Sendable {
-    // @unchecked: the mutable state lives in `shared` and `stats` (locked) or is confined to
-    // the event-loop thread (`reading`, `readBuffer`, `listenPausedUntil`).
+final class ServerCore: Sendable {
     struct Shared {
         var stopping = false
         var loopExited = false
@@ -53,19 +53,25 @@ final class ServerCore: @unchecked Sendable {
     let options: HTTPServerOptions
     let handler: HTTPServer.Handler
     let maxConnections: Int
-    let stats = ServerLocked(ServerStats())
-    private let shared = ServerLocked(Shared())
+    let stats = LockedBox(ServerStats())
+    private let shared = LockedBox(Shared())
     private let listenFD: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let loopDone = DispatchSemaphore(value: 0)
-    private let pool: HandlerPool
-    private let bodyLimit: (String, String) -> Int
+    /// The handler threads, started as needed up to `handlerThreads`.
+    let pool: ThreadExecutor
+    private let bodyLimit: @Sendable (String, String) -> Int
 
-    private var reading: [Int32: Connection] = [:]
-    private var readBuffer = [UInt8](repeating: 0, count: 16 << 10)
-    private var listenPausedUntil: UInt64 = 0
-    private var accepted: UInt64 = 0
+    /// The event loop's own state (only its thread takes this lock, so it is never contended).
+    private struct LoopState {
+        var reading: [Int32: Connection] = [:]
+        var readBuffer = [UInt8](repeating: 0, count: 16 << 10)
+        var listenPausedUntil: UInt64 = 0
+        var accepted: UInt64 = 0
+    }
+
+    private let loop = LockedBox(LoopState())
 
     init(listenFD: Int32, options: HTTPServerOptions, handler: @escaping HTTPServer.Handler) throws {
         var fds: [Int32] = [0, 0]
@@ -81,7 +87,7 @@ final class ServerCore: @unchecked Sendable {
         let limit = options.bodyLimit
         let maxBody = options.maxBodyBytes
         self.bodyLimit = { method, path in limit?(method, path) ?? maxBody }
-        self.pool = HandlerPool(maxThreads: options.handlerThreads, stats: stats)
+        self.pool = ThreadExecutor(name: "closebell-http-handler", maxThreads: options.handlerThreads)
     }
 
     deinit {
@@ -134,11 +140,11 @@ final class ServerCore: @unchecked Sendable {
                 connection.phase = .idle
                 connection.deadline = now + nanoseconds(options.idleTimeout)
                 connection.waitingSince = now
-                reading[connection.fd] = connection
+                loop.withLock { $0.reading[connection.fd] = connection }
                 process(connection, now: now)
             }
             var next = now + 1_000_000_000
-            for connection in Array(reading.values) {
+            for connection in loop.withLock({ Array($0.reading.values) }) {
                 if connection.deadline <= now {
                     expire(connection)
                 } else {
@@ -149,10 +155,11 @@ final class ServerCore: @unchecked Sendable {
             fds.removeAll(keepingCapacity: true)
             order.removeAll(keepingCapacity: true)
             fds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
-            let listening = now >= listenPausedUntil
+            let pausedUntil = loop.withLock { $0.listenPausedUntil }
+            let listening = now >= pausedUntil
             fds.append(pollfd(fd: listening ? listenFD : -1, events: Int16(POLLIN), revents: 0))
-            if !listening { next = min(next, listenPausedUntil) }
-            for connection in reading.values {
+            if !listening { next = min(next, pausedUntil) }
+            for connection in loop.withLock({ Array($0.reading.values) }) {
                 fds.append(pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0))
                 order.append(connection)
             }
@@ -167,7 +174,7 @@ final class ServerCore: @unchecked Sendable {
             now = monotonicNow()
             if fds[1].revents != 0 { acceptConnections(now: now) }
             for (index, connection) in order.enumerated() where fds[index + 2].revents != 0 {
-                guard reading[connection.fd] === connection else { continue }
+                guard loop.withLock({ $0.reading[connection.fd] }) === connection else { continue }
                 readFrom(connection, now: now)
             }
         }
@@ -176,8 +183,11 @@ final class ServerCore: @unchecked Sendable {
 
     private func shutDownLoop() {
         close(listenFD)
-        for connection in reading.values { closeConnection(connection) }
-        reading.removeAll()
+        let open = loop.withLock { l -> [Connection] in
+            defer { l.reading.removeAll() }
+            return Array(l.reading.values)
+        }
+        for connection in open { closeConnection(connection) }
         let leftover: [Connection] = shared.withLock { s in
             s.loopExited = true
             defer { s.returning = [] }
@@ -201,7 +211,7 @@ final class ServerCore: @unchecked Sendable {
                     // Out of descriptors: make room by dropping the longest waiter, and let the
                     // backlog wait a moment instead of spinning on the listening socket.
                     if let victim = oldestWaiting() { evict(victim) }
-                    listenPausedUntil = now + 50_000_000
+                    loop.withLock { $0.listenPausedUntil = now + 50_000_000 }
                 }
                 return
             }
@@ -222,24 +232,27 @@ final class ServerCore: @unchecked Sendable {
                 s.connections += 1
                 s.public.open += 1
             }
-            accepted += 1
-            reading[fd] = Connection(fd: fd, serial: accepted, now: now, headerTimeout: options.headerTimeout)
+            let headerTimeout = options.headerTimeout
+            loop.withLock { l in
+                l.accepted += 1
+                l.reading[fd] = Connection(fd: fd, serial: l.accepted, now: now, headerTimeout: headerTimeout)
+            }
         }
     }
 
     private func oldestWaiting() -> Connection? {
-        reading.values.min { ($0.waitingSince, $0.serial) < ($1.waitingSince, $1.serial) }
+        loop.withLock { l in l.reading.values.min { ($0.waitingSince, $0.serial) < ($1.waitingSince, $1.serial) } }
     }
 
     private func evict(_ connection: Connection) {
-        reading[connection.fd] = nil
+        loop.withLock { $0.reading[connection.fd] = nil }
         stats.withLock { $0.public.evictedAtCap += 1 }
         if !connection.parser.isEmpty { Self.sendBestEffort(connection.fd, Self.errorBytes(503, "too many connections; try again")) }
         closeConnection(connection)
     }
 
     private func expire(_ connection: Connection) {
-        reading[connection.fd] = nil
+        loop.withLock { $0.reading[connection.fd] = nil }
         if connection.phase != .idle || !connection.parser.isEmpty {
             stats.withLock { $0.public.timedOut += 1 }
             Self.sendBestEffort(connection.fd, Self.errorBytes(408, "request not received in time"))
@@ -248,17 +261,18 @@ final class ServerCore: @unchecked Sendable {
     }
 
     private func readFrom(_ connection: Connection, now: UInt64) {
-        let n = readBuffer.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, 0) }
+        let fd = connection.fd
+        let n = loop.withLock { l in l.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
         if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
         guard n > 0 else {
-            reading[connection.fd] = nil
+            loop.withLock { $0.reading[connection.fd] = nil }
             if n == 0 && !connection.parser.isEmpty {
                 Self.sendBestEffort(connection.fd, Self.errorBytes(400, "incomplete request"))
             }
             closeConnection(connection)
             return
         }
-        readBuffer.withUnsafeBytes { connection.parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        loop.withLock { l in l.readBuffer.withUnsafeBytes { connection.parser.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) } }
         process(connection, now: now)
     }
 
@@ -278,7 +292,7 @@ final class ServerCore: @unchecked Sendable {
                 Self.sendBestEffort(connection.fd, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
             }
         case .bad(let status, let reason):
-            reading[connection.fd] = nil
+            loop.withLock { $0.reading[connection.fd] = nil }
             Self.sendBestEffort(connection.fd, Self.errorBytes(status, reason))
             closeConnection(connection)
         case .request(let request, let keepAlive):
@@ -289,7 +303,7 @@ final class ServerCore: @unchecked Sendable {
                 // One non-blocking write: the loop never waits for a client; one that cannot
                 // take a small answer at once is closed.
                 if !Self.sendAll(connection.fd, bytes, deadline: 0) || !keep {
-                    reading[connection.fd] = nil
+                    loop.withLock { $0.reading[connection.fd] = nil }
                     closeConnection(connection)
                     return
                 }
@@ -299,7 +313,7 @@ final class ServerCore: @unchecked Sendable {
                 process(connection, now: now)
                 return
             }
-            reading[connection.fd] = nil
+            loop.withLock { $0.reading[connection.fd] = nil }
             let accepted = shared.withLock { s -> Bool in
                 guard !s.stopping else { return false }
                 s.dispatched.insert(connection.fd)
@@ -310,7 +324,12 @@ final class ServerCore: @unchecked Sendable {
                 return
             }
             stats.withLock { $0.requests += 1 }
-            pool.submit { [self] in self.answer(connection, request, keepAlive: keepAlive) }
+            let queued = pool.submit { [self] in self.answer(connection, request, keepAlive: keepAlive) }
+            if !queued {
+                // The pool stopped between the check above and now.
+                shared.withLock { _ = $0.dispatched.remove(connection.fd) }
+                closeConnection(connection)
+            }
         }
     }
 
@@ -417,64 +436,5 @@ final class ServerCore: @unchecked Sendable {
         var out = [CChar](repeating: 0, count: 64)
         let n = strftime(&out, out.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
         return String(decoding: out[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}
-
-/// A bounded pool of handler threads, started as needed up to `maxThreads`.
-final class HandlerPool: @unchecked Sendable {
-    // @unchecked: every field is guarded by `condition`.
-    private let condition = NSCondition()
-    private var queue: [@Sendable () -> Void] = []
-    private var threads = 0
-    private var idle = 0
-    private var stopping = false
-    private let maxThreads: Int
-    private let stats: ServerLocked<ServerStats>
-
-    init(maxThreads: Int, stats: ServerLocked<ServerStats>) {
-        self.maxThreads = max(1, maxThreads)
-        self.stats = stats
-    }
-
-    func submit(_ job: @escaping @Sendable () -> Void) {
-        condition.lock()
-        queue.append(job)
-        let spawn = queue.count > idle && threads < maxThreads && !stopping
-        if spawn { threads += 1 }
-        condition.signal()
-        condition.unlock()
-        guard spawn else { return }
-        stats.withLock { $0.public.handlerThreads += 1 }
-        let thread = Thread { [self] in self.work() }
-        thread.name = "closebell-http-handler"
-        thread.stackSize = 1 << 20
-        thread.start()
-    }
-
-    /// Lets the threads exit once the queued jobs are done.
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    private func work() {
-        while true {
-            condition.lock()
-            while queue.isEmpty && !stopping {
-                idle += 1
-                condition.wait()
-                idle -= 1
-            }
-            if queue.isEmpty {
-                threads -= 1
-                condition.unlock()
-                return
-            }
-            let job = queue.removeFirst()
-            condition.unlock()
-            job()
-        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import Logging
 import PostgresClient
 
@@ -6,15 +7,14 @@ import PostgresClient
 ///
 /// A lost connection (server restart, network) never ends the worker: the operation's error
 /// is reported to the caller, the broken connection is dropped, and the next call reconnects.
-final class DatabaseLink: @unchecked Sendable {
+final class DatabaseLink: Sendable {
     private let conninfo: String?
     private let role: String
     private let logger: Logger
     private let minDelay: Double
     private let maxDelay: Double
-    private let lock = NSLock()
-    private var connection: PostgresConnection?
-    private var failures = 0
+    /// The open connection, and the failures since the last success.
+    private let state = LockedBox<(connection: PostgresConnection?, failures: Int)>((nil, 0))
     /// Runs on the fresh session after every (re)connection, e.g. LISTEN.
     private let onConnect: (@Sendable (PostgresSession) throws -> Void)?
 
@@ -34,7 +34,7 @@ final class DatabaseLink: @unchecked Sendable {
         let connection = try await current()
         do {
             let value = try await connection.withSession(body)
-            lock.withLock { failures = 0 }
+            state.withLock { $0.failures = 0 }
             return value
         } catch let error as PostgresError where error.isConnectionLost {
             drop(connection)
@@ -45,22 +45,22 @@ final class DatabaseLink: @unchecked Sendable {
 
     /// Closes the connection.
     func close() async {
-        let old = lock.withLock { () -> PostgresConnection? in
-            defer { connection = nil }
-            return connection
+        let old = state.withLock { s -> PostgresConnection? in
+            defer { s.connection = nil }
+            return s.connection
         }
         await old?.close()
     }
 
     private func current() async throws -> PostgresConnection {
-        if let existing = lock.withLock({ connection }) { return existing }
+        if let existing = state.withLock({ $0.connection }) { return existing }
         do {
             let fresh = try await PostgresConnection.connect(conninfo, applicationName: "closebell worker (\(role))")
             if let onConnect { try await fresh.withSession(onConnect) }
-            let hadFailures = lock.withLock { () -> Bool in
-                connection = fresh
-                defer { failures = 0 }
-                return failures > 0
+            let hadFailures = state.withLock { s -> Bool in
+                s.connection = fresh
+                defer { s.failures = 0 }
+                return s.failures > 0
             }
             if hadFailures { logger.info("database_reconnected", metadata: ["connection": "\(role)"]) }
             return fresh
@@ -71,13 +71,13 @@ final class DatabaseLink: @unchecked Sendable {
     }
 
     private func drop(_ broken: PostgresConnection) {
-        lock.withLock { if connection === broken { connection = nil } }
+        state.withLock { s in if s.connection === broken { s.connection = nil } }
     }
 
     private func backoff(_ error: PostgresError) async throws {
-        let attempt = lock.withLock { () -> Int in
-            failures += 1
-            return failures
+        let attempt = state.withLock { s -> Int in
+            s.failures += 1
+            return s.failures
         }
         let delay = min(maxDelay, minDelay * pow(2, Double(min(attempt - 1, 20)))) * Double.random(in: 0.8...1.2)
         logger.warning("database_unavailable", metadata: [

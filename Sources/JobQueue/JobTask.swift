@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import Logging
 import PostgresClient
 
@@ -143,15 +144,14 @@ public struct JobCancelled: Error, CustomStringConvertible {
 }
 
 /// A thread-safe flag the worker sets to ask a running task to stop.
-public final class CancellationFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
+public final class CancellationFlag: Sendable {
+    private let raised = LockedBox(false)
     /// Creates an unset flag.
     public init() {}
     /// True once `set()` was called.
-    public var isSet: Bool { lock.withLock { value } }
+    public var isSet: Bool { raised.value }
     /// Raises the flag.
-    public func set() { lock.withLock { value = true } }
+    public func set() { raised.set(true) }
 }
 
 /// Strict decoding of job arguments.

@@ -1,34 +1,38 @@
 import Foundation
+import Toolkit
 
 /// A wake-up signal for one waiting loop: `signal()` wakes the waiter, or the next `wait`
 /// returns at once if nobody was waiting. Several signals before a wait collapse into one.
-final class WakeSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var pending = false
-    /// Set when the current wait's timer ran out (or was cancelled) before the waiter parked.
-    private var expired = false
-    private var waiter: CheckedContinuation<Void, Never>?
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        /// Set when the current wait's timer ran out (or was cancelled) before the waiter parked.
+        var expired = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = LockedBox(State())
 
     /// Wakes the waiter (or the next one).
     func signal() {
-        lock.lock()
-        if let waiter {
-            self.waiter = nil
-            lock.unlock()
-            waiter.resume()
-            return
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let waiter = s.waiter {
+                s.waiter = nil
+                return waiter
+            }
+            s.pending = true
+            return nil
         }
-        pending = true
-        lock.unlock()
+        waiter?.resume()
     }
 
     /// Waits until signalled or `timeout` seconds have passed. The timer is cancelled as soon
     /// as the signal arrives, so frequent waits leave no sleeping tasks behind.
     func wait(timeout: Double) async {
-        if lock.withLock({ () -> Bool in
-            defer { pending = false }
-            expired = false
-            return pending
+        if state.withLock({ s -> Bool in
+            defer { s.pending = false }
+            s.expired = false
+            return s.pending
         }) { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -37,15 +41,15 @@ final class WakeSignal: @unchecked Sendable {
                 self.expire()
             }
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                lock.lock()
-                if pending || expired {
-                    pending = false
-                    lock.unlock()
-                    continuation.resume()
-                    return
+                let parked = state.withLock { s -> Bool in
+                    if s.pending || s.expired {
+                        s.pending = false
+                        return false
+                    }
+                    s.waiter = continuation
+                    return true
                 }
-                waiter = continuation
-                lock.unlock()
+                if !parked { continuation.resume() }
             }
             group.cancelAll()
         }
@@ -54,14 +58,14 @@ final class WakeSignal: @unchecked Sendable {
     /// The timer's end: wakes this wait only. Unlike `signal()` it never leaves a signal
     /// pending, so a wait woken by a real signal does not make the next wait return at once.
     private func expire() {
-        lock.lock()
-        if let waiter {
-            self.waiter = nil
-            lock.unlock()
-            waiter.resume()
-            return
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let waiter = s.waiter {
+                s.waiter = nil
+                return waiter
+            }
+            s.expired = true
+            return nil
         }
-        expired = true
-        lock.unlock()
+        waiter?.resume()
     }
 }

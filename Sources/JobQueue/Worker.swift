@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import Logging
 import PostgresClient
 
@@ -12,7 +13,7 @@ import PostgresClient
 /// Each claim is tracked by its claim token with a `JobLifecycle`; a job runs in its own Swift
 /// task, and stopping a job (cancelled, lease lost, time limit, shutdown) cancels that task,
 /// which cancels its SQL statement on the server and stops its child processes.
-public final class Worker: @unchecked Sendable {
+public final class Worker: Sendable {
     /// The worker's settings.
     public let configuration: WorkerConfiguration
     /// Counters and recent activity, read by `/status` and `/metrics`.
@@ -29,23 +30,42 @@ public final class Worker: @unchecked Sendable {
     private let listenLink: DatabaseLink
     private let housekeepingLink: DatabaseLink
 
-    // Everything below is guarded by `lock`. `@unchecked Sendable` above is for this state,
-    // which the loops and the job tasks share; every access takes the lock.
-    private let lock = NSLock()
-    /// Every claim this worker holds, by claim token, until its outcome or release is written.
-    private var claims: [Int64: Claim] = [:]
-    private var pendingOutcomes: [(job: ClaimedJob, outcome: JobOutcome)] = []
-    private var pendingReleases: [ClaimedJob] = []
-    /// Outcomes and releases the ack loop is writing now.
-    private var writing = 0
-    private var draining = false
-    /// A second stop request: skip the rest of the grace period.
-    private var stopNow = false
-    private var stopped = false
-    private var lastActivity = Date()
-    /// False after a database error until a heartbeat renewed every lease held: rescuing
-    /// others' lapsed jobs before that could take this worker's own jobs after an outage.
-    private var leasesConfirmed = true
+    /// What the loops and the job tasks share.
+    private struct State {
+        /// Every claim this worker holds, by claim token, until its outcome or release is written.
+        var claims: [Int64: Claim] = [:]
+        var pendingOutcomes: [(job: ClaimedJob, outcome: JobOutcome)] = []
+        var pendingReleases: [ClaimedJob] = []
+        /// Outcomes and releases the ack loop is writing now.
+        var writing = 0
+        var draining = false
+        /// A second stop request: skip the rest of the grace period.
+        var stopNow = false
+        var stopped = false
+        var lastActivity = Date()
+        /// False after a database error until a heartbeat renewed every lease held: rescuing
+        /// others' lapsed jobs before that could take this worker's own jobs after an outage.
+        var leasesConfirmed = true
+
+        /// Tasks started and not ended (the slots in use).
+        var activeTasks: Int { claims.values.filter { $0.lifecycle.taskActive }.count }
+
+        /// Queues what an action writes.
+        mutating func apply(_ action: JobLifecycle.Action, to claim: Claim) {
+            switch action {
+            case .writeOutcome(let outcome):
+                pendingOutcomes.append((claim.job, outcome))
+            case .release:
+                pendingReleases.append(claim.job)
+            case .forget:
+                claims[claim.job.claimToken] = nil
+            case .none, .startTask, .cancelTask:
+                break
+            }
+        }
+    }
+
+    private let state = LockedBox(State())
 
     private let claimWake = WakeSignal()
     private let ackWake = WakeSignal()
@@ -92,12 +112,12 @@ public final class Worker: @unchecked Sendable {
     /// then are cancelled and, once their tasks ended, released back to the queue. A second
     /// call skips what is left of the grace period. Safe to call from any thread.
     public func requestStop() {
-        let (first, second) = lock.withLock { () -> (Bool, Bool) in
+        let (first, second) = state.withLock { s -> (Bool, Bool) in
             defer {
-                if draining { stopNow = true }
-                draining = true
+                if s.draining { s.stopNow = true }
+                s.draining = true
             }
-            return (!draining, draining && !stopNow)
+            return (!s.draining, s.draining && !s.stopNow)
         }
         if first { logger.info("worker_stopping", metadata: ["grace_s": "\(configuration.graceSeconds)"]) }
         if second { logger.warning("worker_stopping_now", metadata: ["note": "second stop request: running jobs are cancelled and released now"]) }
@@ -126,7 +146,7 @@ public final class Worker: @unchecked Sendable {
     }
 
     /// True while every loop is alive and the last database round trip succeeded (for /health).
-    public var isHealthy: Bool { stats.loopsAlive && !lock.withLock({ stopped }) }
+    public var isHealthy: Bool { stats.loopsAlive && !state.withLock({ s in s.stopped }) }
 
     /// Runs until `requestStop()` (or, with `exitWhenIdleSeconds`, until the queue stays idle),
     /// then drains and returns.
@@ -151,7 +171,7 @@ public final class Worker: @unchecked Sendable {
             for work in periodic { group.addTask { await self.periodicLoop(work) } }
             await self.claimLoop()
             await self.drain()
-            lock.withLock { stopped = true }
+            state.withLock { s in s.stopped = true }
             ackWake.signal()
             group.cancelAll()
         }
@@ -165,16 +185,14 @@ public final class Worker: @unchecked Sendable {
 
     // MARK: - Claiming
 
-    /// Tasks started and not ended (the slots in use).
-    private var activeTasks: Int { claims.values.filter { $0.lifecycle.taskActive }.count }
 
     private func claimLoop() async {
         let config = configuration
         // Claim in batches: while jobs are running, wait until at least half a batch of slots
         // is free, so a busy worker claims many rows per statement instead of one at a time.
         let batchThreshold = max(1, min(config.claimBatchSize, config.concurrency) / 2)
-        while !lock.withLock({ draining }) {
-            let busy = lock.withLock { activeTasks }
+        while !state.withLock({ s in s.draining }) {
+            let busy = state.withLock { s in s.activeTasks }
             let free = config.concurrency - busy
             if free <= 0 || (busy > 0 && free < batchThreshold) {
                 await claimWake.wait(timeout: config.pollSeconds)
@@ -195,17 +213,17 @@ public final class Worker: @unchecked Sendable {
                 continue
             }
             if jobs.isEmpty {
-                if let idle = config.exitWhenIdleSeconds, lock.withLock({ claims.isEmpty && writing == 0 }),
-                   Date().timeIntervalSince(lock.withLock { lastActivity }) >= idle {
+                if let idle = config.exitWhenIdleSeconds, state.withLock({ s in s.claims.isEmpty && s.writing == 0 }),
+                   Date().timeIntervalSince(state.withLock { s in s.lastActivity }) >= idle {
                     logger.info("worker_idle_exit", metadata: ["idle_s": "\(idle)"])
-                    lock.withLock { draining = true }
+                    state.withLock { s in s.draining = true }
                     break
                 }
                 let wait = config.exitWhenIdleSeconds.map { min($0, config.pollSeconds) } ?? config.pollSeconds
                 await claimWake.wait(timeout: wait)
                 continue
             }
-            lock.withLock { lastActivity = Date() }
+            state.withLock { s in s.lastActivity = Date() }
             for job in jobs { start(job) }
         }
     }
@@ -219,10 +237,10 @@ public final class Worker: @unchecked Sendable {
         let limit = configuration.timeLimit(for: job.task)
         let token = job.claimToken
         let taskLogger = jobLogger
-        lock.withLock {
+        state.withLock { s in
             var claim = Claim(job: job, logger: taskLogger)
             // Claimed while a stop began: the lifecycle releases it instead of starting it.
-            let action = draining ? claim.lifecycle.stop(.shutdown) : claim.lifecycle.start()
+            let action = s.draining ? claim.lifecycle.stop(.shutdown) : claim.lifecycle.start()
             if action == .startTask {
                 let flag = claim.flag
                 claim.handle = Task { await self.execute(job, flag: flag, logger: taskLogger) }
@@ -232,8 +250,8 @@ public final class Worker: @unchecked Sendable {
                     if !Task.isCancelled { self.stop(token: token, reason: .timeLimit(seconds: limit)) }
                 }
             }
-            claims[token] = claim
-            if action == .release { pendingReleases.append(job) }
+            s.claims[token] = claim
+            if action == .release { s.pendingReleases.append(job) }
         }
         ackWake.signal()
     }
@@ -242,11 +260,11 @@ public final class Worker: @unchecked Sendable {
 
     /// Delivers a stop request to one claim and performs the lifecycle's action.
     private func stop(token: Int64, reason: StopReason) {
-        let effect = lock.withLock { () -> (action: JobLifecycle.Action, claim: Claim)? in
-            guard var claim = claims[token] else { return nil }
+        let effect = state.withLock { s -> (action: JobLifecycle.Action, claim: Claim)? in
+            guard var claim = s.claims[token] else { return nil }
             let action = claim.lifecycle.stop(reason)
-            claims[token] = claim
-            apply(action, to: claim)
+            s.claims[token] = claim
+            s.apply(action, to: claim)
             return (action, claim)
         }
         guard let (action, claim) = effect, action == .cancelTask else { return }
@@ -262,20 +280,6 @@ public final class Worker: @unchecked Sendable {
         // stops its child processes; the flag tells tasks polling `context.isCancelled`.
         claim.flag.set()
         claim.handle?.cancel()
-    }
-
-    /// Queues what an action writes. Called under the lock.
-    private func apply(_ action: JobLifecycle.Action, to claim: Claim) {
-        switch action {
-        case .writeOutcome(let outcome):
-            pendingOutcomes.append((claim.job, outcome))
-        case .release:
-            pendingReleases.append(claim.job)
-        case .forget:
-            claims[claim.job.claimToken] = nil
-        case .none, .startTask, .cancelTask:
-            break
-        }
     }
 
     // MARK: - Running a job
@@ -317,14 +321,14 @@ public final class Worker: @unchecked Sendable {
         let limit = configuration.timeLimit(for: job.task)
         // The task's end and any stop request meet here, under the lock: the lifecycle decides
         // whether the outcome is written, the job released, or nothing written.
-        let action = lock.withLock { () -> JobLifecycle.Action in
-            guard var claim = claims[job.claimToken] else { return .none }
+        let action = state.withLock { s -> JobLifecycle.Action in
+            guard var claim = s.claims[job.claimToken] else { return .none }
             let action = claim.lifecycle.taskEnded(
                 result, timeLimitError: JobErrorRecord(attempt: job.attempt, error: TimeLimitExceeded(task: job.task, limitSeconds: limit), worker: worker))
             claim.timer?.cancel()
-            claims[job.claimToken] = claim
-            apply(action, to: claim)
-            lastActivity = Date()
+            s.claims[job.claimToken] = claim
+            s.apply(action, to: claim)
+            s.lastActivity = Date()
             return action
         }
         // A number (microsecond precision), not text formatted per line: this is the hot path.
@@ -365,29 +369,29 @@ public final class Worker: @unchecked Sendable {
     /// gather for the next, so a busy worker commits many jobs per transaction (group commit).
     private func ackLoop() async {
         while true {
-            let (batch, releases) = lock.withLock { () -> ([(job: ClaimedJob, outcome: JobOutcome)], [ClaimedJob]) in
+            let (batch, releases) = state.withLock { s -> ([(job: ClaimedJob, outcome: JobOutcome)], [ClaimedJob]) in
                 defer {
-                    writing = pendingOutcomes.count + pendingReleases.count
-                    pendingOutcomes.removeAll()
-                    pendingReleases.removeAll()
+                    s.writing = s.pendingOutcomes.count + s.pendingReleases.count
+                    s.pendingOutcomes.removeAll()
+                    s.pendingReleases.removeAll()
                 }
-                return (pendingOutcomes, pendingReleases)
+                return (s.pendingOutcomes, s.pendingReleases)
             }
             if batch.isEmpty && releases.isEmpty {
-                if lock.withLock({ stopped }) { return }
+                if state.withLock({ s in s.stopped }) { return }
                 await ackWake.wait(timeout: 1)
                 continue
             }
             if !releases.isEmpty { await release(releases) }
             if !batch.isEmpty { await store(batch) }
-            lock.withLock {
+            state.withLock { s in
                 for job in batch.map(\.job) + releases {
-                    guard var claim = claims[job.claimToken] else { continue }
+                    guard var claim = s.claims[job.claimToken] else { continue }
                     _ = claim.lifecycle.stored()
-                    claims[job.claimToken] = claim.lifecycle.holdsClaim ? claim : nil
+                    s.claims[job.claimToken] = claim.lifecycle.holdsClaim ? claim : nil
                 }
-                writing = 0
-                lastActivity = Date()
+                s.writing = 0
+                s.lastActivity = Date()
             }
             drainWake.signal()
             claimWake.signal()
@@ -463,7 +467,7 @@ public final class Worker: @unchecked Sendable {
                     continue
                 }
                 tries += 1
-                if lock.withLock({ draining }) && tries >= 20 { return }
+                if state.withLock({ s in s.draining }) && tries >= 20 { return }
                 if (error as? PostgresError)?.isConnectionLost ?? false { continue }
                 if batch.count > 1 {
                     for one in batch { await store([one]) }
@@ -504,21 +508,21 @@ public final class Worker: @unchecked Sendable {
     }
 
     private func heartbeat() async {
-        let held = lock.withLock { claims.values.map { (id: $0.job.id, token: $0.job.claimToken) } }
+        let held = state.withLock { s in s.claims.values.map { (id: $0.job.id, token: $0.job.claimToken) } }
         guard !held.isEmpty else {
-            lock.withLock { leasesConfirmed = true }
+            state.withLock { s in s.leasesConfirmed = true }
             return
         }
         let lease = configuration.leaseSeconds
         do {
             let alive = try await ackLink.run { try QueueStore.heartbeat($0, claims: held, leaseSeconds: lease) }
             stats.markHeartbeat()
-            lock.withLock { leasesConfirmed = true }
+            state.withLock { s in s.leasesConfirmed = true }
             for lost in held where !alive.contains(lost.token) {
                 stop(token: lost.token, reason: .claimLost)
             }
         } catch {
-            lock.withLock { leasesConfirmed = false }
+            state.withLock { s in s.leasesConfirmed = false }
             // The loops are cancelled when the worker stops; their cut-short call is no failure.
             if !Task.isCancelled { logger.error("heartbeat_failed", metadata: ["error": "\(error)"]) }
         }
@@ -548,7 +552,7 @@ public final class Worker: @unchecked Sendable {
             do {
                 // After a database error, this worker's own leases may have lapsed while it
                 // could not renew them: rescue others' jobs only once a heartbeat renewed ours.
-                if lock.withLock({ leasesConfirmed || claims.isEmpty }) {
+                if state.withLock({ s in s.leasesConfirmed || s.claims.isEmpty }) {
                     let rescued = try await housekeepingLink.run { try QueueStore.rescueExpired($0, rescuer: config.workerID) }
                     if rescued.requeued + rescued.failed > 0 {
                         logger.warning("jobs_rescued", metadata: ["requeued": "\(rescued.requeued)", "failed": "\(rescued.failed)"])
@@ -563,7 +567,7 @@ public final class Worker: @unchecked Sendable {
                 stats.markDatabaseOK()
             } catch {
                 if Task.isCancelled { return }
-                lock.withLock { leasesConfirmed = false }
+                state.withLock { s in s.leasesConfirmed = false }
                 stats.markDatabaseError("\(error)")
                 logger.error("housekeeping_failed", metadata: ["error": "\(error)"])
             }
@@ -592,16 +596,16 @@ public final class Worker: @unchecked Sendable {
     /// run on the server): its lease lapses and it is rescued.
     private func drain() async {
         let graceEnd = Date().addingTimeInterval(configuration.graceSeconds)
-        while Date() < graceEnd, lock.withLock({ activeTasks > 0 && !stopNow }) {
+        while Date() < graceEnd, state.withLock({ s in s.activeTasks > 0 && !s.stopNow }) {
             await drainWake.wait(timeout: min(0.5, graceEnd.timeIntervalSinceNow))
         }
-        let running = lock.withLock { claims.filter { $0.value.lifecycle.taskActive }.map(\.key) }
+        let running = state.withLock { s in s.claims.filter { $0.value.lifecycle.taskActive }.map(\.key) }
         for token in running { stop(token: token, reason: .shutdown) }
         let stopEnd = Date().addingTimeInterval(configuration.stopWaitSeconds)
-        while Date() < stopEnd, lock.withLock({ activeTasks > 0 }) {
+        while Date() < stopEnd, state.withLock({ s in s.activeTasks > 0 }) {
             await drainWake.wait(timeout: min(0.5, stopEnd.timeIntervalSinceNow))
         }
-        let stuck = lock.withLock { claims.values.filter { $0.lifecycle.taskActive }.map(\.job.id) }
+        let stuck = state.withLock { s in s.claims.values.filter { $0.lifecycle.taskActive }.map(\.job.id) }
         if !stuck.isEmpty {
             logger.error("jobs_abandoned", metadata: [
                 "job_ids": "\(stuck)", "stop_wait_s": "\(configuration.stopWaitSeconds)",
@@ -609,7 +613,7 @@ public final class Worker: @unchecked Sendable {
             ])
         }
         // Let the ack loop write what finished and release what was stopped.
-        while lock.withLock({ !pendingOutcomes.isEmpty || !pendingReleases.isEmpty || writing > 0 }) {
+        while state.withLock({ s in !s.pendingOutcomes.isEmpty || !s.pendingReleases.isEmpty || s.writing > 0 }) {
             await drainWake.wait(timeout: 0.5)
         }
     }

@@ -1,7 +1,8 @@
 import Foundation
+import Toolkit
 
 /// Counters a worker keeps about itself, for `/status`, `/metrics` and logs.
-public final class WorkerStats: @unchecked Sendable {
+public final class WorkerStats: Sendable {
     /// A point-in-time copy of the counters.
     public struct Snapshot: Sendable {
         /// Finished attempts by task and outcome (`succeeded`, `failed`, `cancelled`).
@@ -25,14 +26,17 @@ public final class WorkerStats: @unchecked Sendable {
     /// Upper bounds of the duration histogram, in seconds.
     public static let bucketBounds: [Double] = [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]
 
-    private let lock = NSLock()
-    private var finished: [String: [String: Int]] = [:]
-    private var seconds: [String: Double] = [:]
-    private var buckets = [Int](repeating: 0, count: WorkerStats.bucketBounds.count + 1)
-    private var total = 0
-    private var alive = false
-    private var databaseError: String?
-    private var heartbeat: Date?
+    private struct Counters {
+        var finished: [String: [String: Int]] = [:]
+        var seconds: [String: Double] = [:]
+        var buckets = [Int](repeating: 0, count: WorkerStats.bucketBounds.count + 1)
+        var total = 0
+        var alive = false
+        var databaseError: String?
+        var heartbeat: Date?
+    }
+
+    private let counters = LockedBox(Counters())
     private let started = Date()
 
     func recordFinished(task: String, outcome: JobOutcome, seconds duration: Double) {
@@ -43,34 +47,33 @@ public final class WorkerStats: @unchecked Sendable {
         case .cancelled: name = "cancelled"
         }
         let index = Self.bucketBounds.firstIndex { duration <= $0 } ?? Self.bucketBounds.count
-        lock.withLock {
-            finished[task, default: [:]][name, default: 0] += 1
-            seconds[task, default: 0] += duration
-            buckets[index] += 1
-            total += 1
+        counters.withLock { c in
+            c.finished[task, default: [:]][name, default: 0] += 1
+            c.seconds[task, default: 0] += duration
+            c.buckets[index] += 1
+            c.total += 1
         }
     }
 
-    func markLoops(alive value: Bool) { lock.withLock { alive = value } }
-    func markHeartbeat() { lock.withLock { heartbeat = Date() } }
-    func markDatabaseOK() { lock.withLock { databaseError = nil } }
-    func markDatabaseError(_ text: String) { lock.withLock { databaseError = text } }
+    func markLoops(alive value: Bool) { counters.withLock { $0.alive = value } }
+    func markHeartbeat() { counters.withLock { $0.heartbeat = Date() } }
+    func markDatabaseOK() { counters.withLock { $0.databaseError = nil } }
+    func markDatabaseError(_ text: String) { counters.withLock { $0.databaseError = text } }
 
     /// True while the worker's loops run.
-    public var loopsAlive: Bool { lock.withLock { alive } }
+    public var loopsAlive: Bool { counters.withLock { $0.alive } }
 
     /// Copies the counters.
     public func snapshot() -> Snapshot {
-        lock.withLock {
-            var cumulative = 0
-            var histogram: [(Double, Int)] = []
-            for (i, bound) in Self.bucketBounds.enumerated() {
-                cumulative += buckets[i]
-                histogram.append((bound, cumulative))
-            }
-            return Snapshot(
-                finished: finished, secondsByTask: seconds, durationBuckets: histogram, jobsFinished: total,
-                loopsAlive: alive, lastDatabaseError: databaseError, lastHeartbeat: heartbeat, startedAt: started)
+        let c = counters.value
+        var cumulative = 0
+        var histogram: [(Double, Int)] = []
+        for (i, bound) in Self.bucketBounds.enumerated() {
+            cumulative += c.buckets[i]
+            histogram.append((bound, cumulative))
         }
+        return Snapshot(
+            finished: c.finished, secondsByTask: c.seconds, durationBuckets: histogram, jobsFinished: c.total,
+            loopsAlive: c.alive, lastDatabaseError: c.databaseError, lastHeartbeat: c.heartbeat, startedAt: started)
     }
 }

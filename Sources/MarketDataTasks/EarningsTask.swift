@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import JobQueue
 import PostgresClient
 
@@ -74,7 +75,7 @@ public struct EarningsTask: JobTask {
             var runner = BatchRunner(context: context, settings: settings, source: source,
                                      progress: previous ?? BatchProgress(task: name, from: window.from, to: window.to))
             let source = self.source
-            let notEntitled = LockedValue<String?>(nil)
+            let notEntitled = LockedBox<String?>(nil)
             do {
                 try await runner.run(units: symbols, concurrency: args.concurrency ?? settings.concurrency) { symbol in
                     let fetched: Fetched<[EarningsEvent]>
@@ -91,7 +92,7 @@ public struct EarningsTask: JobTask {
                     return UnitOutcome(rows: written, requests: fetched.requests, empty: events.isEmpty)
                 }
             } catch let failure as MarketDataBatchFailed {
-                guard let reason = notEntitled.get() else { throw failure }
+                guard let reason = notEntitled.value else { throw failure }
                 context.logger.warning("earnings_skipped", metadata: ["reason": "\(reason)"])
                 return Result(from: window.from, to: window.to, candidates: symbols.count, rowsWritten: 0,
                               requests: runner.progress.requests, skipped: true,
@@ -121,14 +122,4 @@ public struct EarningsTask: JobTask {
             """, [explicit, force, today.description])
         return try rows.map { try $0.decode("symbol", as: String.self) }
     }
-}
-
-/// A value shared by the concurrent units of one batch.
-final class LockedValue<Value: Sendable>: @unchecked Sendable {
-    // @unchecked: every access goes through `lock`.
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.withLock { value } }
-    func set(_ newValue: Value) { lock.withLock { value = newValue } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 
 /// What `metadata_enrich` reports about free float.
 struct FloatOutcome: Codable, Sendable {
@@ -18,12 +19,16 @@ struct FloatOutcome: Codable, Sendable {
 /// without the endpoint) stops every later float request of the run; the details are still
 /// stored, float stays as it was (NULL for new rows) and the result says why. Any other failed
 /// float request is counted and never fails the symbol's details.
-final class FloatFetcher: @unchecked Sendable {
-    // @unchecked: the mutable state is only touched under `lock`.
-    private let lock = NSLock()
+final class FloatFetcher: Sendable {
+    private struct Counts {
+        var notEntitled: String?
+        var fetched = 0
+        var missing = 0
+        var failed = 0
+    }
+
+    private let state = LockedBox(Counts())
     private let source: any MarketDataSource
-    private var notEntitled: String?
-    private var counts = (fetched: 0, missing: 0, failed: 0)
     private let enabled: Bool
 
     init(source: any MarketDataSource, enabled: Bool) {
@@ -33,35 +38,34 @@ final class FloatFetcher: @unchecked Sendable {
 
     /// The float of `symbol`: `fetched` false when it was not asked (turned off, not entitled).
     func fetch(_ symbol: String) async throws -> (value: Decimal?, fetched: Bool, requests: Int) {
-        guard enabled, lock.withLock({ notEntitled == nil }) else { return (nil, false, 0) }
+        guard enabled, state.value.notEntitled == nil else { return (nil, false, 0) }
         do {
             let result = try await source.freeFloat(symbol: symbol)
-            lock.withLock {
+            state.withLock { counts in
                 counts.fetched += 1
                 if result.value == nil { counts.missing += 1 }
             }
             return (result.value, true, result.requests)
         } catch where source.isNotEntitled(error) {
             let reason = source.describe(error)
-            lock.withLock { notEntitled = notEntitled ?? reason }
+            state.withLock { $0.notEntitled = $0.notEntitled ?? reason }
             return (nil, false, 1)
         } catch where !(error is CancellationError) {
-            lock.withLock { counts.failed += 1 }
+            state.withLock { $0.failed += 1 }
             return (nil, false, 1)
         }
     }
 
     /// The summary for the job's result.
     var outcome: FloatOutcome {
-        lock.withLock {
-            if !enabled {
-                return FloatOutcome(available: false, fetched: 0, missing: 0, failed: 0, reason: "turned off (market_data.float: false)")
-            }
-            if let notEntitled, counts.fetched == 0 {
-                return FloatOutcome(available: false, fetched: 0, missing: 0, failed: counts.failed,
-                                    reason: "the API plan does not include the float endpoint: \(notEntitled)")
-            }
-            return FloatOutcome(available: true, fetched: counts.fetched, missing: counts.missing, failed: counts.failed, reason: notEntitled)
+        let counts = state.value
+        if !enabled {
+            return FloatOutcome(available: false, fetched: 0, missing: 0, failed: 0, reason: "turned off (market_data.float: false)")
         }
+        if let notEntitled = counts.notEntitled, counts.fetched == 0 {
+            return FloatOutcome(available: false, fetched: 0, missing: 0, failed: counts.failed,
+                                reason: "the API plan does not include the float endpoint: \(notEntitled)")
+        }
+        return FloatOutcome(available: true, fetched: counts.fetched, missing: counts.missing, failed: counts.failed, reason: counts.notEntitled)
     }
 }

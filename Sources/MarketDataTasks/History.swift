@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import JobQueue
 import PostgresClient
 

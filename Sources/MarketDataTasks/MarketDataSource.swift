@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 
 /// One OHLC bar as the market-data tasks use it: exact decimal prices and volume (the API may
 /// send fractional volumes), the bar's start in milliseconds since the epoch (`t`).

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import PostgresClient
 
 /// Writes of the smaller market-data tables (earnings, quarantine, completeness), each ONE

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import PostgresClient
 
 /// One 5-minute volume slot of one symbol and date.

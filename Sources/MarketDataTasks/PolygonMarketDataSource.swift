@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import JobQueue
 import Polygon
 
@@ -13,7 +14,7 @@ public struct PolygonMarketDataSource: MarketDataSource {
 
     public func groupedDaily(date: CivilDate) async throws -> Fetched<[MarketBar]> {
         let (grouped, stats) = try await PolygonClient.measuring {
-            try await client.groupedDaily(date: TradingDate(daysSinceEpoch: date.dayNumber))
+            try await client.groupedDaily(date: CivilDate(dayNumber: date.dayNumber))
         }
         return Fetched(grouped.map { Self.bar($0.bar, symbol: $0.ticker) }, requests: stats.requests)
     }
@@ -21,7 +22,7 @@ public struct PolygonMarketDataSource: MarketDataSource {
     public func aggregates(symbol: String, timespan: BarTimespan, from: CivilDate, to: CivilDate) async throws -> Fetched<[MarketBar]> {
         let (bars, stats) = try await PolygonClient.measuring {
             try await client.aggregates(symbol: symbol, timespan: timespan == .day ? .day : .minute,
-                                        from: TradingDate(daysSinceEpoch: from.dayNumber), to: TradingDate(daysSinceEpoch: to.dayNumber))
+                                        from: CivilDate(dayNumber: from.dayNumber), to: CivilDate(dayNumber: to.dayNumber))
         }
         return Fetched(bars.map { Self.bar($0, symbol: symbol) }, requests: stats.requests)
     }
@@ -38,7 +39,7 @@ public struct PolygonMarketDataSource: MarketDataSource {
 
     public func earnings(symbol: String, from: CivilDate, to: CivilDate) async throws -> Fetched<[EarningsEvent]> {
         let (rows, stats) = try await PolygonClient.measuring {
-            try await client.earnings(symbol: symbol, from: TradingDate(daysSinceEpoch: from.dayNumber), to: TradingDate(daysSinceEpoch: to.dayNumber))
+            try await client.earnings(symbol: symbol, from: CivilDate(dayNumber: from.dayNumber), to: CivilDate(dayNumber: to.dayNumber))
         }
         let events = rows.compactMap { row -> EarningsEvent? in
             guard let date = CivilDate(row.date) else { return nil }
@@ -72,7 +73,7 @@ public struct PolygonMarketDataSource: MarketDataSource {
         // scrubbed of the key all the same.
         let text = String(describing: error)
         guard let key = client.configuration.apiKey, !key.isEmpty else { return text }
-        return text.replacingOccurrences(of: key, with: "[redacted]")
+        return Redactor.scrub(text, secrets: [key])
     }
 
     public func failsEverySymbol(_ error: Error) -> Bool {

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import Polygon
 import PostgresClient
 
@@ -15,10 +16,8 @@ import PostgresClient
 /// One connection per process, opened on first use and reopened after a failure; a failure to
 /// reach the database fails the request with `APIBudgetUnavailable` (the task's usual error
 /// handling applies). Waiting is asynchronous and cancellable.
-public final class PostgresAPIBudget: PolygonRequestBudget, @unchecked Sendable {
-    // @unchecked: `connection` is only touched under `lock`; PostgresConnection is itself Sendable.
-    private let lock = NSLock()
-    private var connection: PostgresConnection?
+public final class PostgresAPIBudget: PolygonRequestBudget, Sendable {
+    private let connection = LockedBox<PostgresConnection?>(nil)
     private let conninfo: String
     /// The budget's row name (several plans or keys can have several budgets).
     public let name: String
@@ -79,7 +78,7 @@ public final class PostgresAPIBudget: PolygonRequestBudget, @unchecked Sendable 
 
     /// Closes the connection (a later `acquire` opens a new one).
     public func close() async {
-        let open = lock.withLock { () -> PostgresConnection? in
+        let open = connection.withLock { connection -> PostgresConnection? in
             defer { connection = nil }
             return connection
         }
@@ -87,9 +86,9 @@ public final class PostgresAPIBudget: PolygonRequestBudget, @unchecked Sendable 
     }
 
     private func open() async throws -> PostgresConnection {
-        if let existing = lock.withLock({ connection }) { return existing }
+        if let existing = connection.value { return existing }
         let fresh = try await PostgresConnection.connect(conninfo, applicationName: "closebell api budget")
-        let (kept, extra) = lock.withLock { () -> (PostgresConnection, PostgresConnection?) in
+        let (kept, extra) = connection.withLock { connection -> (PostgresConnection, PostgresConnection?) in
             if let existing = connection { return (existing, fresh) }
             connection = fresh
             return (fresh, nil)

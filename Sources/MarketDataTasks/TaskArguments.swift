@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import JobQueue
 
 /// The arguments the market-data tasks accept (each task allows a subset of the keys).

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import HTTPClient
 import JobQueue
 import Logging
@@ -225,7 +226,7 @@ public actor AlertNotifier {
         for row in jobRows {
             let id: Int64 = try row.decode("id"), task: String = try row.decode("task")
             let attempts: Int = try row.decode("attempts"), maxAttempts: Int = try row.decode("max_attempts")
-            let error = Redaction.clean(row["error"] ?? "")
+            let error = Redactor.summary(row["error"] ?? "")
             var job: [String: Any] = ["job_id": id, "task": task, "attempts": attempts, "max_attempts": maxAttempts, "error": error]
             if let run: Int64 = try row.decodeIfPresent("run_id") { job["run_id"] = run }
             jobs.append(job)
@@ -529,9 +530,8 @@ public actor AlertNotifier {
 }
 
 /// Creates the notifier on first use, with the worker's logger.
-private final class NotifierHolder: @unchecked Sendable {
-    private let lock = NSLock()
-    private var notifier: AlertNotifier?
+private final class NotifierHolder: Sendable {
+    private let notifier = LockedBox<AlertNotifier?>(nil)
     private let conninfo: String?
     private let settings: AlertSettings
     private let http: HTTPClient
@@ -543,30 +543,11 @@ private final class NotifierHolder: @unchecked Sendable {
     }
 
     func notifier(logger: Logger) -> AlertNotifier {
-        lock.withLock {
+        notifier.withLock { notifier in
             if let notifier { return notifier }
             let created = AlertNotifier(conninfo: conninfo, settings: settings, http: http, logger: logger)
             notifier = created
             return created
         }
-    }
-}
-
-/// Removes what looks like a credential from text that goes into alerts.
-enum Redaction {
-    private static let patterns: [(String, String)] = [
-        (#"(?i)(password|passwd|pwd|apikey|api_key|token|secret)\s*[=:]\s*('[^']*'|"[^"]*"|\S+)"#, "$1=[redacted]"),
-        (#"(?i)(bearer)\s+\S+"#, "$1 [redacted]"),
-        (#"(?i)([a-z][a-z0-9+.-]*://)[^/@\s]+@"#, "$1[redacted]@"),
-    ]
-
-    /// `text` with credentials replaced and cut to 300 characters.
-    static func clean(_ text: String) -> String {
-        var result = text
-        for (pattern, template) in patterns {
-            guard let expression = try? NSRegularExpression(pattern: pattern) else { continue }
-            result = expression.stringByReplacingMatches(in: result, range: NSRange(result.startIndex..., in: result), withTemplate: template)
-        }
-        return result.count > 300 ? String(result.prefix(300)) + "…" : result
     }
 }

@@ -8,6 +8,9 @@ import PostgresClient
 /// `connect_timeout` and `statement_timeout`, and dropped when it fails, so the next call
 /// reconnects: after a database restart the endpoints recover on their own.
 final class BlockingDatabase: @unchecked Sendable {
+    // @unchecked: holds a `PostgresSession` (a libpq `PGconn` pointer, not Sendable), which
+    // `LockedBox` cannot hold as Sendable; every use of it is serialized by `lock`. Goes when
+    // the endpoints use the one reconnecting `DatabaseLink` (issue 14, not done in this round).
     private let conninfo: String?
     private let timeoutSeconds: Int
     private let lock = NSLock()

@@ -1,5 +1,6 @@
 import Backup
 import Foundation
+import Toolkit
 import HTTPServer
 import JobQueue
 import Logging
@@ -450,15 +451,13 @@ struct Routes: Sendable {
 
 /// The HTTP server, once started, for the routes that report its statistics (the routes are
 /// created before the server they serve).
-final class ServerReference: @unchecked Sendable {
-    // @unchecked: `server` is guarded by `lock`.
-    private let lock = NSLock()
-    private var server: HTTPServer?
+final class ServerReference: Sendable {
+    private let server = LockedBox<HTTPServer?>(nil)
 
-    func set(_ value: HTTPServer) { lock.withLock { server = value } }
+    func set(_ value: HTTPServer) { server.set(value) }
 
     /// The server's counters, nil before it started.
-    var statistics: HTTPServerStatistics? { lock.withLock { server }?.statistics }
+    var statistics: HTTPServerStatistics? { server.value?.statistics }
 }
 
 /// Formatting shared by the endpoints and reports.

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import PostgresClient
 
 /// Everything `/status`, `/metrics` and the dashboard show from the database, read
@@ -90,7 +91,7 @@ struct OperationsSnapshot {
             failures.append(FailureRow(
                 id: try row.decode("id"), task: try row.decode("task"), state: try row.decode("state"),
                 attempts: try row.decode("attempts"), maxAttempts: try row.decode("max_attempts"), at: row["at"],
-                error: Redaction.clean(row["error"] ?? ""), runID: try row.decodeIfPresent("run_id")))
+                error: Redactor.summary(row["error"] ?? ""), runID: try row.decodeIfPresent("run_id")))
         }
 
         var waiting: [WaitingRow] = []
@@ -125,7 +126,7 @@ struct OperationsSnapshot {
             let tasks = (OpsFormat.parse(row["tasks"]) as? [[String: Any]] ?? []).map { t in
                 TaskOutcome(jobID: (t["job_id"] as? NSNumber)?.int64Value ?? 0, task: t["task"] as? String ?? "?",
                             state: t["state"] as? String ?? "?", seconds: (t["seconds"] as? NSNumber)?.doubleValue,
-                            rows: (t["rows"] as? NSNumber)?.doubleValue, error: (t["error"] as? String).map(Redaction.clean))
+                            rows: (t["rows"] as? NSNumber)?.doubleValue, error: (t["error"] as? String).map { Redactor.summary($0) })
             }
             runs.append(CycleRunRow(
                 runID: try row.decode("id"), cycle: try row.decode("cycle"), period: try row.decode("period"), state: try row.decode("state"),
@@ -167,18 +168,20 @@ struct OperationsSnapshot {
 ///
 /// Each read adds the jobs that finished between the last watermark and `now() - lag`; the
 /// lag leaves time for a completion to commit, so no job is counted twice or skipped.
-final class RowCounters: @unchecked Sendable {
-    // @unchecked: every field is guarded by `lock`.
-    struct Totals {
+final class RowCounters: Sendable {
+    struct Totals: Sendable {
         /// Rows written by task.
         var written: [String: Double] = [:]
         /// Rows removed by retention.
         var removed = 0.0
     }
 
-    private let lock = NSLock()
-    private var watermark: Date?
-    private var totals = Totals()
+    private struct State {
+        var watermark: Date?
+        var totals = Totals()
+    }
+
+    private let state = LockedBox(State())
     private let lagSeconds: Double
 
     init(lagSeconds: Double = 10) {
@@ -187,14 +190,14 @@ final class RowCounters: @unchecked Sendable {
 
     /// Adds the jobs finished since the last call and returns the totals.
     func advance(_ session: PostgresSession) throws -> Totals {
-        try lock.withLock {
+        try state.withLock { s in
             let until: Date = try session.query("SELECT now() - make_interval(secs => $1) AS t", [lagSeconds]).first?.decode("t") ?? Date()
-            guard let from = watermark else {
+            guard let from = s.watermark else {
                 // The first read sets the start: counters cover what finishes from now on.
-                watermark = until
-                return totals
+                s.watermark = until
+                return s.totals
             }
-            guard until > from else { return totals }
+            guard until > from else { return s.totals }
             for row in try session.query(
                 """
                 SELECT task,
@@ -206,11 +209,11 @@ final class RowCounters: @unchecked Sendable {
                 """, [from, until]) {
                 let task: String = try row.decode("task")
                 let written: Double = try row.decode("written")
-                if written > 0 || TableNames.written[task] != nil { totals.written[task, default: 0] += written }
-                totals.removed += try row.decode("removed", as: Double.self)
+                if written > 0 || TableNames.written[task] != nil { s.totals.written[task, default: 0] += written }
+                s.totals.removed += try row.decode("removed", as: Double.self)
             }
-            watermark = until
-            return totals
+            s.watermark = until
+            return s.totals
         }
     }
 }

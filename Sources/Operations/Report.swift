@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import PostgresClient
 
 /// The span a report covers: the last 24 hours or 7 days, compared with the span before.
@@ -191,7 +192,7 @@ extension OperationsReport {
                 TaskOutcome(
                     task: try job.decode("task"), state: try job.decode("state"), attempts: try job.decode("attempts"),
                     durationSeconds: try job.decodeIfPresent("seconds"), rows: try job.decodeIfPresent("rows"),
-                    bytesFreed: try job.decodeIfPresent("bytes_freed"), error: job["error"].map { Redaction.clean($0) })
+                    bytesFreed: try job.decodeIfPresent("bytes_freed"), error: job["error"].map { Redactor.summary($0) })
             }
             runs.append(RunSummary(
                 runID: id, cycle: try row.decode("cycle"), period: try row.decode("period"), state: try row.decode("state"),

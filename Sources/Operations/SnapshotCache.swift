@@ -5,8 +5,10 @@ import Foundation
 /// starting their own. Failures are remembered for the interval too, so an unreachable
 /// database is not hammered either.
 final class SnapshotCache<Value>: @unchecked Sendable {
-    // @unchecked: every field is guarded by `condition`, and a loaded value is never mutated
-    // after `load` returns (callers only read it), so handing it to several threads is safe.
+    // @unchecked: the cached `OperationsSnapshot` holds JSON trees (`[String: Any]`), which
+    // Swift cannot prove Sendable, so `LockedBox` (Sendable only for Sendable values) cannot
+    // hold it. Every field is guarded by `condition`, and a loaded value is never mutated after
+    // `load` returns (callers only read it). Goes once the status model is typed (issue 14, item 3).
     private let condition = NSCondition()
     private let ttl: TimeInterval
     private var stored: (result: Result<Value, any Error>, at: Date)?

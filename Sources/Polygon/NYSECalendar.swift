@@ -1,9 +1,11 @@
+import Toolkit
+
 /// The NYSE holiday rules, the same rules as the database's `maintenance_nyse_holiday(date)`
 /// (migration 0003): fixed-date holidays observed on the Friday before (Saturday) or the
 /// Monday after (Sunday), the floating Monday holidays, Good Friday and Thanksgiving. One-off
 /// closures (national days of mourning, storms) are not rules; the database keeps them in
 /// `maintenance_calendar_overrides`.
-extension TradingDate {
+extension CivilDate {
     /// The name of the NYSE holiday on this date, nil on a trading day and on weekends.
     public var nyseHoliday: String? {
         let weekday = isoWeekday
@@ -16,7 +18,7 @@ extension TradingDate {
         if month == 12, day == 25 || (day == 24 && weekday == 5) || (day == 26 && weekday == 1) { return "Christmas Day" }
         if year >= 1998, month == 1, weekday == 1, (15...21).contains(day) { return "Martin Luther King Jr. Day" }
         if month == 2, weekday == 1, (15...21).contains(day) { return "Washington's Birthday" }
-        if self == TradingDate.easterSunday(year: year).adding(days: -2) { return "Good Friday" }
+        if self == CivilDate.easterSunday(year: year).adding(days: -2) { return "Good Friday" }
         if month == 5, weekday == 1, day >= 25 { return "Memorial Day" }
         if month == 9, weekday == 1, day <= 7 { return "Labor Day" }
         if month == 11, weekday == 4, (22...28).contains(day) { return "Thanksgiving Day" }
@@ -27,7 +29,7 @@ extension TradingDate {
     public var isNYSETradingDay: Bool { isWeekday && nyseHoliday == nil }
 
     /// Easter Sunday of `year` in the Gregorian calendar (the anonymous Gregorian algorithm).
-    public static func easterSunday(year: Int) -> TradingDate {
+    public static func easterSunday(year: Int) -> CivilDate {
         let a = year % 19, b = year / 100, c = year % 100
         let d = b / 4, e = b % 4, f = (b + 8) / 25, g = (b - f + 1) / 3
         let h = (19 * a + b - d - g + 15) % 30
@@ -36,6 +38,6 @@ extension TradingDate {
         let m = (a + 11 * h + 22 * l) / 451
         let month = (h + l - 7 * m + 114) / 31
         let day = (h + l - 7 * m + 114) % 31 + 1
-        return TradingDate(year: year, month: month, day: day)!
+        return CivilDate(year: year, month: month, day: day)!
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import HTTPClient
 
 /// Aggregate bar sizes.
@@ -33,7 +34,7 @@ public struct PolygonClientStatistics: Sendable, Equatable {
 
 /// The task-local tally behind `PolygonClient.measuring`.
 enum PolygonTally {
-    @TaskLocal static var current: Locked<PolygonClientStatistics>?
+    @TaskLocal static var current: LockedBox<PolygonClientStatistics>?
 }
 
 /// A retry about to happen, reported to the client's observer (for logs and tests).
@@ -65,7 +66,7 @@ public final class PolygonClient: Sendable {
     /// The cluster-wide budget every request also asks, if any.
     public let budget: (any PolygonRequestBudget)?
     private let http: HTTPClient
-    private let stats = Locked(PolygonClientStatistics())
+    private let stats = LockedBox(PolygonClientStatistics())
     private let onRetry: (@Sendable (PolygonRetryEvent) -> Void)?
 
     /// Creates a client. `limiter` defaults to a new one from the configuration (pass one
@@ -99,7 +100,7 @@ public final class PolygonClient: Sendable {
 
     /// Daily bars of the whole US stock market for one date (`T` is the ticker; `t` is 16:00
     /// New York). An empty array when the API has no data for the date (weekend, holiday).
-    public func groupedDaily(date: TradingDate, adjusted: Bool = true) async throws -> [PolygonGroupedBar] {
+    public func groupedDaily(date: CivilDate, adjusted: Bool = true) async throws -> [PolygonGroupedBar] {
         let context = PolygonRequestContext(endpoint: .groupedDaily, date: date.description)
         let url = try makeURL(path: "/v2/aggs/grouped/locale/us/market/stocks/\(date)",
                               query: [URLQueryItem(name: "adjusted", value: String(adjusted))], context: context)
@@ -109,7 +110,7 @@ public final class PolygonClient: Sendable {
 
     /// Every aggregate bar of `symbol` from `from` through `to` (New York dates), oldest first,
     /// following `next_url` pages. Empty when the API has none.
-    public func aggregates(symbol: String, multiplier: Int = 1, timespan: PolygonTimespan, from: TradingDate, to: TradingDate,
+    public func aggregates(symbol: String, multiplier: Int = 1, timespan: PolygonTimespan, from: CivilDate, to: CivilDate,
                            adjusted: Bool = true) async throws -> [PolygonBar] {
         let context = PolygonRequestContext(endpoint: .aggregates, symbol: symbol, date: "\(from)..\(to)")
         guard multiplier >= 1 else { throw PolygonError.invalidArgument(context, reason: "multiplier must be at least 1") }
@@ -128,17 +129,17 @@ public final class PolygonClient: Sendable {
     }
 
     /// Daily bars of `symbol` (stamped at New York midnight), following pages.
-    public func dailyBars(symbol: String, from: TradingDate, to: TradingDate) async throws -> [PolygonBar] {
+    public func dailyBars(symbol: String, from: CivilDate, to: CivilDate) async throws -> [PolygonBar] {
         try await aggregates(symbol: symbol, timespan: .day, from: from, to: to)
     }
 
     /// One-minute bars of `symbol` (pre-market and after-hours included), following pages.
-    public func minuteBars(symbol: String, from: TradingDate, to: TradingDate) async throws -> [PolygonBar] {
+    public func minuteBars(symbol: String, from: CivilDate, to: CivilDate) async throws -> [PolygonBar] {
         try await aggregates(symbol: symbol, timespan: .minute, from: from, to: to)
     }
 
     /// Details of one ticker (name, market cap, shares outstanding, SIC code...). 404 → `.notFound`.
-    public func tickerDetails(symbol: String, date: TradingDate? = nil) async throws -> PolygonTickerDetails {
+    public func tickerDetails(symbol: String, date: CivilDate? = nil) async throws -> PolygonTickerDetails {
         let context = PolygonRequestContext(endpoint: .tickerDetails, symbol: symbol, date: date?.description)
         let encoded = try encodeSymbol(symbol, context: context)
         let url = try makeURL(path: "/v3/reference/tickers/\(encoded)",
@@ -176,7 +177,7 @@ public final class PolygonClient: Sendable {
     /// Benzinga earnings events of one ticker dated `from` through `to` (inclusive), every
     /// `next_url` page followed. A plan without the Benzinga add-on answers 403
     /// (`.notAuthorized` with status 403).
-    public func earnings(symbol: String, from: TradingDate, to: TradingDate) async throws -> [PolygonEarning] {
+    public func earnings(symbol: String, from: CivilDate, to: CivilDate) async throws -> [PolygonEarning] {
         let context = PolygonRequestContext(endpoint: .earnings, symbol: symbol, date: "\(from)..\(to)")
         _ = try encodeSymbol(symbol, context: context)
         let first = try makeURL(path: "/benzinga/v1/earnings", query: [
@@ -295,15 +296,15 @@ public final class PolygonClient: Sendable {
 
     /// Updates the client's counters and those of the enclosing `measuring` scope, if any.
     private func record(_ update: (inout PolygonClientStatistics) -> Void) {
-        stats.withLock(update)
-        PolygonTally.current?.withLock(update)
+        stats.withLock { update(&$0) }
+        PolygonTally.current?.withLock { update(&$0) }
     }
 
     /// Runs `body` and returns, with its result, the Polygon traffic it caused: every request
     /// made by any client inside `body`, its child tasks included (a task-local tally). Use it
     /// to report per-task request counts while tasks share one client.
     public static func measuring<T>(_ body: () async throws -> T) async rethrows -> (value: T, statistics: PolygonClientStatistics) {
-        let tally = Locked(PolygonClientStatistics())
+        let tally = LockedBox(PolygonClientStatistics())
         let value = try await PolygonTally.$current.withValue(tally) { try await body() }
         return (value, tally.withLock { $0 })
     }
@@ -460,7 +461,7 @@ public final class PolygonClient: Sendable {
     /// Cuts a server-provided text to one short line and removes the key, should a server echo it.
     private func sanitize(_ text: String) -> String {
         var line = String(text.prefix(300)).replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " ")
-        if let key = configuration.apiKey, !key.isEmpty { line = line.replacingOccurrences(of: key, with: "<redacted>") }
+        if let key = configuration.apiKey, !key.isEmpty { line = Redactor.scrub(line, secrets: [key]) }
         return line
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 
 /// How failed requests are retried: 429 and 5xx answers and transient transport failures
 /// (timeouts, refused or dropped connections) are retried with exponential backoff and jitter;
@@ -99,14 +100,14 @@ public struct PolygonConfiguration: Sendable, CustomStringConvertible, CustomDeb
               scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty,
               components.query == nil, components.fragment == nil, components.user == nil, components.password == nil,
               let url = components.url else {
-            throw PolygonConfigurationError.invalidBaseURL(variable: "POLYGON_BASE_URL", value: HTTPRedaction.stripQuery(text))
+            throw PolygonConfigurationError.invalidBaseURL(variable: "POLYGON_BASE_URL", value: Redactor.withoutQuery(text))
         }
         return url
     }
 
     /// The settings, with the key shown only as present or absent.
     public var description: String {
-        "PolygonConfiguration(baseURL: \(baseURL.absoluteString), apiKey: \(apiKey == nil ? "none" : "<redacted>"), "
+        "PolygonConfiguration(baseURL: \(baseURL.absoluteString), apiKey: \(apiKey == nil ? "none" : Redactor.placeholder), "
             + "requestsPerSecond: \(requestsPerSecond), maxConcurrentRequests: \(maxConcurrentRequests), "
             + "retry: \(retry.maxAttempts) attempts \(retry.baseDelay)s..\(retry.maxDelay)s, "
             + "connectTimeout: \(connectTimeout)s, requestTimeout: \(requestTimeout)s)"
@@ -118,7 +119,7 @@ public struct PolygonConfiguration: Sendable, CustomStringConvertible, CustomDeb
     /// Reflection without the key.
     public var customMirror: Mirror {
         Mirror(self, children: [
-            "baseURL": baseURL.absoluteString, "apiKey": apiKey == nil ? "none" : "<redacted>",
+            "baseURL": baseURL.absoluteString, "apiKey": apiKey == nil ? "none" : Redactor.placeholder,
             "requestsPerSecond": requestsPerSecond, "maxConcurrentRequests": maxConcurrentRequests,
         ], displayStyle: .struct)
     }
@@ -135,12 +136,5 @@ public enum PolygonConfigurationError: Error, Sendable, Equatable, CustomStringC
         case .invalidBaseURL(let variable, let value):
             return "\(variable): '\(value)' is not an absolute http(s) URL without query"
         }
-    }
-}
-
-enum HTTPRedaction {
-    /// Drops everything from the first `?` or `#`.
-    static func stripQuery(_ text: String) -> String {
-        String(text.prefix { $0 != "?" && $0 != "#" })
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 
 /// One OHLCV aggregate bar, in Polygon's field names (`o,h,l,c,v,vw,n,t`).
 ///
@@ -75,7 +76,7 @@ public struct PolygonBar: Codable, Sendable, Equatable {
 
     /// The New York trading date the bar belongs to. Per-ticker daily bars are stamped at New
     /// York midnight and grouped-daily bars at 16:00 New York, so both map to their session date.
-    public var newYorkDate: TradingDate { TradingDate(newYorkDateOfMilliseconds: timestamp) }
+    public var newYorkDate: CivilDate { CivilDate(newYorkDateOfMilliseconds: timestamp) }
 }
 
 /// One bar of the grouped-daily endpoint: a bar plus its ticker (`T`).
@@ -353,7 +354,7 @@ public struct PolygonMarketHoliday: Codable, Sendable, Equatable {
     /// The holiday's name.
     public var name: String
     /// The date.
-    public var date: TradingDate
+    public var date: CivilDate
     /// `closed` or `early-close`.
     public var status: String
     /// Opening instant on an early-close day (ISO 8601), if any.
@@ -362,7 +363,7 @@ public struct PolygonMarketHoliday: Codable, Sendable, Equatable {
     public var close: String?
 
     /// Creates an entry (used by the sample server).
-    public init(exchange: String, name: String, date: TradingDate, status: String, open: String? = nil, close: String? = nil) {
+    public init(exchange: String, name: String, date: CivilDate, status: String, open: String? = nil, close: String? = nil) {
         self.exchange = exchange
         self.name = name
         self.date = date

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 
 /// Limits Polygon requests: at most `maxConcurrent` in flight and starts spaced at least
 /// `1 / requestsPerSecond` apart. Create ONE per process (a `PolygonClient` makes one from its
@@ -9,7 +10,7 @@ public final class PolygonRateLimiter: Sendable {
     public let requestsPerSecond: Double
     /// Requests in flight at once.
     public let maxConcurrent: Int
-    private let state = Locked(State())
+    private let state = LockedBox(State())
 
     struct State {
         var inFlight = 0
@@ -105,17 +106,5 @@ public final class PolygonRateLimiter: Sendable {
             }
             waiter?.resume(throwing: CancellationError())
         }
-    }
-}
-
-/// A value behind a lock.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 
 /// A PostgreSQL connection that owns a dedicated thread.
 ///
@@ -11,7 +12,7 @@ import Foundation
 /// and no further statement of that call is sent. Other callers sharing the connection are
 /// never affected (see `StatementGate`).
 public final class PostgresConnection: Sendable {
-    private let thread: DedicatedThread
+    private let thread: ThreadExecutor
     private let box: SessionBox
     private let gate: StatementGate
     /// The server's process id for this connection (useful in logs and `pg_stat_activity`).
@@ -23,29 +24,28 @@ public final class PostgresConnection: Sendable {
     /// Cancels the statement running on this connection, from any thread.
     public let canceller: PostgresCanceller?
 
-    private init(thread: DedicatedThread, box: SessionBox, session: PostgresSession, gate: StatementGate) {
+    private init(thread: ThreadExecutor, box: SessionBox, gate: StatementGate) {
         self.thread = thread
         self.box = box
         self.gate = gate
-        self.backendPID = session.backendPID
-        self.serverVersion = session.serverVersion
-        self.databaseName = session.databaseName
+        self.backendPID = box.session.backendPID
+        self.serverVersion = box.session.serverVersion
+        self.databaseName = box.session.databaseName
         self.canceller = gate.canceller
     }
 
     /// Opens a connection on a new thread. `conninfo` is a URL or `key=value` string; nil or
     /// empty uses libpq's `PG*` variables, service file and `.pgpass`.
     public static func connect(_ conninfo: String?, applicationName: String = "closebell") async throws -> PostgresConnection {
-        let thread = DedicatedThread(name: "closebell-pq")
+        let thread = ThreadExecutor(name: "closebell-pq")
         do {
-            let (session, gate) = try await thread.run { () -> (PostgresSession, StatementGate) in
+            let (box, gate) = try await thread.run { () -> (SessionBox, StatementGate) in
                 let session = try PostgresSession(conninfo: conninfo, applicationName: applicationName)
                 let gate = StatementGate(canceller: session.makeCanceller())
                 session.beforeStatement = { try gate.checkCurrent() }
-                return (session, gate)
+                return (SessionBox(session), gate)
             }
-            let box = SessionBox(session)
-            return PostgresConnection(thread: thread, box: box, session: session, gate: gate)
+            return PostgresConnection(thread: thread, box: box, gate: gate)
         } catch {
             thread.stop()
             throw error
@@ -68,15 +68,13 @@ public final class PostgresConnection: Sendable {
     public func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         let box = self.box, gate = self.gate
         let call = gate.register()
-        return try await withTaskCancellationHandler {
-            try await thread.run {
-                try gate.begin(call)
-                defer { gate.end(call) }
-                return try body(box.session)
-            }
-        } onCancel: {
+        return try await thread.run({
+            try gate.begin(call)
+            defer { gate.end(call) }
+            return try body(box.session)
+        }, onCancel: {
             gate.cancel(call)
-        }
+        })
     }
 
     /// Runs one parameterized statement.
@@ -103,8 +101,11 @@ public final class PostgresConnection: Sendable {
     }
 }
 
-/// Holds the non-Sendable session; only the owning thread touches it.
+/// Holds the non-Sendable session for the closures sent to the connection's thread.
 private final class SessionBox: @unchecked Sendable {
+    // @unchecked: a `PostgresSession` wraps a libpq `PGconn` pointer, which must not be used
+    // from two threads at once; the session is only ever touched on the connection's own
+    // `ThreadExecutor` thread (one thread, work in order), which Swift cannot see.
     let session: PostgresSession
     init(_ session: PostgresSession) { self.session = session }
 }
@@ -119,15 +120,18 @@ private final class SessionBox: @unchecked Sendable {
 /// reached the server before the statement did is ignored by it). Cancel requests are sent
 /// under the lock, and `end` takes the lock, so a request meant for one call has been
 /// delivered before the next call can begin.
-final class StatementGate: @unchecked Sendable {
+final class StatementGate: Sendable {
+    private struct Calls {
+        var nextCall: UInt64 = 0
+        /// Calls made and not yet ended, with whether each was cancelled.
+        var cancelled: [UInt64: Bool] = [:]
+        var current: UInt64?
+    }
+
     /// Sends the cancel requests; nil when libpq could not make one (the call is then only
     /// stopped between statements).
     let canceller: PostgresCanceller?
-    private let lock = NSLock()
-    private var nextCall: UInt64 = 0
-    /// Calls made and not yet ended, with whether each was cancelled.
-    private var cancelled: [UInt64: Bool] = [:]
-    private var current: UInt64?
+    private let calls = LockedBox(Calls())
     /// Seconds between repeated cancel requests for a call that keeps running.
     private let resendSeconds: Double
 
@@ -138,45 +142,45 @@ final class StatementGate: @unchecked Sendable {
 
     /// Numbers a new call.
     func register() -> UInt64 {
-        lock.withLock {
-            nextCall += 1
-            cancelled[nextCall] = false
-            return nextCall
+        calls.withLock { c in
+            c.nextCall += 1
+            c.cancelled[c.nextCall] = false
+            return c.nextCall
         }
     }
 
     /// On the connection's thread: makes `call` current, or throws when it was cancelled first.
     func begin(_ call: UInt64) throws {
-        try lock.withLock {
-            if cancelled[call] == true {
-                cancelled[call] = nil
+        try calls.withLock { c throws(PostgresError) in
+            if c.cancelled[call] == true {
+                c.cancelled[call] = nil
                 throw PostgresError.cancelledBeforeSending
             }
-            current = call
+            c.current = call
         }
     }
 
     /// On the connection's thread, before each statement: throws when the current call was cancelled.
     func checkCurrent() throws {
-        try lock.withLock {
-            if let current, cancelled[current] == true { throw PostgresError.cancelledBeforeSending }
+        try calls.withLock { c throws(PostgresError) in
+            if let current = c.current, c.cancelled[current] == true { throw PostgresError.cancelledBeforeSending }
         }
     }
 
     /// On the connection's thread: the call is over.
     func end(_ call: UInt64) {
-        lock.withLock {
-            if current == call { current = nil }
-            cancelled[call] = nil
+        calls.withLock { c in
+            if c.current == call { c.current = nil }
+            c.cancelled[call] = nil
         }
     }
 
     /// From any thread: cancels `call` (nothing happens when it already ended).
     func cancel(_ call: UInt64) {
-        let running = lock.withLock { () -> Bool in
-            guard cancelled[call] != nil else { return false }
-            cancelled[call] = true
-            return current == call
+        let running = calls.withLock { c -> Bool in
+            guard c.cancelled[call] != nil else { return false }
+            c.cancelled[call] = true
+            return c.current == call
         }
         guard running, canceller != nil else { return }
         // PQcancel opens a connection to the server and waits for it: never on the caller's
@@ -188,64 +192,13 @@ final class StatementGate: @unchecked Sendable {
 
     private func sendCancels(for call: UInt64) {
         while true {
-            let sent = lock.withLock { () -> Bool in
-                guard current == call, let canceller else { return false }
+            let sent = calls.withLock { c -> Bool in
+                guard c.current == call, let canceller else { return false }
                 canceller.cancelCurrentStatement()
                 return true
             }
             if !sent { return }
             Thread.sleep(forTimeInterval: resendSeconds)
-        }
-    }
-}
-
-/// One OS thread that runs submitted closures in order.
-final class DedicatedThread: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var queue: [() -> Void] = []
-    private var stopping = false
-
-    init(name: String) {
-        let thread = Thread { [self] in self.loop() }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
-    }
-
-    func submit(_ work: @escaping () -> Void) {
-        condition.lock()
-        queue.append(work)
-        condition.signal()
-        condition.unlock()
-    }
-
-    /// Lets the thread finish what is queued, then exit.
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.signal()
-        condition.unlock()
-    }
-
-    func run<T>(_ work: @escaping () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
-            submit {
-                do { continuation.resume(returning: try work()) } catch { continuation.resume(throwing: error) }
-            }
-        }
-    }
-
-    private func loop() {
-        while true {
-            condition.lock()
-            while queue.isEmpty && !stopping { condition.wait() }
-            if queue.isEmpty {
-                condition.unlock()
-                return
-            }
-            let work = queue.removeFirst()
-            condition.unlock()
-            work()
         }
     }
 }

@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import Toolkit
 
 /// A notification received on a channel the session listens to.
 public struct PostgresNotification: Sendable, Equatable {
@@ -355,8 +356,10 @@ public final class PostgresSession {
 
 /// A handle that cancels the statement running on one session, from any thread.
 public final class PostgresCanceller: @unchecked Sendable {
+    // @unchecked: wraps libpq's `PGcancel` pointer (not Sendable to Swift). libpq documents
+    // `PQcancel` as safe to call from any thread; the calls are serialized all the same.
     private let cancel: OpaquePointer
-    private let lock = NSLock()
+    private let serial = LockedBox(())
 
     init(cancel: OpaquePointer) { self.cancel = cancel }
     deinit { PQfreeCancel(cancel) }
@@ -364,10 +367,11 @@ public final class PostgresCanceller: @unchecked Sendable {
     /// Sends the cancel request; returns false when it could not be sent.
     @discardableResult
     public func cancelCurrentStatement() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        var buffer = [CChar](repeating: 0, count: 256)
-        return PQcancel(cancel, &buffer, Int32(buffer.count)) == 1
+        let cancel = self.cancel
+        return serial.withLock { _ in
+            var buffer = [CChar](repeating: 0, count: 256)
+            return PQcancel(cancel, &buffer, Int32(buffer.count)) == 1
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 
 /// A Swift value that can be sent to PostgreSQL as a query parameter in text format.
 public protocol PostgresBindable: Sendable {
@@ -143,20 +144,9 @@ extension Date: PostgresBindable, PostgresDecodable {
                 offsetSeconds = sign * (oh * 3600 + om * 60 + os)
             }
         }
-        let days = Date.daysFromCivil(year: year, month: month, day: day)
+        guard let days = CivilDate(year: year, month: month, day: day)?.dayNumber else { return nil }
         let epoch = Double(days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds) + fraction
         self = Date(timeIntervalSince1970: epoch)
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import Polygon
 
 /// Deterministic sample market data: a universe of symbols with daily bars, minute bars and
@@ -7,7 +8,7 @@ import Polygon
 /// Tests elsewhere compute expected table contents from the same functions the sample server
 /// serves (`dailyBar`, `minuteBars`, `details`...). Facts:
 /// - Trading days are the NYSE trading days from `firstDate` through `lastDate`: weekends and
-///   NYSE holidays (`TradingDate.nyseHoliday`) have no bars, as on the real API.
+///   NYSE holidays (`CivilDate.nyseHoliday`) have no bars, as on the real API.
 /// - Daily bars: prices rounded to 4 decimals, integral volumes, `vw` missing for about 1 bar in
 ///   10 and `n` missing for about 1 in 10 (independently). `timestamp` is New York midnight.
 /// - Minute bars: 04:00 to 19:59 New York; about 97% of regular-session minutes (09:30-15:59)
@@ -23,9 +24,9 @@ public struct SampleMarketData: Sendable {
     /// The universe, in the order given (well-known symbols first when generated).
     public let symbols: [String]
     /// The first date with data.
-    public let firstDate: TradingDate
+    public let firstDate: CivilDate
     /// The last date with data.
-    public let lastDate: TradingDate
+    public let lastDate: CivilDate
     private let symbolSet: Set<String>
 
     /// Real companies used first when a symbol count is asked for.
@@ -70,7 +71,7 @@ public struct SampleMarketData: Sendable {
 
     /// A universe of `symbols` symbols: the well-known ones first, then generated `ZAAA`, `ZAAB`...
     /// Dates default to the 120 days through today in New York.
-    public init(symbols count: Int, seed: UInt64 = 42, from: TradingDate? = nil, through: TradingDate? = nil) {
+    public init(symbols count: Int, seed: UInt64 = 42, from: CivilDate? = nil, through: CivilDate? = nil) {
         var list = Array(SampleMarketData.wellKnown.prefix(max(0, count)).map(\.symbol))
         var index = 0
         while list.count < count {
@@ -82,12 +83,12 @@ public struct SampleMarketData: Sendable {
 
     /// A universe of the given symbols (duplicates dropped). Dates default to the 120 days
     /// through today in New York.
-    public init(symbols: [String], seed: UInt64 = 42, from: TradingDate? = nil, through: TradingDate? = nil) {
+    public init(symbols: [String], seed: UInt64 = 42, from: CivilDate? = nil, through: CivilDate? = nil) {
         var seen: Set<String> = []
         self.symbols = symbols.filter { seen.insert($0).inserted }
         self.symbolSet = seen
         self.seed = seed
-        let last = through ?? TradingDate.today()
+        let last = through ?? CivilDate.today()
         self.lastDate = last
         self.firstDate = from ?? last.adding(days: -120)
     }
@@ -111,29 +112,29 @@ public struct SampleMarketData: Sendable {
     public func contains(_ symbol: String) -> Bool { symbolSet.contains(symbol) }
 
     /// True for an NYSE trading day (a weekday that is not a holiday) from `firstDate` through `lastDate`.
-    public func isTradingDay(_ date: TradingDate) -> Bool {
+    public func isTradingDay(_ date: CivilDate) -> Bool {
         date >= firstDate && date <= lastDate && date.isNYSETradingDay
     }
 
     /// Every trading day, oldest first.
-    public var tradingDays: [TradingDate] {
-        TradingDate.range(from: firstDate, through: lastDate).filter(\.isNYSETradingDay)
+    public var tradingDays: [CivilDate] {
+        CivilDate.range(from: firstDate, through: lastDate).filter(\.isNYSETradingDay)
     }
 
     /// Trading days from `from` through `to` (clipped to the data's range).
-    public func tradingDays(from: TradingDate, through to: TradingDate) -> [TradingDate] {
-        TradingDate.range(from: max(from, firstDate), through: min(to, lastDate)).filter(\.isNYSETradingDay)
+    public func tradingDays(from: CivilDate, through to: CivilDate) -> [CivilDate] {
+        CivilDate.range(from: max(from, firstDate), through: min(to, lastDate)).filter(\.isNYSETradingDay)
     }
 
     // MARK: - Daily bars
 
     /// The daily bar of `symbol` on `date`, stamped at New York midnight (as the per-ticker
     /// aggregates endpoint does); nil on non-trading days and for unknown symbols.
-    public func dailyBar(symbol: String, date: TradingDate) -> PolygonBar? {
+    public func dailyBar(symbol: String, date: CivilDate) -> PolygonBar? {
         guard contains(symbol), isTradingDay(date) else { return nil }
-        let d = UInt64(bitPattern: Int64(date.daysSinceEpoch))
+        let d = UInt64(bitPattern: Int64(date.dayNumber))
         let s = symbolHash(symbol)
-        let close = closePrice(symbol: symbol, day: date.daysSinceEpoch)
+        let close = closePrice(symbol: symbol, day: date.dayNumber)
         let open = round4(close * (1 + 0.02 * (unit(s, d, 1) - 0.5)))
         let high = round4(max(open, close) * (1 + 0.015 * unit(s, d, 2)))
         let low = round4(min(open, close) * (1 - 0.015 * unit(s, d, 3)))
@@ -145,13 +146,13 @@ public struct SampleMarketData: Sendable {
     }
 
     /// Daily bars of `symbol` for each trading day from `from` through `to`, oldest first.
-    public func dailyBars(symbol: String, from: TradingDate, through to: TradingDate) -> [PolygonBar] {
+    public func dailyBars(symbol: String, from: CivilDate, through to: CivilDate) -> [PolygonBar] {
         tradingDays(from: from, through: to).compactMap { dailyBar(symbol: symbol, date: $0) }
     }
 
     /// The grouped-daily answer for `date`: every symbol's daily bar, stamped at 16:00 New York
     /// (as Polygon's grouped endpoint does). Empty on non-trading days.
-    public func groupedDaily(date: TradingDate) -> [PolygonGroupedBar] {
+    public func groupedDaily(date: CivilDate) -> [PolygonGroupedBar] {
         guard isTradingDay(date) else { return [] }
         let t = Int64((date.newYorkTime(hour: 16).timeIntervalSince1970 * 1000).rounded())
         return symbols.compactMap { symbol in
@@ -172,10 +173,10 @@ public struct SampleMarketData: Sendable {
 
     /// The one-minute bars of `symbol` on `date`, oldest first, between 04:00 and 19:59 New York
     /// (some minutes have no bar). Empty on non-trading days and for unknown symbols.
-    public func minuteBars(symbol: String, date: TradingDate) -> [PolygonBar] {
+    public func minuteBars(symbol: String, date: CivilDate) -> [PolygonBar] {
         guard let daily = dailyBar(symbol: symbol, date: date) else { return [] }
         let s = symbolHash(symbol)
-        let d = UInt64(bitPattern: Int64(date.daysSinceEpoch))
+        let d = UInt64(bitPattern: Int64(date.dayNumber))
         // 04:00 to 20:00 contains no daylight-saving switch (those happen at 02:00), so minutes
         // can be added to the 04:00 instant.
         let start = Int64((date.newYorkTime(hour: 4).timeIntervalSince1970 * 1000).rounded())
@@ -213,7 +214,7 @@ public struct SampleMarketData: Sendable {
     }
 
     /// Minute bars of `symbol` for each trading day from `from` through `to`, oldest first.
-    public func minuteBars(symbol: String, from: TradingDate, through to: TradingDate) -> [PolygonBar] {
+    public func minuteBars(symbol: String, from: CivilDate, through to: CivilDate) -> [PolygonBar] {
         tradingDays(from: from, through: to).flatMap { minuteBars(symbol: symbol, date: $0) }
     }
 
@@ -224,7 +225,7 @@ public struct SampleMarketData: Sendable {
         guard contains(symbol) else { return nil }
         let s = symbolHash(symbol)
         let known = SampleMarketData.wellKnown.first { $0.symbol == symbol }
-        let lastClose = closePrice(symbol: symbol, day: lastTradingDay.daysSinceEpoch)
+        let lastClose = closePrice(symbol: symbol, day: lastTradingDay.dayNumber)
         let shares = known?.shares ?? (50e6 + 2e9 * unit(s, 0, 20)).rounded()
         let sic: String?
         if let known {
@@ -272,7 +273,7 @@ public struct SampleMarketData: Sendable {
         for year in (firstDate.year - 1)...(lastDate.year + 1) {
             for quarter in 1...4 {
                 let month = quarter * 3 - shift
-                let quarterEnd = (month == 12 ? TradingDate(year: year + 1, month: 1, day: 1)! : TradingDate(year: year, month: month + 1, day: 1)!)
+                let quarterEnd = (month == 12 ? CivilDate(year: year + 1, month: 1, day: 1)! : CivilDate(year: year, month: month + 1, day: 1)!)
                     .adding(days: -1)
                 var day = quarterEnd.adding(days: offset)
                 while !day.isWeekday { day = day.adding(days: 1) }
@@ -313,14 +314,14 @@ public struct SampleMarketData: Sendable {
     /// Memorial Day, Independence Day, Labor Day, Thanksgiving, Christmas and New Year's Day of
     /// the next twelve months (the sample data serves no bars on NYSE holidays).
     public var upcomingHolidays: [PolygonMarketHoliday] {
-        var result: [(TradingDate, String)] = []
+        var result: [(CivilDate, String)] = []
         for year in [lastDate.year, lastDate.year + 1] {
-            result.append((TradingDate(year: year, month: 1, day: 1)!, "New Years Day"))
+            result.append((CivilDate(year: year, month: 1, day: 1)!, "New Years Day"))
             result.append((SampleMarketData.nth(weekday: 1, of: 5, year: year, last: true), "Memorial Day"))
-            result.append((TradingDate(year: year, month: 7, day: 4)!, "Independence Day"))
+            result.append((CivilDate(year: year, month: 7, day: 4)!, "Independence Day"))
             result.append((SampleMarketData.nth(weekday: 1, of: 9, year: year, n: 1), "Labor Day"))
             result.append((SampleMarketData.nth(weekday: 4, of: 11, year: year, n: 4), "Thanksgiving"))
-            result.append((TradingDate(year: year, month: 12, day: 25)!, "Christmas"))
+            result.append((CivilDate(year: year, month: 12, day: 25)!, "Christmas"))
         }
         return result.filter { $0.0 > lastDate && $0.0 <= lastDate.adding(days: 366) }
             .sorted { $0.0 < $1.0 }
@@ -332,7 +333,7 @@ public struct SampleMarketData: Sendable {
     // MARK: - Generation
 
     /// The last trading day in the data's range (used for market caps).
-    public var lastTradingDay: TradingDate {
+    public var lastTradingDay: CivilDate {
         var date = lastDate
         while !date.isNYSETradingDay { date = date.adding(days: -1) }
         return date
@@ -381,13 +382,13 @@ public struct SampleMarketData: Sendable {
 
     private func round4(_ value: Double) -> Double { (value * 10_000).rounded() / 10_000 }
 
-    private static func nth(weekday: Int, of month: Int, year: Int, n: Int = 1, last: Bool = false) -> TradingDate {
+    private static func nth(weekday: Int, of month: Int, year: Int, n: Int = 1, last: Bool = false) -> CivilDate {
         if last {
-            var date = TradingDate(year: month == 12 ? year + 1 : year, month: month == 12 ? 1 : month + 1, day: 1)!.adding(days: -1)
+            var date = CivilDate(year: month == 12 ? year + 1 : year, month: month == 12 ? 1 : month + 1, day: 1)!.adding(days: -1)
             while date.isoWeekday != weekday { date = date.adding(days: -1) }
             return date
         }
-        var date = TradingDate(year: year, month: month, day: 1)!
+        var date = CivilDate(year: year, month: month, day: 1)!
         while date.isoWeekday != weekday { date = date.adding(days: 1) }
         return date.adding(days: 7 * (n - 1))
     }

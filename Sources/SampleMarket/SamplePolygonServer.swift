@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import HTTPServer
 import Polygon
 
@@ -167,13 +168,13 @@ struct FaultRule: Sendable {
 }
 
 final class SampleState: Sendable {
-    let faults = SampleLocked<[FaultRule]>([])
-    let records = SampleLocked<[SampleRecordedRequest]>([])
-    let inFlight = SampleLocked<(current: Int, max: Int)>((0, 0))
-    let requestIDs = SampleLocked<UInt64>(0)
-    let baseURL = SampleLocked<String>("")
+    let faults = LockedBox<[FaultRule]>([])
+    let records = LockedBox<[SampleRecordedRequest]>([])
+    let inFlight = LockedBox<(current: Int, max: Int)>((0, 0))
+    let requestIDs = LockedBox<UInt64>(0)
+    let baseURL = LockedBox<String>("")
     /// Arrival times of the last second's requests (for `requestsPerSecondLimit`).
-    let recentArrivals = SampleLocked<[ContinuousClock.Instant]>([])
+    let recentArrivals = LockedBox<[ContinuousClock.Instant]>([])
 
     /// Records an arrival at `now`; false when `limit` requests already arrived in the second
     /// before it (the request is then refused and does not count).
@@ -211,14 +212,3 @@ final class SampleState: Sendable {
     }
 }
 
-/// A value behind a lock.
-final class SampleLocked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import HTTPServer
 import Polygon
 
@@ -120,7 +121,7 @@ struct SampleRouter: Sendable {
     }
 
     private func groupedDaily(_ dateText: String) -> HTTPServerResponse {
-        guard let date = TradingDate(dateText) else { return badRequest("Could not parse the date parameter.") }
+        guard let date = CivilDate(dateText) else { return badRequest("Could not parse the date parameter.") }
         let bars = data.groupedDaily(date: date)
         var page = PolygonAggregatesPage<PolygonGroupedBar>(requestID: state.nextRequestID(), results: bars.isEmpty ? nil : bars)
         page.count = bars.isEmpty ? nil : bars.count
@@ -217,7 +218,7 @@ struct SampleRouter: Sendable {
             params = decoded
         }
         for key in ["date", "date.gte", "date.lte"] {
-            if let value = params[key], TradingDate(value) == nil { return badRequest("Could not parse the \(key) parameter.") }
+            if let value = params[key], CivilDate(value) == nil { return badRequest("Could not parse the \(key) parameter.") }
         }
         let symbols = params["ticker"].map { [$0] } ?? data.symbols.sorted()
         var rows = symbols.flatMap { data.earnings(symbol: $0) }
@@ -291,9 +292,9 @@ struct SampleRouter: Sendable {
     }
 
     /// `YYYY-MM-DD` or Unix milliseconds (as New York date).
-    static func date(_ text: String) -> TradingDate? {
-        if let date = TradingDate(text) { return date }
-        if let ms = Int64(text) { return TradingDate(newYorkDateOfMilliseconds: ms) }
+    static func date(_ text: String) -> CivilDate? {
+        if let date = CivilDate(text) { return date }
+        if let ms = Int64(text) { return CivilDate(newYorkDateOfMilliseconds: ms) }
         return nil
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import JobQueue
 import Logging
 import PostgresClient
@@ -326,7 +327,7 @@ final class BackupRunnerTests: XCTestCase {
         let passfile = try XCTUnwrap(tail.split(separator: "\n").first { $0.hasPrefix("PASSFILE: ") }?.dropFirst(10))
         XCTAssertFalse(FileManager.default.fileExists(atPath: String(passfile)), "password file left at \(passfile)")
 
-        XCTAssertEqual(Scrubber.scrub("postgres://u:pw@h/db and password='a b' password=c"), "postgres://u:********@h/db and password=******** password=********")
+        XCTAssertEqual(Redactor.scrub("postgres://u:pw@h/db and password='a b' password=c"), "postgres://u:********@h/db and password=******** password=********")
         XCTAssertThrowsError(try ConnectionInfo(parsing: "host=x password")) { error in
             XCTAssertTrue("\(error)".contains("invalid connection string"), "\(error)")
         }

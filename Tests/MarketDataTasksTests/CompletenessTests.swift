@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import JobQueue
 import Polygon
 import PostgresClient
@@ -25,7 +26,7 @@ final class CompletenessTests: XCTestCase {
     }
 
     func testDeletedDaysAreReportedRestoredAndCompletenessReadsFullAfterwards() async throws {
-        let today = TradingDate.today()
+        let today = CivilDate.today()
         let universe = ["AAPL", "MSFT", "JPM", "ZAAA"]
         let fixture = try await MarketFixture(symbols: universe, from: today.adding(days: -200), through: today)
         try await fixture.seed(universe)
@@ -71,7 +72,7 @@ final class CompletenessTests: XCTestCase {
         XCTAssertEqual(mended.tables["volume_slots"]?.percent, 100)
         let restored = try await fixture.connection.query(
             "SELECT volume::text FROM market_data_daily WHERE symbol = 'AAPL' AND date = $1::date", [middle[1]]).first
-        XCTAssertEqual(exact(restored?["volume"]), exact(fixture.data.dailyBar(symbol: "AAPL", date: TradingDate(middle[1])!)!.volume))
+        XCTAssertEqual(exact(restored?["volume"]), exact(fixture.data.dailyBar(symbol: "AAPL", date: CivilDate(middle[1])!)!.volume))
 
         let summary = try await fixture.connection.query("SELECT table_name, percent::float8 AS percent FROM market_data_completeness_summary(30)")
         XCTAssertEqual(summary.map { "\($0["table_name"]!)=\($0["percent"]!)" }, ["market_data_daily=100", "volume_slots=100"])

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import JobQueue
 import Polygon
 import PostgresClient
@@ -20,7 +21,7 @@ final class EarningsTests: XCTestCase {
 
     /// Data through today, so that "upcoming" means the same for the server and the database.
     private func fixture(options: SampleServerOptions = SampleServerOptions(apiKey: MarketFixture.apiKey)) async throws -> MarketFixture {
-        let today = TradingDate.today()
+        let today = CivilDate.today()
         return try await MarketFixture(symbols: universe, from: today.adding(days: -200), through: today, options: options)
     }
 

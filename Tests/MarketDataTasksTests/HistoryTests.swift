@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import JobQueue
 import Polygon
 import PostgresClient
@@ -17,7 +18,7 @@ final class HistoryTests: XCTestCase {
 
     /// The mean of the newest `n` daily volumes the sample server has for `symbol` up to `today`,
     /// computed from the generator (not from the database).
-    private func independentMean(_ data: SampleMarketData, symbol: String, n: Int, today: TradingDate) -> Decimal {
+    private func independentMean(_ data: SampleMarketData, symbol: String, n: Int, today: CivilDate) -> Decimal {
         let days = data.tradingDays(from: data.firstDate, through: today).suffix(n)
         XCTAssertEqual(days.count, n)
         let sum = days.compactMap { data.dailyBar(symbol: symbol, date: $0) }.map { exact($0.volume) }.reduce(Decimal(0), +)
@@ -25,7 +26,7 @@ final class HistoryTests: XCTestCase {
     }
 
     func testOneDailyRunOnAFreshInstallGivesFiftyBarAverages() async throws {
-        let today = TradingDate.today()
+        let today = CivilDate.today()
         let universe = ["AAPL", "MSFT", "JPM", "ZAAA", "ZCAB"]
         let fixture = try await MarketFixture(symbols: universe + ["LATE"], from: today.adding(days: -200), through: today)
         try await fixture.seed(universe)
@@ -67,7 +68,7 @@ final class HistoryTests: XCTestCase {
     }
 
     func testAFreshInstallCanAskForAYearOfHistory() async throws {
-        let today = TradingDate.today()
+        let today = CivilDate.today()
         let fixture = try await MarketFixture(symbols: ["AAPL", "KO"], from: today.adding(days: -400), through: today)
         try await fixture.seed(["AAPL", "KO"])
         let settings = MarketDataSettings(initialHistoryDays: 365)

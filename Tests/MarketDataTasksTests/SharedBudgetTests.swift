@@ -1,5 +1,6 @@
 import ChildProcess
 import Foundation
+import Toolkit
 import JobQueue
 import Polygon
 import PostgresClient
@@ -26,7 +27,7 @@ final class SharedBudgetTests: XCTestCase {
     func testThreeWorkerProcessesStayWithinOnePlansQuota() async throws {
         let limit = 8
         let db = try TestCluster.migratedDatabase("budget")
-        let data = SampleMarketData(symbols: 45, from: TradingDate.today().adding(days: -30), through: TradingDate.today())
+        let data = SampleMarketData(symbols: 45, from: CivilDate.today().adding(days: -30), through: CivilDate.today())
         let server = try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: "budget-key", requestsPerSecondLimit: limit))
         defer { server.stop() }
         let conn = try await PostgresConnection.connect(db.url)

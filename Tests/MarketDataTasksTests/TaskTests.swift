@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import JobQueue
 import Logging
 import Polygon
@@ -26,7 +27,7 @@ struct MarketFixture {
     let connection: PostgresConnection
 
     init(symbols: [String], apiKey: String = MarketFixture.apiKey, aggregatesLimit: Int = 50_000,
-         from: TradingDate? = TradingDate("2025-02-24"), through: TradingDate? = TradingDate("2025-11-14"),
+         from: CivilDate? = CivilDate("2025-02-24"), through: CivilDate? = CivilDate("2025-11-14"),
          options: SampleServerOptions = SampleServerOptions(apiKey: MarketFixture.apiKey)) async throws {
         data = SampleMarketData(symbols: symbols, from: from, through: through)
         server = try SamplePolygonServer.start(data: data, options: options)
@@ -83,9 +84,9 @@ final class TaskTests: XCTestCase {
     private func expectedDaily(_ data: SampleMarketData, symbols: [String], from: String, to: String) -> [[String: Decimal?]] {
         var rows: [[String: Decimal?]] = []
         for symbol in symbols.sorted() {
-            for date in data.tradingDays(from: TradingDate(from)!, through: TradingDate(to)!) {
+            for date in data.tradingDays(from: CivilDate(from)!, through: CivilDate(to)!) {
                 guard let bar = data.dailyBar(symbol: symbol, date: date) else { continue }
-                rows.append(["key": Decimal(date.daysSinceEpoch), "open": exact(bar.open), "high": exact(bar.high), "low": exact(bar.low),
+                rows.append(["key": Decimal(date.dayNumber), "open": exact(bar.open), "high": exact(bar.high), "low": exact(bar.low),
                              "close": exact(bar.close), "volume": exact(bar.volume), "vwap": bar.vwap.map(exact),
                              "trades": bar.transactions.map { Decimal($0) }])
             }
@@ -149,7 +150,7 @@ final class TaskTests: XCTestCase {
         var totals: [String: Decimal] = [:]
         for symbol in symbols {
             for text in dates {
-                let date = TradingDate(text)!
+                let date = CivilDate(text)!
                 let start = Int64((date.newYorkTime(hour: 4).timeIntervalSince1970 * 1000).rounded())
                 for bar in data.minuteBars(symbol: symbol, date: date) {
                     let slot = Int((bar.timestamp - start) / 60_000 / 5)
@@ -193,7 +194,7 @@ final class TaskTests: XCTestCase {
         XCTAssertEqual(perDay.count, 12)
         for row in perDay {
             let symbol = row["symbol"]!, day = row["d"]!
-            let sum = fixture.data.minuteBars(symbol: symbol, date: TradingDate(day)!).reduce(Decimal(0)) { $0 + exact($1.volume) }
+            let sum = fixture.data.minuteBars(symbol: symbol, date: CivilDate(day)!).reduce(Decimal(0)) { $0 + exact($1.volume) }
             XCTAssertEqual(exact(row["v"]), sum, "\(symbol) \(day)")
             XCTAssertGreaterThanOrEqual(Int(row["lo"]!)!, 0)
             XCTAssertLessThanOrEqual(Int(row["hi"]!)!, 191)
@@ -450,7 +451,7 @@ final class TaskTests: XCTestCase {
         let json = try await fixture.run(VolumeStatsTask(), args: "{}")
         XCTAssertTrue(json.text.contains("\"symbols_written\":6"), json.text)
         for symbol in universe {
-            let volumes = fixture.data.dailyBars(symbol: symbol, from: TradingDate("2025-06-02")!, through: TradingDate("2025-09-30")!)
+            let volumes = fixture.data.dailyBars(symbol: symbol, from: CivilDate("2025-06-02")!, through: CivilDate("2025-09-30")!)
                 .reversed().map { exact($0.volume) }
             let row = try await fixture.connection.query("SELECT * FROM ticker_volume_stats WHERE symbol = $1", [symbol]).first!
             XCTAssertEqual(try row.decode("days_available", as: Int.self), 50)

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import PostgresClient
 import TestSupport
 import XCTest

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import HTTPClient
 import HTTPServer
 import Polygon
@@ -14,7 +15,7 @@ final class RetryLog: Sendable {
 
 final class ClientFaultTests: XCTestCase {
     static let key = "sk-TEST-9f8e7d6c5b4a"
-    let data = SampleMarketData(symbols: 30, seed: 7, from: TradingDate("2024-03-04")!, through: TradingDate("2024-03-15")!)
+    let data = SampleMarketData(symbols: 30, seed: 7, from: CivilDate("2024-03-04")!, through: CivilDate("2024-03-15")!)
 
     private func start(latency: TimeInterval = 0) throws -> SamplePolygonServer {
         try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: ClientFaultTests.key, latency: latency))
@@ -83,7 +84,7 @@ final class ClientFaultTests: XCTestCase {
         server.inject(.serverError(status: 500), symbol: "MSFT", times: 2)
         let log = RetryLog()
         let client = client(server, log: log)
-        let from = TradingDate("2024-03-04")!, to = TradingDate("2024-03-08")!
+        let from = CivilDate("2024-03-04")!, to = CivilDate("2024-03-08")!
         let bars = try await client.dailyBars(symbol: "MSFT", from: from, to: to)
         XCTAssertEqual(bars, data.dailyBars(symbol: "MSFT", from: from, through: to))
         XCTAssertEqual(bars.count, 5)
@@ -128,7 +129,7 @@ final class ClientFaultTests: XCTestCase {
                                           message: "Internal server error"))
         XCTAssertEqual(error?.status, 503)
         XCTAssertEqual(server.requests.filter { $0.path.hasSuffix("/NVDA") }.count, 3)
-        let limited = await expectError { _ = try await client.minuteBars(symbol: "TSLA", from: TradingDate("2024-03-04")!, to: TradingDate("2024-03-04")!) }
+        let limited = await expectError { _ = try await client.minuteBars(symbol: "TSLA", from: CivilDate("2024-03-04")!, to: CivilDate("2024-03-04")!) }
         guard case .httpStatus(let context, 429, 3, _)? = limited else { return XCTFail("got \(String(describing: limited))") }
         XCTAssertEqual(context.symbol, "TSLA")
         XCTAssertEqual(context.endpoint, .aggregates)
@@ -142,7 +143,7 @@ final class ClientFaultTests: XCTestCase {
         defer { server.stop() }
         let client = client(server)
         // The sample server answers 400 for a week timespan.
-        let error = await expectError { _ = try await client.aggregates(symbol: "AAPL", timespan: .week, from: TradingDate("2024-03-04")!, to: TradingDate("2024-03-08")!) }
+        let error = await expectError { _ = try await client.aggregates(symbol: "AAPL", timespan: .week, from: CivilDate("2024-03-04")!, to: CivilDate("2024-03-08")!) }
         guard case .httpStatus(_, 400, 1, let message)? = error else { return XCTFail("got \(String(describing: error))") }
         XCTAssertFalse(message.isEmpty)
         XCTAssertEqual(server.requestCount, 1)
@@ -173,7 +174,7 @@ final class ClientFaultTests: XCTestCase {
         server.inject(.truncatedJSON, symbol: "MSFT")
         server.inject(.truncatedJSON, pathContains: "/grouped/")
         let client = client(server)
-        let day = TradingDate("2024-03-05")!
+        let day = CivilDate("2024-03-05")!
         let error = await expectError { _ = try await client.minuteBars(symbol: "MSFT", from: day, to: day) }
         guard case .malformedResponse(let context, 200, _)? = error else { return XCTFail("got \(String(describing: error))") }
         XCTAssertEqual(context, PolygonRequestContext(endpoint: .aggregates, symbol: "MSFT", date: "2024-03-05..2024-03-05"))
@@ -197,7 +198,7 @@ final class ClientFaultTests: XCTestCase {
         }
         defer { server.stop() }
         let client = PolygonClient(configuration: PolygonConfiguration(baseURL: server.baseURL, apiKey: ClientFaultTests.key, requestsPerSecond: 0))
-        let a = TradingDate("2024-03-04")!, b = TradingDate("2024-03-05")!
+        let a = CivilDate("2024-03-04")!, b = CivilDate("2024-03-05")!
 
         let missing = await expectError { _ = try await client.groupedDaily(date: b) }
         guard case .malformedResponse(_, _, let reason)? = missing else { return XCTFail("got \(String(describing: missing))") }
@@ -246,7 +247,7 @@ final class ClientFaultTests: XCTestCase {
         let error = await expectError { _ = try await wrong.tickerDetails(symbol: "AAPL") }
         XCTAssertEqual(error, .notAuthorized(PolygonRequestContext(endpoint: .tickerDetails, symbol: "AAPL"), status: 401, message: "Unknown API Key"))
         let none = client(server, key: nil)
-        let missing = await expectError { _ = try await none.groupedDaily(date: TradingDate("2024-03-05")!) }
+        let missing = await expectError { _ = try await none.groupedDaily(date: CivilDate("2024-03-05")!) }
         XCTAssertEqual(missing, .notAuthorized(PolygonRequestContext(endpoint: .groupedDaily, date: "2024-03-05"), status: 401,
                                               message: "API Key was not provided"))
         XCTAssertEqual(server.requests.map(\.hasAuthorization), [true, false])
@@ -265,7 +266,7 @@ final class ClientFaultTests: XCTestCase {
         XCTAssertEqual(error, .notFound(PolygonRequestContext(endpoint: .tickerDetails, symbol: "NOPE"), message: "Ticker not found."))
         XCTAssertEqual(error?.status, 404)
         server.inject(.notFound, symbol: "ZAAA")
-        let aggs = await expectError { _ = try await client.dailyBars(symbol: "ZAAA", from: TradingDate("2024-03-04")!, to: TradingDate("2024-03-05")!) }
+        let aggs = await expectError { _ = try await client.dailyBars(symbol: "ZAAA", from: CivilDate("2024-03-04")!, to: CivilDate("2024-03-05")!) }
         guard case .notFound(let context, _)? = aggs else { return XCTFail("got \(String(describing: aggs))") }
         XCTAssertEqual(context.symbol, "ZAAA")
         XCTAssertEqual(server.requestCount, 2, "404 is not retried")
@@ -277,7 +278,7 @@ final class ClientFaultTests: XCTestCase {
         let server = try start()
         defer { server.stop() }
         let client = client(server) { $0.aggregatesLimit = 100 }
-        let from = TradingDate("2024-03-08")!, to = TradingDate("2024-03-11")!  // Friday, weekend, Monday (after the DST switch)
+        let from = CivilDate("2024-03-08")!, to = CivilDate("2024-03-11")!  // Friday, weekend, Monday (after the DST switch)
         let bars = try await client.minuteBars(symbol: "AAPL", from: from, to: to)
         let expected = data.minuteBars(symbol: "AAPL", from: from, through: to)
         XCTAssertEqual(bars, expected)
@@ -432,7 +433,7 @@ final class ClientFaultTests: XCTestCase {
             $0.aggregatesLimit = 50
             $0.tickerListLimit = 5
         }
-        let day = TradingDate("2024-03-06")!
+        let day = CivilDate("2024-03-06")!
         _ = try await client.minuteBars(symbol: "AAPL", from: day, to: day)
         _ = try await client.tickers()
         _ = try await client.groupedDaily(date: day)
@@ -446,13 +447,13 @@ final class ClientFaultTests: XCTestCase {
         var dumped = ""
         dump(client.configuration, to: &dumped)
         XCTAssertFalse(dumped.contains(ClientFaultTests.key))
-        XCTAssertTrue("\(client.configuration)".contains("<redacted>"))
+        XCTAssertTrue("\(client.configuration)".contains(Redactor.placeholder))
     }
 }
 
 final class MeasuringTests: XCTestCase {
     func testMeasuringCountsOnlyTheEnclosedCallsIncludingChildTasks() async throws {
-        let data = SampleMarketData(symbols: 10, seed: 4, from: TradingDate("2024-03-04")!, through: TradingDate("2024-03-08")!)
+        let data = SampleMarketData(symbols: 10, seed: 4, from: CivilDate("2024-03-04")!, through: CivilDate("2024-03-08")!)
         let server = try SamplePolygonServer.start(data: data)
         defer { server.stop() }
         server.inject(.serverError(status: 500), symbol: "MSFT", times: 1)

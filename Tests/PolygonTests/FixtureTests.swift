@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import HTTPServer
 import Polygon
 import XCTest
@@ -68,7 +69,7 @@ final class FixtureLocked<Value>: @unchecked Sendable {
 }
 
 final class FixtureTests: XCTestCase {
-    private func date(_ text: String) -> TradingDate { TradingDate(text)! }
+    private func date(_ text: String) -> CivilDate { CivilDate(text)! }
 
     func testEveryFixtureDecodesWithItsModel() throws {
         let files = Fixtures.allJSONFiles()
@@ -118,7 +119,7 @@ final class FixtureTests: XCTestCase {
         XCTAssertEqual(bars[0].startDate, date("2005-04-01").newYorkMidnight)
         XCTAssertEqual(bars[1].startDate, date("2005-04-04").newYorkMidnight)
         // A fixed -5h offset would put the second bar on the 3rd at 23:00.
-        XCTAssertEqual(TradingDate(newYorkDateOf: bars[1].startDate.addingTimeInterval(-3600)), date("2005-04-03"))
+        XCTAssertEqual(CivilDate(newYorkDateOf: bars[1].startDate.addingTimeInterval(-3600)), date("2005-04-03"))
         XCTAssertEqual(fixtures.targets, ["/v2/aggs/ticker/AAPL/range/1/day/2005-04-01/2005-04-04?adjusted=true&sort=asc&limit=50000"])
         XCTAssertEqual(fixtures.authorizations, ["Bearer fixture-key-123"])
     }

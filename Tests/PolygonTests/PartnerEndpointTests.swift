@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 import HTTPServer
 import Polygon
 import XCTest
@@ -25,7 +26,7 @@ final class PartnerEndpointTests: XCTestCase {
     func testEarningsDecodeAndQuery() async throws {
         let (server, client, targets) = try serve("benzinga/v1/earnings.json")
         defer { server.stop() }
-        let rows = try await client.earnings(symbol: "AAPL", from: TradingDate("2025-07-01")!, to: TradingDate("2025-12-31")!)
+        let rows = try await client.earnings(symbol: "AAPL", from: CivilDate("2025-07-01")!, to: CivilDate("2025-12-31")!)
         XCTAssertEqual(rows.count, 2)
         XCTAssertEqual(rows[0].date, "2025-07-31")
         XCTAssertEqual(rows[0].time, "16:30:00")
@@ -46,7 +47,7 @@ final class PartnerEndpointTests: XCTestCase {
         let (server, client, targets) = try serve("benzinga/v1/earnings-403.json", status: 403)
         defer { server.stop() }
         do {
-            _ = try await client.earnings(symbol: "AAPL", from: TradingDate("2025-07-01")!, to: TradingDate("2025-12-31")!)
+            _ = try await client.earnings(symbol: "AAPL", from: CivilDate("2025-07-01")!, to: CivilDate("2025-12-31")!)
             XCTFail("expected notAuthorized")
         } catch PolygonError.notAuthorized(let context, let status, let message) {
             XCTAssertEqual(status, 403)

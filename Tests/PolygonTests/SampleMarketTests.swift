@@ -1,12 +1,13 @@
 import Foundation
+import Toolkit
 import HTTPClient
 import Polygon
 import SampleMarket
 import XCTest
 
 final class SampleMarketTests: XCTestCase {
-    let from = TradingDate("2024-03-04")!
-    let through = TradingDate("2024-03-15")!
+    let from = CivilDate("2024-03-04")!
+    let through = CivilDate("2024-03-15")!
 
     func testUniverseAndTradingDays() {
         let data = SampleMarketData(symbols: 40, seed: 1, from: from, through: through)
@@ -16,9 +17,9 @@ final class SampleMarketTests: XCTestCase {
         XCTAssertEqual(data.symbols[13], "ZAAB")
         XCTAssertEqual(Set(data.symbols).count, 40)
         XCTAssertEqual(data.tradingDays.count, 10)
-        XCTAssertFalse(data.isTradingDay(TradingDate("2024-03-09")!))
-        XCTAssertFalse(data.isTradingDay(TradingDate("2024-03-18")!), "after the range")
-        XCTAssertNil(data.dailyBar(symbol: "AAPL", date: TradingDate("2024-03-09")!))
+        XCTAssertFalse(data.isTradingDay(CivilDate("2024-03-09")!))
+        XCTAssertFalse(data.isTradingDay(CivilDate("2024-03-18")!), "after the range")
+        XCTAssertNil(data.dailyBar(symbol: "AAPL", date: CivilDate("2024-03-09")!))
         XCTAssertNil(data.dailyBar(symbol: "NOPE", date: from))
         let custom = SampleMarketData(symbols: ["X", "Y", "X"], seed: 1, from: from, through: through)
         XCTAssertEqual(custom.symbols, ["X", "Y"])
@@ -33,12 +34,12 @@ final class SampleMarketTests: XCTestCase {
         XCTAssertEqual(a.details(symbol: "ZAAD"), b.details(symbol: "ZAAD"))
         XCTAssertNotEqual(a.dailyBar(symbol: "ZAAC", date: from), c.dailyBar(symbol: "ZAAC", date: from))
         // A bar does not depend on the range asked for.
-        let wider = SampleMarketData(symbols: 20, seed: 5, from: TradingDate("2024-01-01")!, through: TradingDate("2024-06-28")!)
+        let wider = SampleMarketData(symbols: 20, seed: 5, from: CivilDate("2024-01-01")!, through: CivilDate("2024-06-28")!)
         XCTAssertEqual(wider.dailyBar(symbol: "ZAAC", date: from), a.dailyBar(symbol: "ZAAC", date: from))
     }
 
     func testDailyBarsAreConsistentAndSometimesOmitVWAndN() throws {
-        let data = SampleMarketData(symbols: 60, seed: 3, from: TradingDate("2024-01-02")!, through: TradingDate("2024-03-29")!)
+        let data = SampleMarketData(symbols: 60, seed: 3, from: CivilDate("2024-01-02")!, through: CivilDate("2024-03-29")!)
         var missingVW = 0, missingN = 0, total = 0
         for symbol in data.symbols {
             for day in data.tradingDays {
@@ -56,7 +57,7 @@ final class SampleMarketTests: XCTestCase {
         XCTAssertTrue(missingVW > 0 && missingVW < total / 4, "\(missingVW)/\(total)")
         XCTAssertTrue(missingN > 0 && missingN < total / 4, "\(missingN)/\(total)")
         // Grouped-daily bars: same values, stamped 16:00 New York.
-        let day = TradingDate("2024-03-11")!
+        let day = CivilDate("2024-03-11")!
         let grouped = data.groupedDaily(date: day)
         XCTAssertEqual(grouped.count, 60)
         for entry in grouped {
@@ -66,12 +67,12 @@ final class SampleMarketTests: XCTestCase {
             XCTAssertEqual(entry.bar.startDate, day.newYorkTime(hour: 16))
             XCTAssertEqual(entry.bar.newYorkDate, day)
         }
-        XCTAssertEqual(data.groupedDaily(date: TradingDate("2024-03-10")!), [])
+        XCTAssertEqual(data.groupedDaily(date: CivilDate("2024-03-10")!), [])
     }
 
     func testMinuteBarsSpanExtendedHoursWithGapsAndUShapedVolume() throws {
         let data = SampleMarketData(symbols: 5, seed: 11, from: from, through: through)
-        for day in [TradingDate("2024-03-08")!, TradingDate("2024-03-11")!] {  // either side of the DST switch
+        for day in [CivilDate("2024-03-08")!, CivilDate("2024-03-11")!] {  // either side of the DST switch
             let bars = data.minuteBars(symbol: "AAPL", date: day)
             let open = day.newYorkTime(hour: 4).timeIntervalSince1970 * 1000
             let close = day.newYorkTime(hour: 20).timeIntervalSince1970 * 1000
@@ -94,7 +95,7 @@ final class SampleMarketTests: XCTestCase {
             XCTAssertGreaterThan(last30, 2 * midday)
             XCTAssertGreaterThan(midday, average(0..<330), "pre-market is thin")
         }
-        XCTAssertEqual(data.minuteBars(symbol: "AAPL", date: TradingDate("2024-03-09")!), [])
+        XCTAssertEqual(data.minuteBars(symbol: "AAPL", date: CivilDate("2024-03-09")!), [])
     }
 
     func testDetailsShapes() throws {
@@ -120,7 +121,7 @@ final class SampleMarketTests: XCTestCase {
     }
 
     func testServedJSONHasPolygonShapes() async throws {
-        let data = SampleMarketData(symbols: 60, seed: 3, from: TradingDate("2024-01-02")!, through: TradingDate("2024-03-29")!)
+        let data = SampleMarketData(symbols: 60, seed: 3, from: CivilDate("2024-01-02")!, through: CivilDate("2024-03-29")!)
         let server = try SamplePolygonServer.start(data: data)
         defer { server.stop() }
         let http = HTTPClient()
@@ -152,22 +153,22 @@ final class SampleMarketTests: XCTestCase {
     func testNYSEHolidayRules() {
         let holidays2024 = ["2024-01-01", "2024-01-15", "2024-02-19", "2024-03-29", "2024-05-27", "2024-06-19",
                             "2024-07-04", "2024-09-02", "2024-11-28", "2024-12-25"]
-        let year = TradingDate.range(from: TradingDate("2024-01-01")!, through: TradingDate("2024-12-31")!)
+        let year = CivilDate.range(from: CivilDate("2024-01-01")!, through: CivilDate("2024-12-31")!)
         XCTAssertEqual(year.filter { $0.nyseHoliday != nil }.map(\.description), holidays2024)
         XCTAssertEqual(year.filter(\.isNYSETradingDay).count, 252)
-        XCTAssertEqual(TradingDate("2026-11-26")!.nyseHoliday, "Thanksgiving Day")
-        XCTAssertEqual(TradingDate("2026-07-03")!.nyseHoliday, "Independence Day", "Saturday holiday observed Friday")
-        XCTAssertEqual(TradingDate("2022-12-26")!.nyseHoliday, "Christmas Day", "Sunday holiday observed Monday")
-        XCTAssertEqual(TradingDate("2023-01-02")!.nyseHoliday, "New Year's Day")
-        XCTAssertNil(TradingDate("2021-12-31")!.nyseHoliday, "New Year's Day on a Saturday is not observed")
-        XCTAssertNil(TradingDate("2021-06-18")!.nyseHoliday, "Juneteenth only from 2022")
-        XCTAssertFalse(TradingDate("2024-03-09")!.isNYSETradingDay)
-        XCTAssertTrue(TradingDate("2024-11-29")!.isNYSETradingDay, "the day after Thanksgiving trades (half day)")
+        XCTAssertEqual(CivilDate("2026-11-26")!.nyseHoliday, "Thanksgiving Day")
+        XCTAssertEqual(CivilDate("2026-07-03")!.nyseHoliday, "Independence Day", "Saturday holiday observed Friday")
+        XCTAssertEqual(CivilDate("2022-12-26")!.nyseHoliday, "Christmas Day", "Sunday holiday observed Monday")
+        XCTAssertEqual(CivilDate("2023-01-02")!.nyseHoliday, "New Year's Day")
+        XCTAssertNil(CivilDate("2021-12-31")!.nyseHoliday, "New Year's Day on a Saturday is not observed")
+        XCTAssertNil(CivilDate("2021-06-18")!.nyseHoliday, "Juneteenth only from 2022")
+        XCTAssertFalse(CivilDate("2024-03-09")!.isNYSETradingDay)
+        XCTAssertTrue(CivilDate("2024-11-29")!.isNYSETradingDay, "the day after Thanksgiving trades (half day)")
     }
 
     func testSampleServerServesNoBarsOnHolidays() async throws {
-        let thanksgiving = TradingDate("2024-11-28")!
-        let data = SampleMarketData(symbols: 5, seed: 2, from: TradingDate("2024-11-25")!, through: TradingDate("2024-11-29")!)
+        let thanksgiving = CivilDate("2024-11-28")!
+        let data = SampleMarketData(symbols: 5, seed: 2, from: CivilDate("2024-11-25")!, through: CivilDate("2024-11-29")!)
         XCTAssertEqual(data.tradingDays.map(\.description), ["2024-11-25", "2024-11-26", "2024-11-27", "2024-11-29"])
         XCTAssertFalse(data.isTradingDay(thanksgiving))
         XCTAssertNil(data.dailyBar(symbol: "AAPL", date: thanksgiving))
@@ -182,7 +183,7 @@ final class SampleMarketTests: XCTestCase {
         XCTAssertNil(groupedObject["results"])
         let client = PolygonClient(configuration: server.clientConfiguration())
         let daily = try await client.dailyBars(symbol: "AAPL", from: data.firstDate, to: data.lastDate)
-        XCTAssertEqual(daily.map { TradingDate(newYorkDateOfMilliseconds: $0.timestamp).description },
+        XCTAssertEqual(daily.map { CivilDate(newYorkDateOfMilliseconds: $0.timestamp).description },
                        ["2024-11-25", "2024-11-26", "2024-11-27", "2024-11-29"])
         let minutes = try await client.aggregates(symbol: "AAPL", multiplier: 1, timespan: .minute, from: thanksgiving, to: thanksgiving)
         XCTAssertEqual(minutes, [])
@@ -195,7 +196,7 @@ final class SampleMarketTests: XCTestCase {
         let configuration = server.clientConfiguration()
         XCTAssertEqual(configuration.apiKey, "k")
         let client = PolygonClient(configuration: configuration)
-        let day = TradingDate("2024-03-12")!
+        let day = CivilDate("2024-03-12")!
         let grouped = try await client.groupedDaily(date: day)
         XCTAssertEqual(grouped, data.groupedDaily(date: day))
         let daily = try await client.dailyBars(symbol: "NVDA", from: from, to: through)
@@ -229,36 +230,36 @@ final class SampleMarketTests: XCTestCase {
     }
 }
 
-final class TradingDateAndConfigurationTests: XCTestCase {
-    func testTradingDateParsingAndArithmetic() {
-        XCTAssertNil(TradingDate("2024-02-30"))
-        XCTAssertNil(TradingDate("2024-2-3"))
-        XCTAssertNil(TradingDate("yesterday"))
-        let leap = TradingDate("2024-02-29")!
-        XCTAssertEqual(leap.adding(days: 1), TradingDate("2024-03-01"))
-        XCTAssertEqual(leap.adding(days: -366), TradingDate("2023-02-28"))
-        XCTAssertEqual(TradingDate(daysSinceEpoch: 0).description, "1970-01-01")
-        XCTAssertEqual(TradingDate("2000-03-01")!.daysSinceEpoch, 11017)
-        XCTAssertEqual(TradingDate("2024-03-11")!.isoWeekday, 1)
-        XCTAssertEqual(TradingDate("2024-03-10")!.isoWeekday, 7)
-        XCTAssertFalse(TradingDate("2024-03-09")!.isWeekday)
-        XCTAssertEqual(TradingDate.range(from: leap, through: TradingDate("2024-03-02")!).count, 3)
-        XCTAssertEqual(TradingDate("2024-01-31")!.days(to: TradingDate("2024-03-01")!), 30)
+final class CivilDateAndConfigurationTests: XCTestCase {
+    func testCivilDateParsingAndArithmetic() {
+        XCTAssertNil(CivilDate("2024-02-30"))
+        XCTAssertNil(CivilDate("2024-2-3"))
+        XCTAssertNil(CivilDate("yesterday"))
+        let leap = CivilDate("2024-02-29")!
+        XCTAssertEqual(leap.adding(days: 1), CivilDate("2024-03-01"))
+        XCTAssertEqual(leap.adding(days: -366), CivilDate("2023-02-28"))
+        XCTAssertEqual(CivilDate(dayNumber: 0).description, "1970-01-01")
+        XCTAssertEqual(CivilDate("2000-03-01")!.dayNumber, 11017)
+        XCTAssertEqual(CivilDate("2024-03-11")!.isoWeekday, 1)
+        XCTAssertEqual(CivilDate("2024-03-10")!.isoWeekday, 7)
+        XCTAssertFalse(CivilDate("2024-03-09")!.isWeekday)
+        XCTAssertEqual(CivilDate.range(from: leap, through: CivilDate("2024-03-02")!).count, 3)
+        XCTAssertEqual(CivilDate("2024-01-31")!.days(to: CivilDate("2024-03-01")!), 30)
         for days in stride(from: -800_000, through: 800_000, by: 9_973) {
-            XCTAssertEqual(TradingDate(daysSinceEpoch: days).daysSinceEpoch, days)
+            XCTAssertEqual(CivilDate(dayNumber: days).dayNumber, days)
         }
     }
 
     func testNewYorkDatesFollowDaylightSaving() {
         // 2024-03-10 02:00 EST → 03:00 EDT; 2024-11-03 02:00 EDT → 01:00 EST.
-        XCTAssertEqual(TradingDate("2024-03-08")!.newYorkTime(hour: 4).timeIntervalSince1970, 1_709_888_400)  // 09:00Z
-        XCTAssertEqual(TradingDate("2024-03-11")!.newYorkTime(hour: 4).timeIntervalSince1970, 1_710_144_000)  // 08:00Z
-        XCTAssertEqual(TradingDate("2024-11-04")!.newYorkMidnight.timeIntervalSince1970, 1_730_696_400)  // 05:00Z
-        XCTAssertEqual(TradingDate(newYorkDateOfMilliseconds: 1_730_696_399_000), TradingDate("2024-11-03"))
-        XCTAssertEqual(TradingDate(newYorkDateOfMilliseconds: 1_730_696_400_000), TradingDate("2024-11-04"))
-        let decoded = try? JSONDecoder().decode([TradingDate].self, from: Data(#"["2024-07-04"]"#.utf8))
-        XCTAssertEqual(decoded, [TradingDate("2024-07-04")!])
-        XCTAssertThrowsError(try JSONDecoder().decode([TradingDate].self, from: Data(#"["07/04/2024"]"#.utf8)))
+        XCTAssertEqual(CivilDate("2024-03-08")!.newYorkTime(hour: 4).timeIntervalSince1970, 1_709_888_400)  // 09:00Z
+        XCTAssertEqual(CivilDate("2024-03-11")!.newYorkTime(hour: 4).timeIntervalSince1970, 1_710_144_000)  // 08:00Z
+        XCTAssertEqual(CivilDate("2024-11-04")!.newYorkMidnight.timeIntervalSince1970, 1_730_696_400)  // 05:00Z
+        XCTAssertEqual(CivilDate(newYorkDateOfMilliseconds: 1_730_696_399_000), CivilDate("2024-11-03"))
+        XCTAssertEqual(CivilDate(newYorkDateOfMilliseconds: 1_730_696_400_000), CivilDate("2024-11-04"))
+        let decoded = try? JSONDecoder().decode([CivilDate].self, from: Data(#"["2024-07-04"]"#.utf8))
+        XCTAssertEqual(decoded, [CivilDate("2024-07-04")!])
+        XCTAssertThrowsError(try JSONDecoder().decode([CivilDate].self, from: Data(#"["07/04/2024"]"#.utf8)))
     }
 
     func testConfigurationFromEnvironment() throws {
@@ -284,7 +285,7 @@ final class TradingDateAndConfigurationTests: XCTestCase {
     }
 
     func testBaseURLPathPrefixIsKept() async throws {
-        let data = SampleMarketData(symbols: 3, seed: 1, from: TradingDate("2024-03-04")!, through: TradingDate("2024-03-08")!)
+        let data = SampleMarketData(symbols: 3, seed: 1, from: CivilDate("2024-03-04")!, through: CivilDate("2024-03-08")!)
         let server = try SamplePolygonServer.start(data: data)
         defer { server.stop() }
         // The sample server does not know the prefix, so the request must fail with 404 at /proxy/...

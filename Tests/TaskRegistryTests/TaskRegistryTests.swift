@@ -9,6 +9,7 @@ import Polygon
 import PostgresClient
 import SampleMarket
 import TestSupport
+import Toolkit
 import XCTest
 
 /// A trivial task defined here: adding it to a worker takes this type plus one registration line.
@@ -135,7 +136,7 @@ final class TaskRegistryTests: XCTestCase {
     func testEveryTaskStoresTheResultFieldsItDeclares() async throws {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)
-        let data = SampleMarketData(symbols: 4, from: TradingDate("2025-03-03")!, through: TradingDate("2025-03-14")!)
+        let data = SampleMarketData(symbols: 4, from: CivilDate("2025-03-03")!, through: CivilDate("2025-03-14")!)
         let server = try SamplePolygonServer.start(data: data, options: SampleServerOptions(apiKey: "registry-key"))
         defer { server.stop() }
         try await SampleUniverse.seed(conn, symbols: data.symbols)
