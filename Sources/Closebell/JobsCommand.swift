@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobQueue
 import PostgresClient
 
 /// `closebell jobs list|show|retry|cancel`.
@@ -19,8 +20,8 @@ struct JobsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
-            if let state, !["available", "running", "succeeded", "failed", "cancelled"].contains(state) {
-                throw ValidationError("--state must be one of available, running, succeeded, failed, cancelled")
+            if let state, JobState(rawValue: state) == nil {
+                throw ValidationError("--state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
 
@@ -97,11 +98,8 @@ struct JobsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let connection = try await PostgresConnection.connect(database.conninfo, applicationName: "closebell jobs")
-            let rows = try await connection.query("""
-                UPDATE maintenance_jobs SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL
-                WHERE id = $1 AND state IN ('failed', 'cancelled') RETURNING id
-                """, [id])
-            guard !rows.isEmpty else { throw try await notChanged(connection, id, wanted: "failed or cancelled") }
+            let ids = [id]
+            try report(try await connection.withSession { try QueueStore.retry($0, ids: ids) }, id: id, wanted: "failed or cancelled")
             print("job \(id) is available again")
         }
     }
@@ -114,17 +112,15 @@ struct JobsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let connection = try await PostgresConnection.connect(database.conninfo, applicationName: "closebell jobs")
-            let rows = try await connection.query(
-                "UPDATE maintenance_jobs SET state = 'cancelled' WHERE id = $1 AND state IN ('available', 'running') RETURNING id", [id])
-            guard !rows.isEmpty else { throw try await notChanged(connection, id, wanted: "available or running") }
+            let ids = [id]
+            try report(try await connection.withSession { try QueueStore.cancel($0, ids: ids) }, id: id, wanted: "available or running")
             print("job \(id) cancelled")
         }
     }
 }
 
-/// The error for retry/cancel of a job in the wrong state (or missing).
-private func notChanged(_ connection: PostgresConnection, _ id: Int64, wanted: String) async throws -> CommandFailure {
-    let state = try await connection.query("SELECT state FROM maintenance_jobs WHERE id = $1", [id]).first?["state"]
-    guard let state else { return CommandFailure("no job \(id)") }
-    return CommandFailure("job \(id) is \(state), not \(wanted); nothing changed")
+/// Throws the error for retry/cancel of a job that is missing or was in the wrong state.
+private func report(_ changes: [JobChange], id: Int64, wanted: String) throws {
+    guard let change = changes.first(where: { $0.id == id }) else { throw CommandFailure("no job \(id)") }
+    guard change.changed else { throw CommandFailure("job \(id) is \(change.state.rawValue), not \(wanted); nothing changed") }
 }
