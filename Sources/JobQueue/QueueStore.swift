@@ -294,6 +294,30 @@ public enum QueueStore {
         try rows.map { JobChange(id: try $0.decode("id"), state: try $0.decode("state"), changed: try $0.decode("changed")) }
     }
 
+    /// Jobs, newest first, filtered by state, task and cycle run when given (`closebell jobs list`).
+    public static func list(_ session: PostgresSession, state: JobState?, task: String?, runID: Int64?, limit: Int) throws -> [JobSummary] {
+        try session.query("""
+            SELECT id, task, state, attempts, max_attempts, priority, run_id, created_at,
+                   extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8 AS seconds,
+                   coalesce(errors -> -1 ->> 'error', '') AS last_error
+              FROM maintenance_jobs
+             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR task = $2)
+               AND ($3::bigint IS NULL OR run_id = $3)
+             ORDER BY id DESC LIMIT $4
+            """, [state, task, runID, limit]).map { row in
+            JobSummary(
+                id: try row.decode("id"), task: try row.decode("task"), state: try row.decode("state"),
+                attempts: try row.decode("attempts"), maxAttempts: try row.decode("max_attempts"), priority: try row.decode("priority"),
+                runID: try row.decodeIfPresent("run_id"), createdAt: try row.decode("created_at"),
+                seconds: try row.decodeIfPresent("seconds"), lastError: try row.decode("last_error"))
+        }
+    }
+
+    /// The whole row of job `id` as a JSON object (`to_jsonb`), nil when there is none.
+    public static func job(_ session: PostgresSession, id: Int64) throws -> PostgresJSON? {
+        try session.query("SELECT to_jsonb(j) AS job FROM maintenance_jobs j WHERE id = $1", [id]).first?.decodeIfPresent("job")
+    }
+
     /// The queue at a glance (see `QueueStatus`): one short statement per section.
     ///
     /// - Parameters:
@@ -397,6 +421,30 @@ public enum QueueStore {
                 succeeded: try row.decode("succeeded"), failed: try row.decode("failed"), total: try row.decode("total"))
         }
     }
+}
+
+/// One line of `QueueStore.list`.
+public struct JobSummary: Sendable, Equatable {
+    /// `maintenance_jobs.id`.
+    public let id: Int64
+    /// The task name.
+    public let task: String
+    /// The state.
+    public let state: JobState
+    /// Attempts made.
+    public let attempts: Int
+    /// The row's `max_attempts`.
+    public let maxAttempts: Int
+    /// Higher runs first.
+    public let priority: Int
+    /// The cycle run, if any.
+    public let runID: Int64?
+    /// When it was inserted.
+    public let createdAt: Date
+    /// From its last start to its end (or now); nil before its first start.
+    public let seconds: Double?
+    /// The last attempt's error ("" when none).
+    public let lastError: String
 }
 
 /// One job's answer to `QueueStore.retry` or `QueueStore.cancel`.
