@@ -53,7 +53,7 @@ let package = Package(
         // table_sizes measures the tables and the backup folder (Backup's BackupFiles).
         .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", "Backup", "Toolkit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Market-data tasks: daily bars, volume slots, metadata, volume stats, universe sync.
-        .target(name: "MarketDataTasks", dependencies: ["ChildProcess", "PostgresClient", "JobQueue", "Polygon", "Toolkit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "MarketDataTasks", dependencies: ["ChildProcess", "PostgresClient", "JobQueue", "Polygon", "HTTPClient", "Toolkit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // The benchmarks of `closebell bench` (ingest, retention, backup): the only product code that
         // links the sample Polygon server besides the CLI's demo; no task module depends on it.
         .target(

@@ -180,10 +180,7 @@ struct QueueBench: AsyncParsableCommand {
         try await connection.execute("COMMIT")
         while true {
             // Cheap while the queue churns: each condition reads one partial index.
-            let idle: Bool = try await connection.query("""
-                SELECT NOT EXISTS (SELECT 1 FROM maintenance_jobs WHERE state = 'available')
-                   AND NOT EXISTS (SELECT 1 FROM maintenance_jobs WHERE state = 'running') AS idle
-                """).first!.decode("idle")
+            let idle = try await connection.withSession { try QueueStore.isIdle($0) }
             if idle { break }
             if DispatchTime.now().uptimeNanoseconds - start > 600_000_000_000 { throw CommandFailure("benchmark timed out draining \(jobs) jobs") }
             try await Task.sleep(nanoseconds: 5_000_000)
@@ -192,8 +189,7 @@ struct QueueBench: AsyncParsableCommand {
         let peaks = children.map { Self.peakRSSKiB(pid: $0.pid) }
         for child in children { child.signal(SIGTERM) }
         for child in children { child.wait() }
-        let once: Int = try await connection.query(
-            "SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'succeeded' AND attempts = 1").first!.decode("n")
+        let once = try await connection.withSession { try QueueStore.count($0, state: .succeeded, attempts: 1) }
         return Drain(jobsPerSecond: Double(jobs) / seconds, allOnce: once == jobs, peakRSSKiB: peaks)
     }
 
@@ -235,13 +231,9 @@ struct QueueBench: AsyncParsableCommand {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             // Cheap while the queue churns: both conditions use the partial indexes.
-            let idle: Bool = try await connection.query("""
-                SELECT NOT EXISTS (SELECT 1 FROM maintenance_jobs WHERE state = 'available')
-                   AND NOT EXISTS (SELECT 1 FROM maintenance_jobs WHERE state = 'running') AS idle
-                """).first!.decode("idle")
+            let idle = try await connection.withSession { try QueueStore.isIdle($0) }
             if idle {
-                let done: Int = try await connection.query(
-                    "SELECT count(*) AS n FROM maintenance_jobs WHERE state = 'succeeded'").first!.decode("n")
+                let done = try await connection.withSession { try QueueStore.count($0, state: .succeeded) }
                 if done >= count { return }
             }
             try await Task.sleep(nanoseconds: 100_000_000)
@@ -252,9 +244,11 @@ struct QueueBench: AsyncParsableCommand {
     /// Runs pgbench with a script that claims `batch` jobs in one transaction and
     /// completes them in a second, like a worker; returns jobs per second.
     private func runPgbench(_ bench: BenchDatabase) throws -> Double {
+        // The states are spelled by JobState, as QueueStore.claim and QueueStore.complete use them.
+        let (available, running, succeeded) = (JobState.available.rawValue, JobState.running.rawValue, JobState.succeeded.rawValue)
         let script = """
-            WITH picked AS (SELECT id FROM maintenance_jobs WHERE state = 'available' AND queue = 'default' AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT \(batch) FOR UPDATE SKIP LOCKED), claimed AS (UPDATE maintenance_jobs j SET state = 'running', attempts = j.attempts + 1, locked_by = 'pgbench-' || :client_id, lease_expires_at = now() + interval '60 seconds', heartbeat_at = now(), started_at = now() FROM picked WHERE j.id = picked.id RETURNING j.id, j.attempts) SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(attempts), '{}') AS attempts FROM claimed \\gset
-            UPDATE maintenance_jobs j SET state = 'succeeded', finished_at = now(), result = c.result, locked_by = NULL, lease_expires_at = NULL FROM unnest(':ids'::bigint[], ':attempts'::int[], array_fill('{}'::jsonb, ARRAY[cardinality(':ids'::bigint[])])) AS c(id, attempt, result) WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = 'pgbench-' || :client_id AND j.state = 'running';
+            WITH picked AS (SELECT id FROM maintenance_jobs WHERE state = '\(available)' AND queue = 'default' AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT \(batch) FOR UPDATE SKIP LOCKED), claimed AS (UPDATE maintenance_jobs j SET state = '\(running)', attempts = j.attempts + 1, locked_by = 'pgbench-' || :client_id, lease_expires_at = now() + interval '60 seconds', heartbeat_at = now(), started_at = now() FROM picked WHERE j.id = picked.id RETURNING j.id, j.attempts) SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(attempts), '{}') AS attempts FROM claimed \\gset
+            UPDATE maintenance_jobs j SET state = '\(succeeded)', finished_at = now(), result = c.result, locked_by = NULL, lease_expires_at = NULL FROM unnest(':ids'::bigint[], ':attempts'::int[], array_fill('{}'::jsonb, ARRAY[cardinality(':ids'::bigint[])])) AS c(id, attempt, result) WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = 'pgbench-' || :client_id AND j.state = '\(running)';
 
             """
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-pgbench-\(getpid()).sql").path

@@ -138,6 +138,45 @@ final class ConfigSection {
     /// The keys present, sorted (for sections whose keys are data).
     func keys() -> [String] { values.keys.sorted() }
 
+    /// The keys present in the file or the environment, sorted.
+    func allKeyNames() -> [String] { Set(values.keys).union(overrides.keys).sorted() }
+
+    /// The environment variable's text for `name`, when one sets it.
+    func overrideText(_ name: String) -> String? { overrides[name]?.text }
+
+    /// Decodes this section into a module's settings type (which declares its keys, defaults
+    /// and checks), then refuses keys nobody read, here and in the mappings below. A refused
+    /// value is reported with its dotted key, or its environment variable.
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let opened = OpenedSections()
+        let decoder = ConfigDecoder(codingPath: [], value: values, section: self, parent: self, opened: opened)
+        let value: T
+        do {
+            value = try T(from: decoder)
+        } catch let error as DecodingError {
+            throw configError(error)
+        }
+        try finish()
+        for nested in opened.sections { try nested.finish() }
+        return value
+    }
+
+    /// A decoding error as the config error a user sees: the dotted key (or the variable) and why.
+    private func configError(_ error: DecodingError) -> ConfigError {
+        let (path, reason): ([any CodingKey], String)
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            (path, reason) = (context.codingPath, context.debugDescription)
+        case .keyNotFound(let key, let context):
+            (path, reason) = (context.codingPath + [key], "is required")
+        @unknown default:
+            (path, reason) = ([], "\(error)")
+        }
+        let names = path.map(\.stringValue)
+        if names.count == 1 { return fail(names[0], reason) }
+        return ConfigError(file: file, key: ([self.path] + names).filter { !$0.isEmpty }.joined(separator: "."), reason: reason)
+    }
+
     /// Refuses keys that were never read.
     func finish() throws {
         if let unknown = overrides.keys.sorted().first(where: { !used.contains($0) }) {
@@ -267,43 +306,7 @@ struct ClosebellConfig {
             sectionOverrides: EnvironmentOverrides.collect(environment))
         let file = root.file
 
-        if let section = try root.section("worker") {
-            var w = WorkerConfiguration()
-            if let v = try section.string("queue") { w.queue = v }
-            if let v = try section.int("concurrency", min: 1) { w.concurrency = v }
-            if let v = try section.int("claim_batch_size", min: 1) { w.claimBatchSize = v }
-            if let v = try section.double("lease_seconds", min: 0.1) { w.leaseSeconds = v }
-            if let v = try section.double("heartbeat_seconds", min: 0.01) { w.heartbeatSeconds = v }
-            if let v = try section.double("poll_seconds", min: 0.01) { w.pollSeconds = v }
-            if let v = try section.double("rescue_interval_seconds", min: 0.01) { w.rescueSeconds = v }
-            if let v = try section.double("grace_seconds", min: 0) { w.graceSeconds = v }
-            if let v = try section.double("retry_base_seconds", min: 0) { w.retryBaseSeconds = v }
-            if let v = try section.double("retry_max_seconds", min: 0) { w.retryMaxSeconds = v }
-            if let v = try section.double("prune_after_days", min: 0) { w.pruneAfterSeconds = v * 86_400 }
-            if let v = try section.double("prune_interval_seconds", min: 1) { w.pruneIntervalSeconds = v }
-            if let limits = try section.section("time_limits") {
-                // Task names are data: any key is a task, `default` the rest.
-                for key in limits.keys() {
-                    guard let v = try limits.double(key, min: 0.001) else { continue }
-                    if key == "default" { w.defaultTimeLimitSeconds = v } else { w.timeLimits[key] = v }
-                }
-            }
-            if let v = try section.double("stop_wait_seconds", min: 0) { w.stopWaitSeconds = v }
-            if let v = try section.double("ddl_lock_timeout_seconds", min: 0) { w.ddlLockTimeoutSeconds = v }
-            if let v = try section.double("statement_timeout_seconds", min: 0) { w.shortStatementTimeoutSeconds = v }
-            if let v = try section.int("tcp_keepalives_idle_seconds", min: 1) { w.keepalive.idleSeconds = v }
-            if let v = try section.int("tcp_keepalives_interval_seconds", min: 1) { w.keepalive.intervalSeconds = v }
-            if let v = try section.int("tcp_keepalives_count", min: 1) { w.keepalive.count = v }
-            if let v = try section.int("tcp_user_timeout_seconds", min: 0) { w.keepalive.userTimeoutSeconds = v }
-            if let v = try section.int("connect_timeout_seconds", min: 1) { w.keepalive.connectTimeoutSeconds = v }
-            try section.finish()
-            do {
-                try w.validate()
-            } catch let error as WorkerConfigurationError {
-                throw ConfigError(file: file, key: "worker.\(error.key)", reason: error.reason)
-            }
-            worker = w
-        }
+        if let section = try root.section("worker") { worker = try section.decode(WorkerConfiguration.self) }
 
         if let section = try root.section("schedule") {
             if let v = try section.double("interval_seconds", min: 1) { scheduleIntervalSeconds = v }

@@ -139,8 +139,8 @@ struct DemoCommand: AsyncParsableCommand {
             print("\nEarnings in the next 14 days (upcoming_earnings(14)): \(count)" + (upcoming["first"].map { ", first: \($0)" } ?? ""))
         }
         if let backup = try await connection.query(
-            "SELECT result ->> 'path' AS path, (result ->> 'bytes')::bigint AS bytes FROM maintenance_jobs WHERE run_id = $1 AND task = 'backup' AND state = 'succeeded'",
-            [runID]).first, let path = backup["path"] {
+            "SELECT result ->> 'path' AS path, (result ->> 'bytes')::bigint AS bytes FROM maintenance_jobs WHERE run_id = $1 AND task = 'backup' AND state = $2",
+            [runID, JobState.succeeded]).first, let path = backup["path"] {
             print("\nBackup: \(path) (\(ByteCountFormatter.string(fromByteCount: Int64(backup["bytes"] ?? "0") ?? 0, countStyle: .file)))")
         }
         defer { fflush(nil) }

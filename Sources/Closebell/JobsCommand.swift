@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobQueue
 import PostgresClient
 
 /// `closebell jobs list|show|retry|cancel`.
@@ -19,36 +20,25 @@ struct JobsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
-            if let state, !["available", "running", "succeeded", "failed", "cancelled"].contains(state) {
-                throw ValidationError("--state must be one of available, running, succeeded, failed, cancelled")
+            if let state, JobState(rawValue: state) == nil {
+                throw ValidationError("--state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
 
         func run() async throws {
             let connection = try await PostgresConnection.connect(database.conninfo, applicationName: "closebell jobs")
-            let rows = try await connection.query("""
-                SELECT id, task, state, attempts, max_attempts, priority, run_id,
-                       to_char(created_at, 'YYYY-MM-DD HH24:MI:SS') AS created,
-                       extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8 AS seconds,
-                       coalesce(errors -> -1 ->> 'error', '') AS last_error
-                FROM maintenance_jobs
-                WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR task = $2)
-                  AND ($3::bigint IS NULL OR run_id = $3)
-                ORDER BY id DESC LIMIT $4
-                """, [state, task, self.run, limit])
+            let (state, task, runID, limit) = (state.flatMap(JobState.init(rawValue:)), task, self.run, limit)
+            let jobs = try await connection.withSession { try QueueStore.list($0, state: state, task: task, runID: runID, limit: limit) }
             if json {
-                Output.json(rows.map { row -> [String: Any] in
-                    ["id": Int64(row["id"] ?? "") ?? 0, "task": row["task"] ?? "", "state": row["state"] ?? "",
-                     "attempts": Int(row["attempts"] ?? "") ?? 0, "max_attempts": Int(row["max_attempts"] ?? "") ?? 0,
-                     "run_id": row["run_id"].flatMap { Int64($0) }.map { $0 as Any } ?? NSNull(),
-                     "created_at": row["created"] ?? "", "last_error": row["last_error"] ?? ""]
+                Output.json(jobs.map { job -> [String: Any] in
+                    ["id": job.id, "task": job.task, "state": job.state.rawValue, "attempts": job.attempts, "max_attempts": job.maxAttempts,
+                     "run_id": job.runID.map { $0 as Any } ?? NSNull(), "created_at": Output.localTime(job.createdAt), "last_error": job.lastError]
                 })
                 return
             }
-            Output.table(["ID", "TASK", "STATE", "ATTEMPTS", "RUN", "CREATED", "DURATION", "LAST ERROR"], rows.map { row in
-                [row["id"] ?? "", row["task"] ?? "", row["state"] ?? "",
-                 "\(row["attempts"] ?? "0")/\(row["max_attempts"] ?? "")", row["run_id"] ?? "-", row["created"] ?? "",
-                 row["seconds"].flatMap(Double.init).map(Output.duration) ?? "-", String((row["last_error"] ?? "").prefix(80))]
+            Output.table(["ID", "TASK", "STATE", "ATTEMPTS", "RUN", "CREATED", "DURATION", "LAST ERROR"], jobs.map { job in
+                [String(job.id), job.task, job.state.rawValue, "\(job.attempts)/\(job.maxAttempts)", job.runID.map { String($0) } ?? "-",
+                 Output.localTime(job.createdAt), job.seconds.map(Output.duration) ?? "-", String(job.lastError.prefix(80))]
             })
         }
     }
@@ -61,11 +51,11 @@ struct JobsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let connection = try await PostgresConnection.connect(database.conninfo, applicationName: "closebell jobs")
-            guard let row = try await connection.query(
-                "SELECT to_jsonb(j) AS job FROM maintenance_jobs j WHERE id = $1", [id]).first, let text = row["job"] else {
+            let id = self.id
+            guard let job = try await connection.withSession({ try QueueStore.job($0, id: id) }) else {
                 throw CommandFailure("no job \(id)")
             }
-            let object = Output.parse(text)
+            let object = Output.parse(job.text)
             if json {
                 Output.json(object)
                 return
@@ -97,11 +87,8 @@ struct JobsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let connection = try await PostgresConnection.connect(database.conninfo, applicationName: "closebell jobs")
-            let rows = try await connection.query("""
-                UPDATE maintenance_jobs SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL
-                WHERE id = $1 AND state IN ('failed', 'cancelled') RETURNING id
-                """, [id])
-            guard !rows.isEmpty else { throw try await notChanged(connection, id, wanted: "failed or cancelled") }
+            let ids = [id]
+            try report(try await connection.withSession { try QueueStore.retry($0, ids: ids) }, id: id, wanted: "failed or cancelled")
             print("job \(id) is available again")
         }
     }
@@ -114,17 +101,15 @@ struct JobsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let connection = try await PostgresConnection.connect(database.conninfo, applicationName: "closebell jobs")
-            let rows = try await connection.query(
-                "UPDATE maintenance_jobs SET state = 'cancelled' WHERE id = $1 AND state IN ('available', 'running') RETURNING id", [id])
-            guard !rows.isEmpty else { throw try await notChanged(connection, id, wanted: "available or running") }
+            let ids = [id]
+            try report(try await connection.withSession { try QueueStore.cancel($0, ids: ids) }, id: id, wanted: "available or running")
             print("job \(id) cancelled")
         }
     }
 }
 
-/// The error for retry/cancel of a job in the wrong state (or missing).
-private func notChanged(_ connection: PostgresConnection, _ id: Int64, wanted: String) async throws -> CommandFailure {
-    let state = try await connection.query("SELECT state FROM maintenance_jobs WHERE id = $1", [id]).first?["state"]
-    guard let state else { return CommandFailure("no job \(id)") }
-    return CommandFailure("job \(id) is \(state), not \(wanted); nothing changed")
+/// Throws the error for retry/cancel of a job that is missing or was in the wrong state.
+private func report(_ changes: [JobChange], id: Int64, wanted: String) throws {
+    guard let change = changes.first(where: { $0.id == id }) else { throw CommandFailure("no job \(id)") }
+    guard change.changed else { throw CommandFailure("job \(id) is \(change.state.rawValue), not \(wanted); nothing changed") }
 }

@@ -31,6 +31,14 @@ enum Output {
         return value
     }
 
+    /// A time as `YYYY-MM-DD HH:MM:SS` in the local time zone (`TZ`).
+    static func localTime(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = .current
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d", c.year ?? 0, c.month ?? 0, c.day ?? 0, c.hour ?? 0, c.minute ?? 0, c.second ?? 0)
+    }
+
     /// Seconds as a short human duration: `850ms`, `12.3s`, `4m05s`, `2h10m`, `3d4h`.
     static func duration(_ seconds: Double) -> String {
         if seconds < 1 { return "\(Int(seconds * 1000))ms" }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobQueue
 import PostgresClient
 
 /// `closebell status`: the queue at a glance.
@@ -32,46 +33,33 @@ struct StatusCommand: AsyncParsableCommand {
     }
 }
 
-/// What `status` shows, read in one round trip per section.
+/// What `status` shows: the queue's status model (`QueueStore.status`, the one `/status`
+/// serves too) and the recent cycle runs.
 struct QueueReport {
-    var depth: [(task: String, state: String, count: Int)] = []
-    var oldestWaitingSeconds: Double?
-    var running: [(id: Int64, task: String, worker: String, heartbeatAge: Double, attempt: Int, progress: String?)] = []
-    var failures: [(id: Int64, task: String, finished: String, error: String)] = []
+    var status: QueueStatus
     var cycles: [(id: Int64, cycle: String, period: String, state: String, started: String, finished: String?)] = []
 
+    /// Job counts by task and state: waiting and running jobs, and those finished in the last 24 h.
+    var depth: [(task: String, state: String, count: Int)] {
+        status.depth.filter { $0.recent > 0 }.map { ($0.task, $0.state.rawValue, $0.recent) }
+    }
+
+    /// Running jobs by id.
+    var running: [QueueStatus.RunningJob] { status.running.sorted { $0.id < $1.id } }
+
+    /// When a failure finished (local time), or which retry it waits for.
+    static func finished(_ failure: QueueStatus.Failure) -> String {
+        guard failure.state == .failed, let at = failure.finishedAt else {
+            return "retrying (attempt \(failure.attempts) of \(failure.maxAttempts))"
+        }
+        return Output.localTime(at)
+    }
+
     static func load(_ connection: PostgresConnection) async throws -> QueueReport {
-        var report = QueueReport()
-        for row in try await connection.query("""
-            SELECT task, state, count(*) AS n FROM maintenance_jobs
-            WHERE state IN ('available', 'running') OR finished_at > now() - interval '24 hours'
-            GROUP BY task, state ORDER BY task, state
-            """) {
-            report.depth.append((try row.decode("task"), try row.decode("state"), try row.decode("n")))
+        let status = try await connection.withSession {
+            try QueueStore.status($0, runningLimit: 50, failureLimit: 10, includeCancelled: false, waitingLimit: 0)
         }
-        report.oldestWaitingSeconds = try await connection.query("""
-            SELECT extract(epoch FROM now() - min(run_at))::float8 AS age FROM maintenance_jobs
-            WHERE state = 'available' AND run_at <= now()
-            """).first?.decodeIfPresent("age", as: Double.self)
-        for row in try await connection.query("""
-            SELECT id, task, coalesce(locked_by, '?') AS worker, attempts,
-                   extract(epoch FROM now() - heartbeat_at)::float8 AS age, progress::text AS progress
-            FROM maintenance_jobs WHERE state = 'running' ORDER BY id LIMIT 50
-            """) {
-            report.running.append((try row.decode("id"), try row.decode("task"), try row.decode("worker"),
-                                   try row.decodeIfPresent("age") ?? 0, try row.decode("attempts"), row["progress"]))
-        }
-        for row in try await connection.query("""
-            SELECT id, task,
-                   CASE WHEN state = 'failed' THEN to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS')
-                        ELSE format('retrying (attempt %s of %s)', attempts, max_attempts) END AS finished,
-                   coalesce(errors -> -1 ->> 'error', '') AS error
-            FROM maintenance_jobs
-            WHERE state = 'failed' OR (state = 'available' AND jsonb_array_length(errors) > 0)
-            ORDER BY coalesce(finished_at, now()) DESC LIMIT 10
-            """) {
-            report.failures.append((try row.decode("id"), try row.decode("task"), row["finished"] ?? "", row["error"] ?? ""))
-        }
+        var report = QueueReport(status: status)
         let hasCycles = try await connection.query("SELECT to_regclass('maintenance_cycle_runs') IS NOT NULL AS ok").first?.decode("ok", as: Bool.self) ?? false
         if hasCycles {
             for row in try await connection.query("""
@@ -89,12 +77,14 @@ struct QueueReport {
     var jsonObject: [String: Any] {
         [
             "depth": depth.map { ["task": $0.task, "state": $0.state, "count": $0.count] },
-            "oldest_waiting_seconds": oldestWaitingSeconds.map { $0 as Any } ?? NSNull(),
+            "oldest_waiting_seconds": status.oldestWaitingSeconds.map { $0 as Any } ?? NSNull(),
             "running": running.map {
-                ["id": $0.id, "task": $0.task, "worker": $0.worker, "heartbeat_age_seconds": $0.heartbeatAge,
+                ["id": $0.id, "task": $0.task, "worker": $0.worker ?? "?", "heartbeat_age_seconds": $0.heartbeatAgeSeconds,
                  "attempt": $0.attempt, "progress": Output.parse($0.progress)] as [String: Any]
             },
-            "recent_failures": failures.map { ["id": $0.id, "task": $0.task, "finished_at": $0.finished, "error": $0.error] as [String: Any] },
+            "recent_failures": status.failures.map {
+                ["id": $0.id, "task": $0.task, "finished_at": Self.finished($0), "error": $0.error] as [String: Any]
+            },
             "cycle_runs": cycles.map {
                 ["id": $0.id, "cycle": $0.cycle, "period": $0.period, "state": $0.state, "started_at": $0.started,
                  "finished_at": $0.finished.map { $0 as Any } ?? NSNull()] as [String: Any]
@@ -109,20 +99,22 @@ struct QueueReport {
         } else {
             Output.table(["TASK", "STATE", "JOBS"], depth.map { [$0.task, $0.state, String($0.count)] })
         }
-        print("Oldest due job waiting: \(oldestWaitingSeconds.map(Output.duration) ?? "none")")
+        print("Oldest due job waiting: \(status.oldestWaitingSeconds.map(Output.duration) ?? "none")")
         print("\nRunning")
         if running.isEmpty {
             print("  none")
         } else {
             Output.table(["ID", "TASK", "ATTEMPT", "WORKER", "HEARTBEAT AGE", "PROGRESS"], running.map {
-                [String($0.id), $0.task, String($0.attempt), $0.worker, Output.duration($0.heartbeatAge), String(($0.progress ?? "").prefix(60))]
+                [String($0.id), $0.task, String($0.attempt), $0.worker ?? "?", Output.duration($0.heartbeatAgeSeconds), String(($0.progress ?? "").prefix(60))]
             })
         }
         print("\nRecent failures (failed for good, or waiting for a retry)")
-        if failures.isEmpty {
+        if status.failures.isEmpty {
             print("  none")
         } else {
-            Output.table(["ID", "TASK", "FINISHED", "LAST ERROR"], failures.map { [String($0.id), $0.task, $0.finished, String($0.error.prefix(100))] })
+            Output.table(["ID", "TASK", "FINISHED", "LAST ERROR"], status.failures.map {
+                [String($0.id), $0.task, Self.finished($0), String($0.error.prefix(100))]
+            })
         }
         if !cycles.isEmpty {
             print("\nRecent cycle runs")

@@ -62,6 +62,7 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 /// Worker flags; each overrides the config file's `worker:` section, which overrides defaults.
+/// A flag is named after its key (`--lease-seconds` for `lease_seconds`).
 struct WorkerOptions: ParsableArguments {
     @Option(help: "YAML config file (default: $CLOSEBELL_CONFIG).")
     var config: String?
@@ -69,31 +70,42 @@ struct WorkerOptions: ParsableArguments {
     var queue: String?
     @Option(help: "Jobs run at once (default: 4).")
     var concurrency: Int?
-    @Option(help: "Lease of a claimed job in seconds; a dead worker's jobs return after it (default: 60).")
-    var lease: Double?
-    @Option(help: "Heartbeat interval in seconds (default: a quarter of the lease).")
-    var heartbeat: Double?
-    @Option(help: "Fallback polling interval in seconds when no NOTIFY arrives (default: 5).")
-    var poll: Double?
-    @Option(name: .customLong("rescue-interval"), help: "Seconds between rescues of lapsed leases (default: 10).")
-    var rescueInterval: Double?
-    @Option(help: "Seconds running jobs get to finish after SIGTERM before they are released (default: 30).")
-    var grace: Double?
-    @Option(name: .customLong("retry-base"), help: "First retry delay in seconds, doubling per attempt with jitter (default: 5).")
-    var retryBase: Double?
-    @Option(name: .customLong("retry-max"), help: "Longest retry delay in seconds (default: 3600).")
-    var retryMax: Double?
-    @Option(name: .customLong("prune-after"), help: "Age in days after which finished jobs are deleted (default: 30).")
-    var pruneAfter: Double?
-    @Option(name: .customLong("claim-batch"), help: "Most jobs claimed per statement (default: 64).")
-    var claimBatch: Int?
+    @Option(name: .customLong("claim-batch-size"), help: "Most jobs claimed per statement (default: 64).")
+    var claimBatchSize: Int?
+    @Option(name: .customLong("lease-seconds"), help: "Lease of a claimed job in seconds; a dead worker's jobs return after it (default: 60).")
+    var leaseSeconds: Double?
+    @Option(name: .customLong("heartbeat-seconds"), help: "Heartbeat interval in seconds (default: a quarter of the lease).")
+    var heartbeatSeconds: Double?
+    @Option(name: .customLong("poll-seconds"), help: "Fallback polling interval in seconds when no NOTIFY arrives (default: 5).")
+    var pollSeconds: Double?
+    @Option(name: .customLong("rescue-interval-seconds"), help: "Seconds between rescues of lapsed leases (default: 10).")
+    var rescueIntervalSeconds: Double?
+    @Option(name: .customLong("grace-seconds"), help: "Seconds running jobs get to finish after SIGTERM before they are released (default: 30).")
+    var graceSeconds: Double?
+    @Option(name: .customLong("stop-wait-seconds"), help: "Seconds a stopped task gets to end before it is left to its lease (default: 10).")
+    var stopWaitSeconds: Double?
+    @Option(name: .customLong("retry-base-seconds"), help: "First retry delay in seconds, doubling per attempt with jitter (default: 5).")
+    var retryBaseSeconds: Double?
+    @Option(name: .customLong("retry-max-seconds"), help: "Longest retry delay in seconds (default: 3600).")
+    var retryMaxSeconds: Double?
+    @Option(name: .customLong("prune-after-days"), help: "Age in days after which finished jobs are deleted (default: 30).")
+    var pruneAfterDays: Double?
     @Option(name: .customLong("exit-when-idle"), help: "Exit after the queue has had nothing due for this many seconds.")
     var exitWhenIdle: Double?
     @Option(name: .customLong("time-limit"), parsing: .singleValue,
             help: "Longest run of one attempt, TASK=SECONDS or SECONDS for every task without its own (repeatable; default: backup=21600, others 3600).")
     var timeLimits: [String] = []
-    @Option(name: .customLong("stop-wait"), help: "Seconds a stopped task gets to end before it is left to its lease (default: 10).")
-    var stopWait: Double?
+    // The flags' names before they were named after the config keys; still accepted, not shown.
+    @Option(name: .customLong("claim-batch"), help: .hidden) var claimBatch: Int?
+    @Option(name: .customLong("lease"), help: .hidden) var lease: Double?
+    @Option(name: .customLong("heartbeat"), help: .hidden) var heartbeat: Double?
+    @Option(name: .customLong("poll"), help: .hidden) var poll: Double?
+    @Option(name: .customLong("rescue-interval"), help: .hidden) var rescueInterval: Double?
+    @Option(name: .customLong("grace"), help: .hidden) var grace: Double?
+    @Option(name: .customLong("stop-wait"), help: .hidden) var stopWait: Double?
+    @Option(name: .customLong("retry-base"), help: .hidden) var retryBase: Double?
+    @Option(name: .customLong("retry-max"), help: .hidden) var retryMax: Double?
+    @Option(name: .customLong("prune-after"), help: .hidden) var pruneAfter: Double?
     @Option(help: "Serve the dashboard (/), /livez, /readyz, /health, /status, /metrics and the token-guarded actions on HOST:PORT (e.g. 127.0.0.1:8008; default: the config file's http.listen, else off).")
     var http: String?
     @Flag(help: "Also enqueue due daily/weekly/monthly cycles (safe with many workers).")
@@ -103,7 +115,24 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (default: info).")
     var logLevel: String?
 
+    /// Each flag named after its `worker:` key with the old name it replaced (hidden alias).
+    private var renamed: [(key: String, old: String, given: Bool, alias: Bool)] {
+        [("claim-batch-size", "claim-batch", claimBatchSize != nil, claimBatch != nil),
+         ("lease-seconds", "lease", leaseSeconds != nil, lease != nil),
+         ("heartbeat-seconds", "heartbeat", heartbeatSeconds != nil, heartbeat != nil),
+         ("poll-seconds", "poll", pollSeconds != nil, poll != nil),
+         ("rescue-interval-seconds", "rescue-interval", rescueIntervalSeconds != nil, rescueInterval != nil),
+         ("grace-seconds", "grace", graceSeconds != nil, grace != nil),
+         ("stop-wait-seconds", "stop-wait", stopWaitSeconds != nil, stopWait != nil),
+         ("retry-base-seconds", "retry-base", retryBaseSeconds != nil, retryBase != nil),
+         ("retry-max-seconds", "retry-max", retryMaxSeconds != nil, retryMax != nil),
+         ("prune-after-days", "prune-after", pruneAfterDays != nil, pruneAfter != nil)]
+    }
+
     func validate() throws {
+        if let both = renamed.first(where: { $0.given && $0.alias }) {
+            throw ValidationError("--\(both.key) and --\(both.old) are the same flag (--\(both.old) is its old name); give one")
+        }
         if let logFormat, !["json", "text"].contains(logFormat) { throw ValidationError("--log-format must be json or text") }
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -121,17 +150,17 @@ struct WorkerOptions: ParsableArguments {
         var c = base
         if let queue { c.queue = queue }
         if let concurrency { c.concurrency = concurrency }
-        if let lease { c.leaseSeconds = lease }
-        if let heartbeat { c.heartbeatSeconds = heartbeat }
-        if let poll { c.pollSeconds = poll }
-        if let rescueInterval { c.rescueSeconds = rescueInterval }
-        if let grace { c.graceSeconds = grace }
-        if let retryBase { c.retryBaseSeconds = retryBase }
-        if let retryMax { c.retryMaxSeconds = retryMax }
-        if let pruneAfter { c.pruneAfterSeconds = pruneAfter * 86_400 }
-        if let claimBatch { c.claimBatchSize = claimBatch }
+        if let v = leaseSeconds ?? lease { c.leaseSeconds = v }
+        if let v = heartbeatSeconds ?? heartbeat { c.heartbeatSeconds = v }
+        if let v = pollSeconds ?? poll { c.pollSeconds = v }
+        if let v = rescueIntervalSeconds ?? rescueInterval { c.rescueSeconds = v }
+        if let v = graceSeconds ?? grace { c.graceSeconds = v }
+        if let v = retryBaseSeconds ?? retryBase { c.retryBaseSeconds = v }
+        if let v = retryMaxSeconds ?? retryMax { c.retryMaxSeconds = v }
+        if let v = pruneAfterDays ?? pruneAfter { c.pruneAfterSeconds = v * 86_400 }
+        if let v = claimBatchSize ?? claimBatch { c.claimBatchSize = v }
         if let exitWhenIdle { c.exitWhenIdleSeconds = exitWhenIdle }
-        if let stopWait { c.stopWaitSeconds = stopWait }
+        if let v = stopWaitSeconds ?? stopWait { c.stopWaitSeconds = v }
         for entry in timeLimits {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
             guard let seconds = Double(parts.last ?? ""), seconds > 0, parts.count == 1 || !parts[0].isEmpty else {

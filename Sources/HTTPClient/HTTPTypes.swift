@@ -87,6 +87,18 @@ public enum HTTPClientError: Error, Sendable, Equatable, CustomStringConvertible
         }
     }
 
+    /// Whether a later attempt of the whole job may succeed: false for a URL that is not valid
+    /// and a response larger than the limit (the same request fails the same way), true for the
+    /// rest (timeouts, refused connections, name resolution, dropped transfers, cancellation).
+    /// `isTransient` is the narrower test for retrying the request at once.
+    public var isRetryable: Bool {
+        switch self {
+        case .invalidURL, .responseTooLarge: return false
+        case .curl(let code, _, _, _): return ![1, 3].contains(code)  // unsupported protocol, malformed URL
+        case .timeout, .connectionRefused, .couldNotResolveHost, .cancelled: return true
+        }
+    }
+
     /// A one-line description without headers or query strings.
     public var description: String {
         switch self {

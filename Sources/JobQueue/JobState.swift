@@ -6,7 +6,7 @@ import PostgresClient
 /// `available` → `running` (claimed) → `succeeded`, `failed`, or back to `available` for a
 /// retry or a release; `cancelled` from `available` or `running`. SQL that the queue runs
 /// spells these values in `QueueStore` and the migrations; Swift code compares with this type.
-public enum JobState: String, Sendable, CaseIterable, PostgresDecodable {
+public enum JobState: String, Sendable, Codable, CaseIterable, PostgresDecodable, PostgresBindable {
     /// Waiting for its `run_at`, then for a worker to claim it.
     case available
     /// Claimed by a worker that holds its lease.
@@ -26,6 +26,12 @@ public enum JobState: String, Sendable, CaseIterable, PostgresDecodable {
         }
     }
 
+    /// The states a job never leaves, for SQL that binds them (`state = ANY($1::text[])`).
+    public static let finished: [JobState] = allCases.filter(\.isFinished)
+
     /// Reads the column value; nil for a value outside the enum.
     public init?(postgresText: String) { self.init(rawValue: postgresText) }
+
+    /// The column value, for binding as a statement parameter.
+    public var postgresText: String? { rawValue }
 }

@@ -94,7 +94,7 @@ public final class JobContext: Sendable {
         try await PostgresConnection.connect(connectConninfo, applicationName: "closebell \(task) #\(jobID)")
     }
 
-    /// True once the job was cancelled (`state = 'cancelled'` seen by a heartbeat), its lease
+    /// True once the job was cancelled (state `cancelled` seen by a heartbeat), its lease
     /// was lost, it ran past its time limit, or the worker is shutting down past its grace period.
     public var isCancelled: Bool { cancellation.isSet || Task.isCancelled }
 

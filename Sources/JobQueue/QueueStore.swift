@@ -62,7 +62,8 @@ public struct JobErrorRecord: Sendable, Codable, Equatable {
     }
 }
 
-/// The SQL of the queue: enqueue, claim, heartbeat, complete, rescue, release and prune.
+/// The SQL of the queue: enqueue, claim, heartbeat, complete, rescue, release, prune, retry,
+/// cancel and status. Code outside JobQueue reads and steers jobs through these functions.
 ///
 /// Every method is one short statement (one implicit transaction); none keeps a transaction
 /// open. Completion, heartbeat, progress and release statements only touch a running row that
@@ -275,6 +276,131 @@ public enum QueueStore {
         }
     }
 
+    /// Puts failed or cancelled jobs back in the queue (attempts reset, due now, errors kept)
+    /// through `maintenance_job_retry` (migration 0090). Returns every job of `ids` that exists,
+    /// with its state afterwards and whether this call changed it.
+    public static func retry(_ session: PostgresSession, ids: [Int64]) throws -> [JobChange] {
+        try changes(session.query("SELECT id, state, changed FROM maintenance_job_retry($1::bigint[])", [ids]))
+    }
+
+    /// Cancels waiting or running jobs through `maintenance_job_cancel` (migration 0090); a
+    /// running job's worker stops its task at the next heartbeat. Returns every job of `ids`
+    /// that exists, with its state afterwards and whether this call changed it.
+    public static func cancel(_ session: PostgresSession, ids: [Int64]) throws -> [JobChange] {
+        try changes(session.query("SELECT id, state, changed FROM maintenance_job_cancel($1::bigint[])", [ids]))
+    }
+
+    private static func changes(_ rows: PostgresRows) throws -> [JobChange] {
+        try rows.map { JobChange(id: try $0.decode("id"), state: try $0.decode("state"), changed: try $0.decode("changed")) }
+    }
+
+    /// Jobs, newest first, filtered by state, task and cycle run when given (`closebell jobs list`).
+    public static func list(_ session: PostgresSession, state: JobState?, task: String?, runID: Int64?, limit: Int) throws -> [JobSummary] {
+        try session.query("""
+            SELECT id, task, state, attempts, max_attempts, priority, run_id, created_at,
+                   extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8 AS seconds,
+                   coalesce(errors -> -1 ->> 'error', '') AS last_error
+              FROM maintenance_jobs
+             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR task = $2)
+               AND ($3::bigint IS NULL OR run_id = $3)
+             ORDER BY id DESC LIMIT $4
+            """, [state, task, runID, limit]).map { row in
+            JobSummary(
+                id: try row.decode("id"), task: try row.decode("task"), state: try row.decode("state"),
+                attempts: try row.decode("attempts"), maxAttempts: try row.decode("max_attempts"), priority: try row.decode("priority"),
+                runID: try row.decodeIfPresent("run_id"), createdAt: try row.decode("created_at"),
+                seconds: try row.decodeIfPresent("seconds"), lastError: try row.decode("last_error"))
+        }
+    }
+
+    /// The whole row of job `id` as a JSON object (`to_jsonb`), nil when there is none.
+    public static func job(_ session: PostgresSession, id: Int64) throws -> PostgresJSON? {
+        try session.query("SELECT to_jsonb(j) AS job FROM maintenance_jobs j WHERE id = $1", [id]).first?.decodeIfPresent("job")
+    }
+
+    /// The queue at a glance (see `QueueStatus`): one short statement per section.
+    ///
+    /// - Parameters:
+    ///   - runningLimit: most running jobs listed.
+    ///   - failureLimit: most failed, cancelled or retrying jobs listed.
+    ///   - includeCancelled: whether cancelled jobs count as failures.
+    ///   - waitingLimit: most waiting jobs listed.
+    public static func status(_ session: PostgresSession, runningLimit: Int, failureLimit: Int, includeCancelled: Bool,
+                              waitingLimit: Int) throws -> QueueStatus {
+        let depth = try session.query("""
+            SELECT task, state, count(*)::bigint AS n,
+                   count(*) FILTER (WHERE state IN ('available', 'running') OR finished_at > now() - interval '24 hours')::bigint AS recent
+              FROM maintenance_jobs GROUP BY task, state ORDER BY task, state
+            """).map { row in
+            QueueStatus.Depth(task: try row.decode("task"), state: try row.decode("state"),
+                              count: Int(try row.decode("n", as: Int64.self)), recent: Int(try row.decode("recent", as: Int64.self)))
+        }
+        let oldest: Double? = try session.query("""
+            SELECT extract(epoch FROM now() - min(run_at))::float8 AS age
+              FROM maintenance_jobs WHERE state = 'available' AND run_at <= now()
+            """).first?.decodeIfPresent("age")
+        let running = try session.query("""
+            SELECT id, task, attempts, max_attempts, locked_by, run_id, args::text AS args, progress::text AS progress,
+                   started_at, heartbeat_at, coalesce(extract(epoch FROM now() - started_at), 0)::float8 AS running_seconds,
+                   coalesce(extract(epoch FROM now() - heartbeat_at), 0)::float8 AS heartbeat_age
+              FROM maintenance_jobs WHERE state = 'running' ORDER BY started_at, id LIMIT $1
+            """, [runningLimit]).map { row in
+            QueueStatus.RunningJob(
+                id: try row.decode("id"), task: try row.decode("task"), attempt: try row.decode("attempts"),
+                maxAttempts: try row.decode("max_attempts"), worker: row["locked_by"], runID: try row.decodeIfPresent("run_id"),
+                args: row["args"], progress: row["progress"], startedAt: try row.decodeIfPresent("started_at"),
+                heartbeatAt: try row.decodeIfPresent("heartbeat_at"), runningSeconds: try row.decode("running_seconds"),
+                heartbeatAgeSeconds: try row.decode("heartbeat_age"))
+        }
+        let failures = try session.query("""
+            SELECT id, task, state, attempts, max_attempts, run_id, coalesce(errors -> -1 ->> 'error', '') AS error,
+                   finished_at, created_at
+              FROM maintenance_jobs
+             WHERE state = 'failed' OR ($2 AND state = 'cancelled')
+                OR (state = 'available' AND jsonb_typeof(errors) = 'array' AND jsonb_array_length(errors) > 0)
+             ORDER BY coalesce(finished_at, now()) DESC, id DESC LIMIT $1
+            """, [failureLimit, includeCancelled]).map { row in
+            QueueStatus.Failure(
+                id: try row.decode("id"), task: try row.decode("task"), state: try row.decode("state"),
+                attempts: try row.decode("attempts"), maxAttempts: try row.decode("max_attempts"),
+                runID: try row.decodeIfPresent("run_id"), error: try row.decode("error"),
+                finishedAt: try row.decodeIfPresent("finished_at"), createdAt: try row.decode("created_at"))
+        }
+        let waiting = try session.query("""
+            SELECT id, task, queue, priority, attempts, run_id, run_at
+              FROM maintenance_jobs WHERE state = 'available' ORDER BY run_at, priority DESC, id LIMIT $1
+            """, [waitingLimit]).map { row in
+            QueueStatus.Waiting(
+                id: try row.decode("id"), task: try row.decode("task"), queue: try row.decode("queue"),
+                priority: try row.decode("priority"), runAt: try row.decode("run_at"), attempts: try row.decode("attempts"),
+                runID: try row.decodeIfPresent("run_id"))
+        }
+        return QueueStatus(depth: depth, oldestWaitingSeconds: oldest, running: running, failures: failures, waiting: waiting)
+    }
+
+    /// When the newest job of `task` succeeded (any worker, any host); nil when none did.
+    public static func lastSucceeded(_ session: PostgresSession, task: String) throws -> Date? {
+        try session.query(
+            "SELECT max(finished_at) AS at FROM maintenance_jobs WHERE task = $1 AND state = 'succeeded'", [task]
+        ).first?.decodeIfPresent("at")
+    }
+
+    /// Jobs in `state` (and, when given, with exactly `attempts` attempts), e.g. for benchmarks
+    /// that wait for a queue to drain.
+    public static func count(_ session: PostgresSession, state: JobState, attempts: Int? = nil) throws -> Int {
+        Int(try session.query(
+            "SELECT count(*)::bigint AS n FROM maintenance_jobs WHERE state = $1 AND ($2::int IS NULL OR attempts = $2)",
+            [state, attempts]).first?.decode("n", as: Int64.self) ?? 0)
+    }
+
+    /// True when no job waits or runs (due or not).
+    public static func isIdle(_ session: PostgresSession) throws -> Bool {
+        try session.query("""
+            SELECT NOT EXISTS (SELECT 1 FROM maintenance_jobs WHERE state = 'available')
+               AND NOT EXISTS (SELECT 1 FROM maintenance_jobs WHERE state = 'running') AS idle
+            """).first?.decode("idle", as: Bool.self) ?? false
+    }
+
     /// The cycle runs among `runIDs` that the current transaction finished (their trigger set
     /// `finished_at` to this transaction's `now()`), for the `maintenance_cycle_finished` log line.
     public static func cycleRunsFinishedNow(_ session: PostgresSession, among runIDs: [Int64]) throws -> [FinishedCycleRun] {
@@ -294,6 +420,47 @@ public enum QueueStore {
                 state: try row.decode("state"), seconds: try row.decodeIfPresent("seconds") ?? 0,
                 succeeded: try row.decode("succeeded"), failed: try row.decode("failed"), total: try row.decode("total"))
         }
+    }
+}
+
+/// One line of `QueueStore.list`.
+public struct JobSummary: Sendable, Equatable {
+    /// `maintenance_jobs.id`.
+    public let id: Int64
+    /// The task name.
+    public let task: String
+    /// The state.
+    public let state: JobState
+    /// Attempts made.
+    public let attempts: Int
+    /// The row's `max_attempts`.
+    public let maxAttempts: Int
+    /// Higher runs first.
+    public let priority: Int
+    /// The cycle run, if any.
+    public let runID: Int64?
+    /// When it was inserted.
+    public let createdAt: Date
+    /// From its last start to its end (or now); nil before its first start.
+    public let seconds: Double?
+    /// The last attempt's error ("" when none).
+    public let lastError: String
+}
+
+/// One job's answer to `QueueStore.retry` or `QueueStore.cancel`.
+public struct JobChange: Sendable, Equatable {
+    /// `maintenance_jobs.id`.
+    public let id: Int64
+    /// Its state after the call.
+    public let state: JobState
+    /// Whether the call changed it (false: it was in a state the action does not apply to).
+    public let changed: Bool
+
+    /// Creates an answer.
+    public init(id: Int64, state: JobState, changed: Bool) {
+        self.id = id
+        self.state = state
+        self.changed = changed
     }
 }
 

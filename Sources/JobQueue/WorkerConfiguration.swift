@@ -115,6 +115,62 @@ public struct WorkerConfiguration: Sendable {
     }
 }
 
+extension WorkerConfiguration: Decodable {
+    /// The keys of the config file's `worker:` section.
+    enum CodingKeys: String, CodingKey {
+        case queue, concurrency
+        case claimBatchSize = "claim_batch_size", leaseSeconds = "lease_seconds", heartbeatSeconds = "heartbeat_seconds"
+        case pollSeconds = "poll_seconds", rescueSeconds = "rescue_interval_seconds", graceSeconds = "grace_seconds"
+        case retryBaseSeconds = "retry_base_seconds", retryMaxSeconds = "retry_max_seconds"
+        case pruneAfterDays = "prune_after_days", pruneIntervalSeconds = "prune_interval_seconds"
+        case timeLimits = "time_limits", stopWaitSeconds = "stop_wait_seconds"
+        case ddlLockTimeoutSeconds = "ddl_lock_timeout_seconds", shortStatementTimeoutSeconds = "statement_timeout_seconds"
+        case keepaliveIdle = "tcp_keepalives_idle_seconds", keepaliveInterval = "tcp_keepalives_interval_seconds"
+        case keepaliveCount = "tcp_keepalives_count", userTimeout = "tcp_user_timeout_seconds", connectTimeout = "connect_timeout_seconds"
+    }
+
+    /// Reads the `worker:` section: every key optional (the defaults above), each value checked,
+    /// then the whole validated (`validate`), a refusal naming the key.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        queue = try c.setting(.queue, queue)
+        concurrency = try c.setting(.concurrency, concurrency, min: 1)
+        claimBatchSize = try c.setting(.claimBatchSize, claimBatchSize, min: 1)
+        leaseSeconds = try c.setting(.leaseSeconds, leaseSeconds, min: 0.1)
+        heartbeatSeconds = try c.setting(.heartbeatSeconds, heartbeatSeconds, min: 0.01)
+        pollSeconds = try c.setting(.pollSeconds, pollSeconds, min: 0.01)
+        rescueSeconds = try c.setting(.rescueSeconds, rescueSeconds, min: 0.01)
+        graceSeconds = try c.setting(.graceSeconds, graceSeconds, min: 0)
+        retryBaseSeconds = try c.setting(.retryBaseSeconds, retryBaseSeconds, min: 0)
+        retryMaxSeconds = try c.setting(.retryMaxSeconds, retryMaxSeconds, min: 0)
+        pruneAfterSeconds = try c.setting(.pruneAfterDays, pruneAfterSeconds / 86_400, min: 0) * 86_400
+        pruneIntervalSeconds = try c.setting(.pruneIntervalSeconds, pruneIntervalSeconds, min: 1)
+        if c.contains(.timeLimits) {
+            // Task names are data: any key is a task, `default` the rest.
+            let limits = try c.nestedContainer(keyedBy: SettingKey.self, forKey: .timeLimits)
+            for key in limits.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) {
+                let seconds = try limits.setting(key, defaultTimeLimitSeconds, min: 0.001)
+                if key.stringValue == "default" { defaultTimeLimitSeconds = seconds } else { timeLimits[key.stringValue] = seconds }
+            }
+        }
+        stopWaitSeconds = try c.setting(.stopWaitSeconds, stopWaitSeconds, min: 0)
+        ddlLockTimeoutSeconds = try c.setting(.ddlLockTimeoutSeconds, ddlLockTimeoutSeconds, min: 0)
+        shortStatementTimeoutSeconds = try c.setting(.shortStatementTimeoutSeconds, shortStatementTimeoutSeconds, min: 0)
+        keepalive.idleSeconds = try c.setting(.keepaliveIdle, keepalive.idleSeconds, min: 1)
+        keepalive.intervalSeconds = try c.setting(.keepaliveInterval, keepalive.intervalSeconds, min: 1)
+        keepalive.count = try c.setting(.keepaliveCount, keepalive.count, min: 1)
+        keepalive.userTimeoutSeconds = try c.setting(.userTimeout, keepalive.userTimeoutSeconds, min: 0)
+        keepalive.connectTimeoutSeconds = try c.setting(.connectTimeout, keepalive.connectTimeoutSeconds, min: 1)
+        do {
+            try validate()
+        } catch let error as WorkerConfigurationError {
+            let parts = error.key.split(separator: ".").map(String.init)
+            throw invalidSetting(c.codingPath + parts.dropLast().map { SettingKey(stringValue: $0) }, parts.last ?? error.key, error.reason)
+        }
+    }
+}
+
 /// A worker setting that cannot work.
 public struct WorkerConfigurationError: Error, CustomStringConvertible {
     /// The setting's name (as in the config file).

@@ -113,13 +113,18 @@ struct UnitOutcome: Sendable {
 /// say the API as a whole is failing (429/5xx after the client's retries, transport errors);
 /// and a batch whose units ALL failed (none succeeded) throws at the end. Otherwise failed units
 /// are only counted and named in the result.
-public struct MarketDataBatchFailed: Error, CustomStringConvertible {
+///
+/// Retried (up to `max_attempts`) unless it stopped on an error no retry can cure (a bad API
+/// key), or every unit failed with such an error (unknown symbols): then the job fails at once.
+public struct MarketDataBatchFailed: JobFailure, CustomStringConvertible {
     /// The task.
     public let task: String
     /// Units that failed before the batch stopped.
     public let failed: Int
     /// The last error's description (no secrets).
     public let lastError: String
+    /// Whether a later attempt may succeed (see above).
+    public let retryable: Bool
     public var description: String {
         "\(task): all \(failed) unit(s) tried failed; last error: \(lastError)"
     }
@@ -149,6 +154,7 @@ struct BatchRunner {
         var next = 0
         var cancelled = false
         var systemicFailures = 0
+        var retryableFailures = 0
         let pacing = settings.pacing[context.task]
         let limit = max(1, pacing?.concurrency ?? concurrency)
         let delay = Duration.milliseconds(max(0, pacing?.delayMilliseconds ?? 0))
@@ -197,10 +203,11 @@ struct BatchRunner {
                     }
                     context.logger.warning("unit_failed", metadata: ["unit": "\(unit)", "error": "\(reason)"])
                     if !source.isUnitSpecific(error) { systemicFailures += 1 }
+                    if RetryPolicy.isRetryable(error) { retryableFailures += 1 }
                     if progress.counts.ok == 0
                         && (source.failsEverySymbol(error) || systemicFailures >= settings.abortAfterFailures) {
                         group.cancelAll()
-                        try await giveUp(lastError: reason)
+                        try await giveUp(lastError: reason, retryable: RetryPolicy.isRetryable(error))
                     }
                 }
                 progress.markDone(unit, sortedUnits: sorted)
@@ -209,16 +216,16 @@ struct BatchRunner {
         }
         if cancelled || context.isCancelled { throw JobCancelled() }
         if progress.counts.ok == 0, progress.counts.failed > 0 {
-            try await giveUp(lastError: progress.counts.failures.last?.reason ?? "unknown error")
+            try await giveUp(lastError: progress.counts.failures.last?.reason ?? "unknown error", retryable: retryableFailures > 0)
         }
     }
 
     /// Forgets the failed units in the checkpoint (so the retry tries them again) and throws.
-    private func giveUp(lastError: String) async throws -> Never {
+    private func giveUp(lastError: String, retryable: Bool) async throws -> Never {
         var reset = BatchProgress(task: progress.task, from: progress.from, to: progress.to)
         reset.requests = progress.requests
         try? await context.checkpoint(reset)
-        throw MarketDataBatchFailed(task: context.task, failed: progress.counts.failed, lastError: lastError)
+        throw MarketDataBatchFailed(task: context.task, failed: progress.counts.failed, lastError: lastError, retryable: retryable)
     }
 }
 

@@ -218,9 +218,9 @@ public actor AlertNotifier {
             """
             SELECT id, task, run_id, attempts, max_attempts, errors -> -1 ->> 'error' AS error
               FROM maintenance_jobs
-             WHERE state = 'failed' AND finished_at > $1 AND finished_at <= $2
+             WHERE state = $3 AND finished_at > $1 AND finished_at <= $2
              ORDER BY finished_at, id LIMIT 50
-            """, [since, now])
+            """, [since, now, JobState.failed])
         var jobs: [[String: Any]] = []
         var lines: [String] = []
         for row in jobRows {
@@ -235,21 +235,22 @@ public actor AlertNotifier {
 
         // A run is named when it ended partial or failed in the window and one of its failures
         // (or a skipped task) is new: a run whose failed jobs were already alerted is not repeated.
+        // A run's states are the job states' words plus `partial`: $3 is succeeded, $4 failed, $5 cancelled.
         let runRows = try await conn.query(
             """
             SELECT r.id, r.cycle, r.period::text AS period, r.state,
                    (SELECT coalesce(jsonb_agg(t ->> 'task' ORDER BY t ->> 'task'), '[]')::text
                       FROM jsonb_array_elements(coalesce(r.outcome -> 'tasks', '[]')) t
-                     WHERE t ->> 'state' <> 'succeeded') AS failed_tasks,
+                     WHERE t ->> 'state' <> $3) AS failed_tasks,
                    (SELECT coalesce(jsonb_agg(s ->> 'task'), '[]')::text
                       FROM jsonb_array_elements(coalesce(r.outcome -> 'skipped', '[]')) s) AS skipped_tasks
               FROM maintenance_cycle_runs r
-             WHERE r.state IN ('partial', 'failed') AND r.finished_at > $1 AND r.finished_at <= $2
-               AND (EXISTS (SELECT 1 FROM maintenance_jobs j WHERE j.run_id = r.id AND j.state IN ('failed', 'cancelled') AND j.finished_at > $1)
+             WHERE r.state IN ('partial', $4) AND r.finished_at > $1 AND r.finished_at <= $2
+               AND (EXISTS (SELECT 1 FROM maintenance_jobs j WHERE j.run_id = r.id AND j.state IN ($4, $5) AND j.finished_at > $1)
                     OR jsonb_array_length(coalesce(r.outcome -> 'skipped', '[]')) > 0
                     OR NOT EXISTS (SELECT 1 FROM maintenance_jobs j WHERE j.run_id = r.id))
              ORDER BY r.finished_at, r.id LIMIT 20
-            """, [since, now])
+            """, [since, now, JobState.succeeded, JobState.failed, JobState.cancelled])
         var runs: [[String: Any]] = []
         for row in runRows {
             let failed = (OpsFormat.parse(row["failed_tasks"]) as? [String]) ?? []
@@ -320,11 +321,11 @@ public actor AlertNotifier {
                    (SELECT r.state FROM maintenance_cycle_runs r WHERE r.cycle = $1 AND r.period = $2::date) AS state,
                    (SELECT r.id FROM maintenance_cycle_runs r WHERE r.cycle = $1 AND r.period = $2::date) AS run_id,
                    (SELECT coalesce(jsonb_agg(DISTINCT j.task), '[]')::text FROM maintenance_jobs j JOIN maintenance_cycle_runs r ON r.id = j.run_id
-                     WHERE r.cycle = $1 AND r.period = $2::date AND j.state IN ('failed', 'cancelled')) AS failed_tasks
-            """, [cycle, day]).first else { return nil }
+                     WHERE r.cycle = $1 AND r.period = $2::date AND j.state IN ($3, $4)) AS failed_tasks
+            """, [cycle, day, JobState.failed, JobState.cancelled]).first else { return nil }
         guard try row.decode("trading", as: Bool.self), try row.decode("known", as: Bool.self) else { return nil }
         let state: String? = row["state"]
-        guard state != "succeeded" else { return nil }
+        guard state != JobState.succeeded.rawValue else { return nil }
         let failed = (OpsFormat.parse(row["failed_tasks"]) as? [String]) ?? []
         let key = "daily_deadline:\(cycle):\(day)"
         let situation: String
@@ -432,11 +433,10 @@ public actor AlertNotifier {
         }
 
         if let maxAge = settings.backupMaxAgeSeconds {
+            let newestJob = try await conn.withSession { try QueueStore.lastSucceeded($0, task: "backup") }
             let newest: Date? = try await conn.query(
-                """
-                SELECT greatest((SELECT max(finished_at) FROM maintenance_jobs WHERE task = 'backup' AND state = 'succeeded'),
-                                (SELECT newest_backup_at FROM maintenance_capacity ORDER BY recorded_on DESC LIMIT 1)) AS at
-                """).first?.decodeIfPresent("at")
+                "SELECT greatest($1::timestamptz, (SELECT newest_backup_at FROM maintenance_capacity ORDER BY recorded_on DESC LIMIT 1)) AS at",
+                [newestJob]).first?.decodeIfPresent("at")
             // No backup at all yet is a new installation, not a stale backup.
             if let newest, now.timeIntervalSince(newest) > maxAge {
                 let hours = now.timeIntervalSince(newest) / 3600
@@ -461,10 +461,10 @@ public actor AlertNotifier {
             SELECT r.id, r.cycle, r.period::text AS period, extract(epoch FROM r.finished_at - r.started_at)::float8 AS seconds,
                    (SELECT count(*) FROM maintenance_jobs j WHERE j.run_id = r.id) AS tasks
               FROM maintenance_cycle_runs r
-             WHERE r.state = 'succeeded' AND r.finished_at > $1 AND r.finished_at <= $2
+             WHERE r.state = $3 AND r.finished_at > $1 AND r.finished_at <= $2
                AND NOT EXISTS (SELECT 1 FROM maintenance_alerts a WHERE a.key = 'success:' || r.id)
              ORDER BY r.finished_at LIMIT 10
-            """, [now.addingTimeInterval(-settings.initialLookbackSeconds), now])
+            """, [now.addingTimeInterval(-settings.initialLookbackSeconds), now, JobState.succeeded])
         for row in rows {
             let id: Int64 = try row.decode("id"), cycle: String = try row.decode("cycle"), period: String = try row.decode("period")
             let seconds: Double = try row.decodeIfPresent("seconds") ?? 0

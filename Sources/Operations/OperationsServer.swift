@@ -352,15 +352,12 @@ struct Routes: Sendable {
     /// `POST /jobs/ID/cancel` (available or running → cancelled; a running job stops within a heartbeat).
     func jobAction(_ request: HTTPServerRequest, id: Int64, action: String) -> HTTPServerResponse {
         if let refusal = refuseUnauthorized(request, action: action) { return refusal }
-        let (sql, wanted) = action == "retry"
-            ? ("UPDATE maintenance_jobs SET state = 'available', attempts = 0, run_at = now(), finished_at = NULL WHERE id = $1 AND state IN ('failed', 'cancelled') RETURNING id",
-               "failed or cancelled")
-            : ("UPDATE maintenance_jobs SET state = 'cancelled' WHERE id = $1 AND state IN ('available', 'running') RETURNING id", "available or running")
+        let wanted = action == "retry" ? "failed or cancelled" : "available or running"
         do {
-            let outcome: (changed: Bool, state: String?) = try database.withSession { session in
-                if try !session.query(sql, [id]).isEmpty { return (true, nil) }
-                return (false, try session.query("SELECT state FROM maintenance_jobs WHERE id = $1", [id]).first?["state"])
+            let changes = try database.withSession { session in
+                action == "retry" ? try QueueStore.retry(session, ids: [id]) : try QueueStore.cancel(session, ids: [id])
             }
+            let outcome = (changed: changes.first?.changed ?? false, state: changes.first?.state.rawValue)
             cache.invalidate()
             if outcome.changed {
                 logger.info("job_action", metadata: ["action": "\(action)", "job_id": "\(id)"])

@@ -1,4 +1,5 @@
 import Foundation
+import JobQueue
 import Toolkit
 import PostgresClient
 
@@ -7,7 +8,7 @@ import PostgresClient
 struct OperationsSnapshot {
     /// Queue depth, running jobs, the last run of each cycle, counters.
     var queue: QueueSnapshot
-    /// Jobs that failed for good, were cancelled, or wait for a retry, newest first.
+    /// Jobs that failed for good, were cancelled, or wait for a retry: retrying first, then newest.
     var failures: [FailureRow]
     /// The next jobs waiting to run (`available`), soonest first.
     var waiting: [WaitingRow]
@@ -78,31 +79,13 @@ struct OperationsSnapshot {
     static func read(_ session: PostgresSession, runningLimit: Int, runsPerCycle: Int, counters: RowCounters) throws -> OperationsSnapshot {
         let queue = try QueueSnapshot.read(session, runningLimit: runningLimit)
 
-        var failures: [FailureRow] = []
-        for row in try session.query(
-            """
-            SELECT id, task, state, attempts, max_attempts, run_id, coalesce(errors -> -1 ->> 'error', '') AS error,
-                   \(OpsFormat.isoSQL("coalesce(finished_at, created_at)")) AS at
-              FROM maintenance_jobs
-             WHERE state IN ('failed', 'cancelled')
-                OR (state = 'available' AND jsonb_typeof(errors) = 'array' AND jsonb_array_length(errors) > 0)
-             ORDER BY coalesce(finished_at, created_at) DESC, id DESC LIMIT 20
-            """) {
-            failures.append(FailureRow(
-                id: try row.decode("id"), task: try row.decode("task"), state: try row.decode("state"),
-                attempts: try row.decode("attempts"), maxAttempts: try row.decode("max_attempts"), at: row["at"],
-                error: Redactor.summary(row["error"] ?? ""), runID: try row.decodeIfPresent("run_id")))
+        let failures = queue.status.failures.map { job in
+            FailureRow(id: job.id, task: job.task, state: job.state.rawValue, attempts: job.attempts, maxAttempts: job.maxAttempts,
+                       at: OpsFormat.iso(job.finishedAt ?? job.createdAt), error: Redactor.summary(job.error), runID: job.runID)
         }
-
-        var waiting: [WaitingRow] = []
-        for row in try session.query(
-            """
-            SELECT id, task, queue, priority, attempts, run_id, \(OpsFormat.isoSQL("run_at")) AS run_at
-              FROM maintenance_jobs WHERE state = 'available' ORDER BY run_at, priority DESC, id LIMIT 20
-            """) {
-            waiting.append(WaitingRow(
-                id: try row.decode("id"), task: try row.decode("task"), queue: try row.decode("queue"), priority: try row.decode("priority"),
-                runAt: row["run_at"], attempts: try row.decode("attempts"), runID: try row.decodeIfPresent("run_id")))
+        let waiting = queue.status.waiting.map { job in
+            WaitingRow(id: job.id, task: job.task, queue: job.queue, priority: job.priority, runAt: OpsFormat.iso(job.runAt),
+                       attempts: job.attempts, runID: job.runID)
         }
 
         var runs: [CycleRunRow] = []
@@ -154,8 +137,7 @@ struct OperationsSnapshot {
         tables.sort { $0.totalBytes > $1.totalBytes }
 
         let databaseBytes: Int64 = try session.query("SELECT pg_database_size(current_database()) AS b").first?.decode("b") ?? 0
-        let newestBackupJob: Date? = try session.query(
-            "SELECT max(finished_at) AS at FROM maintenance_jobs WHERE task = 'backup' AND state = 'succeeded'").first?.decodeIfPresent("at")
+        let newestBackupJob = try QueueStore.lastSucceeded(session, task: "backup")
         let rows = try counters.advance(session)
         return OperationsSnapshot(queue: queue, failures: failures, waiting: waiting, runs: runs, cycleNames: cycleNames, tables: tables,
                                   databaseBytes: databaseBytes, rows: rows, newestBackupJob: newestBackupJob)
@@ -204,9 +186,9 @@ final class RowCounters: Sendable {
                        coalesce(sum((result ->> 'rows_written')::numeric) FILTER (WHERE jsonb_typeof(result -> 'rows_written') = 'number'), 0)::float8 AS written,
                        coalesce(sum((result ->> 'total_rows_removed')::numeric) FILTER (WHERE jsonb_typeof(result -> 'total_rows_removed') = 'number'), 0)::float8 AS removed
                   FROM maintenance_jobs
-                 WHERE state = 'succeeded' AND finished_at > $1 AND finished_at <= $2 AND jsonb_typeof(result) = 'object'
+                 WHERE state = $3 AND finished_at > $1 AND finished_at <= $2 AND jsonb_typeof(result) = 'object'
                  GROUP BY task
-                """, [from, until]) {
+                """, [from, until, JobState.succeeded]) {
                 let task: String = try row.decode("task")
                 let written: Double = try row.decode("written")
                 if written > 0 || TableNames.written[task] != nil { s.totals.written[task, default: 0] += written }

@@ -1,14 +1,11 @@
 import Foundation
+import JobQueue
 import PostgresClient
 
 /// What `/status` and `/metrics` read from the database in one go.
 struct QueueSnapshot {
-    /// Jobs by state and task.
-    var depth: [(state: String, task: String, count: Int)]
-    /// Age of the oldest job that is due (`available`, `run_at` passed) but not claimed; 0 when none.
-    var oldestWaitingSeconds: Double
-    /// Running jobs (JSON objects for `/status`).
-    var running: [[String: Any]]
+    /// The queue's own view of itself (`QueueStore.status`), shared with `closebell status`.
+    var status: QueueStatus
     /// The last run of each cycle with its tasks (JSON objects for `/status`).
     var cycles: [[String: Any]]
     /// Unix time of each cycle's last successful run.
@@ -18,36 +15,29 @@ struct QueueSnapshot {
     /// Percent of symbol-days present over 30 days by market-data table (task `completeness`).
     var completeness: [String: Double] = [:]
 
-    static func read(_ session: PostgresSession, runningLimit: Int) throws -> QueueSnapshot {
-        let depthRows = try session.query(
-            "SELECT state, task, count(*)::bigint AS n FROM maintenance_jobs GROUP BY state, task ORDER BY state, task")
-        let depth: [(String, String, Int)] = try depthRows.map { (try $0.decode("state"), try $0.decode("task"), Int(try $0.decode("n", as: Int64.self))) }
-        let oldest = try session.query(
-            """
-            SELECT coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8 AS age
-              FROM maintenance_jobs WHERE state = 'available' AND run_at <= now()
-            """).first?.decode("age", as: Double.self) ?? 0
+    /// Jobs by state and task.
+    var depth: [(state: String, task: String, count: Int)] {
+        status.depth.map { ($0.state.rawValue, $0.task, $0.count) }
+    }
 
-        var running: [[String: Any]] = []
-        if runningLimit > 0 {
-            let rows = try session.query(
-                """
-                SELECT id, task, attempts, max_attempts, locked_by, run_id, args::text AS args, progress::text AS progress,
-                       \(OpsFormat.isoSQL("started_at")) AS started_at, \(OpsFormat.isoSQL("heartbeat_at")) AS heartbeat_at,
-                       extract(epoch FROM now() - started_at)::float8 AS running_seconds
-                  FROM maintenance_jobs WHERE state = 'running' ORDER BY started_at, id LIMIT $1
-                """, [runningLimit])
-            for row in rows {
-                running.append([
-                    "id": try row.decode("id", as: Int64.self), "task": try row.decode("task", as: String.self),
-                    "attempt": try row.decode("attempts", as: Int.self), "max_attempts": try row.decode("max_attempts", as: Int.self),
-                    "locked_by": row["locked_by"] ?? NSNull(), "run_id": (try row.decodeIfPresent("run_id", as: Int64.self)).map { NSNumber(value: $0) } ?? NSNull(),
-                    "args": OpsFormat.parse(row["args"]), "progress": OpsFormat.parse(row["progress"]),
-                    "started_at": row["started_at"] ?? NSNull(), "heartbeat_at": row["heartbeat_at"] ?? NSNull(),
-                    "running_seconds": (try row.decodeIfPresent("running_seconds", as: Double.self)) ?? 0,
-                ])
-            }
+    /// Age of the oldest job that is due (`available`, `run_at` passed) but not claimed; 0 when none.
+    var oldestWaitingSeconds: Double { status.oldestWaitingSeconds ?? 0 }
+
+    /// Running jobs as `/status` lists them.
+    var running: [[String: Any]] {
+        status.running.map { job in
+            [
+                "id": job.id, "task": job.task, "attempt": job.attempt, "max_attempts": job.maxAttempts,
+                "locked_by": job.worker ?? NSNull(), "run_id": job.runID.map { NSNumber(value: $0) } ?? NSNull(),
+                "args": OpsFormat.parse(job.args), "progress": OpsFormat.parse(job.progress),
+                "started_at": job.startedAt.map(OpsFormat.iso) ?? NSNull(), "heartbeat_at": job.heartbeatAt.map(OpsFormat.iso) ?? NSNull(),
+                "running_seconds": job.runningSeconds,
+            ]
         }
+    }
+
+    static func read(_ session: PostgresSession, runningLimit: Int) throws -> QueueSnapshot {
+        let status = try QueueStore.status(session, runningLimit: runningLimit, failureLimit: 20, includeCancelled: true, waitingLimit: 20)
 
         let cycleRows = try session.query(
             """
@@ -56,13 +46,13 @@ struct QueueSnapshot {
                    (SELECT jsonb_agg(jsonb_build_object(
                                'job_id', j.id, 'task', j.task, 'state', j.state, 'attempts', j.attempts,
                                'seconds', extract(epoch FROM j.finished_at - j.started_at),
-                               'error', CASE WHEN j.state IN ('failed', 'cancelled') THEN j.errors -> -1 -> 'error' END)
+                               'error', CASE WHEN j.state = ANY($1::text[]) THEN j.errors -> -1 -> 'error' END)
                              ORDER BY j.id)::text
                       FROM maintenance_jobs j WHERE j.run_id = r.id) AS tasks,
                    r.outcome::text AS outcome
               FROM maintenance_cycle_runs r
              ORDER BY r.cycle, r.started_at DESC, r.id DESC
-            """)
+            """, [[JobState.failed, JobState.cancelled]])
         var cycles: [[String: Any]] = []
         var lastState: [String: String] = [:]
         for row in cycleRows {
@@ -87,7 +77,9 @@ struct QueueSnapshot {
 
         var lastSuccess: [String: Double] = [:]
         for row in try session.query(
-            "SELECT cycle, extract(epoch FROM max(finished_at))::float8 AS at FROM maintenance_cycle_runs WHERE state = 'succeeded' GROUP BY cycle") {
+            // A cycle run's states are the job states' words, plus `partial`.
+            "SELECT cycle, extract(epoch FROM max(finished_at))::float8 AS at FROM maintenance_cycle_runs WHERE state = $1 GROUP BY cycle",
+            [JobState.succeeded]) {
             if let at: Double = try row.decodeIfPresent("at") { lastSuccess[try row.decode("cycle")] = at }
         }
 
@@ -98,7 +90,7 @@ struct QueueSnapshot {
             }
         }
         return QueueSnapshot(
-            depth: depth, oldestWaitingSeconds: oldest, running: running, cycles: cycles, lastSuccess: lastSuccess,
+            status: status, cycles: cycles, lastSuccess: lastSuccess,
             lastState: lastState, completeness: completeness)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import JobQueue
 import Toolkit
 import PostgresClient
 
@@ -185,9 +186,9 @@ extension OperationsReport {
                 """
                 SELECT task, state, attempts, extract(epoch FROM finished_at - started_at)::float8 AS seconds,
                        \(Self.rowsSQL) AS rows, \(Self.bytesFreedSQL) AS bytes_freed,
-                       CASE WHEN state <> 'succeeded' THEN errors -> -1 ->> 'error' END AS error
+                       CASE WHEN state <> $2 THEN errors -> -1 ->> 'error' END AS error
                   FROM maintenance_jobs WHERE run_id = $1 ORDER BY id
-                """, [id])
+                """, [id, JobState.succeeded])
             let tasks = try jobRows.map { job in
                 TaskOutcome(
                     task: try job.decode("task"), state: try job.decode("state"), attempts: try job.decode("attempts"),
@@ -203,14 +204,14 @@ extension OperationsReport {
             var result: [String: (Int, Int, Int, Double?, Int64, Int64)] = [:]
             for row in try session.query(
                 """
-                SELECT task, count(*)::bigint AS jobs, count(*) FILTER (WHERE state = 'succeeded')::bigint AS ok,
-                       count(*) FILTER (WHERE state = 'failed')::bigint AS failed,
-                       avg(extract(epoch FROM finished_at - started_at)) FILTER (WHERE state = 'succeeded')::float8 AS avg,
+                SELECT task, count(*)::bigint AS jobs, count(*) FILTER (WHERE state = $3)::bigint AS ok,
+                       count(*) FILTER (WHERE state = $4)::bigint AS failed,
+                       avg(extract(epoch FROM finished_at - started_at)) FILTER (WHERE state = $3)::float8 AS avg,
                        coalesce(sum(\(Self.rowsSQL)), 0)::bigint AS rows, coalesce(sum(\(Self.bytesFreedSQL)), 0)::bigint AS freed
                   FROM maintenance_jobs
-                 WHERE state IN ('succeeded', 'failed') AND finished_at >= $1 AND finished_at < $2
+                 WHERE state IN ($3, $4) AND finished_at >= $1 AND finished_at < $2
                  GROUP BY task
-                """, [start, end]) {
+                """, [start, end, JobState.succeeded, JobState.failed]) {
                 result[try row.decode("task")] = (
                     Int(try row.decode("jobs", as: Int64.self)), Int(try row.decode("ok", as: Int64.self)),
                     Int(try row.decode("failed", as: Int64.self)), try row.decodeIfPresent("avg"),
@@ -233,9 +234,9 @@ extension OperationsReport {
                    CASE WHEN jsonb_typeof(result -> 'bytes') = 'number' THEN (result ->> 'bytes')::bigint END AS bytes,
                    CASE WHEN jsonb_typeof(result -> 'seconds') = 'number' THEN (result ->> 'seconds')::float8 END AS seconds
               FROM maintenance_jobs
-             WHERE task = 'backup' AND state = 'succeeded' AND finished_at >= $1 AND finished_at < $2
+             WHERE task = 'backup' AND state = $3 AND finished_at >= $1 AND finished_at < $2
              ORDER BY finished_at, id
-            """, [from, now]).map { row in
+            """, [from, now, JobState.succeeded]).map { row in
             BackupEntry(
                 jobID: try row.decode("id"), finishedAt: try row.decode("finished_at"),
                 file: URL(fileURLWithPath: row["path"] ?? "?").lastPathComponent,

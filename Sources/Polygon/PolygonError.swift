@@ -79,6 +79,20 @@ public enum PolygonError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Whether a later attempt of the whole job may succeed: true for rate limiting (429),
+    /// server errors (5xx), request timeouts (408), malformed answers (a proxy's error page,
+    /// a truncated body) and network failures; false for what the same request gets again:
+    /// a missing or unentitled API key (401/403), a symbol that does not exist, other 4xx
+    /// answers and invalid arguments.
+    public var isRetryable: Bool {
+        switch self {
+        case .notFound, .notAuthorized, .invalidArgument: return false
+        case .apiError(_, let status, _), .httpStatus(_, let status, _, _): return status == 408 || status == 429 || status >= 500
+        case .malformedResponse: return true
+        case .transport(_, let error, _): return error.isRetryable
+        }
+    }
+
     /// A one-line description.
     public var description: String {
         switch self {

@@ -172,6 +172,73 @@ final class QueueDatabaseTests: XCTestCase {
         XCTAssertTrue(row["error"]?.contains("worker dead stopped sending heartbeats") ?? false, row["error"] ?? "")
     }
 
+    /// Retry and cancel (migration 0090's functions, used by `closebell jobs` and the endpoint)
+    /// change only jobs in a state they apply to, report every job that exists, and skip missing ids.
+    func testRetryAndCancelChangeOnlyJobsInTheirStates() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let waiting = try await conn.withSession { try QueueStore.enqueue($0, task: "noop")! }
+        let failed: Int64 = try await conn.query("""
+            INSERT INTO maintenance_jobs (task, state, attempts, finished_at, errors)
+            VALUES ('noop', 'failed', 5, now(), '[{"error": "boom"}]') RETURNING id
+            """).first!.decode("id")
+        let missing: Int64 = 999_999
+
+        let retried = try await conn.withSession { try QueueStore.retry($0, ids: [waiting, failed, missing]) }
+        XCTAssertEqual(retried, [JobChange(id: waiting, state: .available, changed: false),
+                                 JobChange(id: failed, state: .available, changed: true)])
+        let row = try await conn.query(
+            "SELECT attempts, finished_at IS NULL AS open, errors -> 0 ->> 'error' AS error FROM maintenance_jobs WHERE id = $1", [failed]).first!
+        XCTAssertEqual(row["attempts"], "0")
+        XCTAssertEqual(row["open"], "t")
+        XCTAssertEqual(row["error"], "boom", "a retry keeps the errors")
+
+        let cancelled = try await conn.withSession { try QueueStore.cancel($0, ids: [failed, waiting]) }
+        XCTAssertEqual(cancelled.map(\.changed), [true, true])
+        let again = try await conn.withSession { try QueueStore.cancel($0, ids: [waiting]) }
+        XCTAssertEqual(again, [JobChange(id: waiting, state: .cancelled, changed: false)])
+    }
+
+    /// The status model: depth with all rows and recent ones, the oldest due job, running jobs,
+    /// failures with and without cancelled jobs, the waiting list.
+    func testStatusReadsEverySection() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        try await conn.execute("""
+            INSERT INTO maintenance_jobs (task, state, finished_at) VALUES ('noop', 'succeeded', now() - interval '3 days');
+            INSERT INTO maintenance_jobs (task, state, finished_at) VALUES ('noop', 'succeeded', now());
+            INSERT INTO maintenance_jobs (task, state, finished_at, errors) VALUES ('noop', 'failed', now(), '[{"error": "e1"}]');
+            INSERT INTO maintenance_jobs (task, state, finished_at) VALUES ('noop', 'cancelled', now());
+            INSERT INTO maintenance_jobs (task, attempts, errors, run_at) VALUES ('noop', 1, '[{"error": "e2"}]', now() + interval '1 hour');
+            INSERT INTO maintenance_jobs (task, run_at) VALUES ('vacuum', now() - interval '90 seconds');
+            """)
+        let claimed = try await conn.withSession { try QueueStore.claim($0, worker: "w1", queue: "default", limit: 1, leaseSeconds: 60) }
+        XCTAssertEqual(claimed.map(\.task), ["vacuum"])
+        try await conn.execute("INSERT INTO maintenance_jobs (task, run_at) VALUES ('vacuum', now() - interval '90 seconds')")
+
+        let status = try await conn.withSession {
+            try QueueStore.status($0, runningLimit: 10, failureLimit: 10, includeCancelled: true, waitingLimit: 10)
+        }
+        let succeeded = status.depth.first { $0.task == "noop" && $0.state == .succeeded }
+        XCTAssertEqual(succeeded?.count, 2)
+        XCTAssertEqual(succeeded?.recent, 1, "finished more than 24 h ago is not recent")
+        XCTAssertGreaterThanOrEqual(status.oldestWaitingSeconds ?? 0, 90)
+        XCTAssertEqual(status.running.map(\.worker), ["w1"])
+        XCTAssertEqual(status.running.first?.attempt, 1)
+        XCTAssertEqual(Set(status.failures.map(\.state)), [.failed, .cancelled, .available])
+        XCTAssertEqual(status.failures.first?.state, .available, "retrying jobs come first")
+        XCTAssertEqual(status.failures.first?.error, "e2")
+        XCTAssertEqual(status.waiting.map(\.task), ["vacuum", "noop"])
+
+        let withoutCancelled = try await conn.withSession {
+            try QueueStore.status($0, runningLimit: 0, failureLimit: 10, includeCancelled: false, waitingLimit: 0)
+        }
+        XCTAssertEqual(Set(withoutCancelled.failures.map(\.state)), [.failed, .available])
+        XCTAssertTrue(withoutCancelled.running.isEmpty)
+        let encoded = try JSONEncoder().encode(status)
+        XCTAssertEqual(try JSONDecoder().decode(QueueStatus.self, from: encoded), status)
+    }
+
     func testPruneDeletesOnlyOldFinishedJobs() async throws {
         let db = try TestCluster.migratedDatabase()
         let conn = try await PostgresConnection.connect(db.url)

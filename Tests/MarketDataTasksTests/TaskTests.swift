@@ -341,6 +341,49 @@ final class TaskTests: XCTestCase {
         await fixture.stop()
     }
 
+    /// Through a real worker: a bad API key (401) fails the job at its first attempt (retrying
+    /// cannot fix a key); an outage (503 from the server) is retried up to max_attempts.
+    func testABadKeyFailsAtOnceAndAnOutageIsRetriedByTheWorker() async throws {
+        let badKey = try await MarketFixture(symbols: universe, apiKey: "wrong-key-0d9e8f")
+        try await badKey.seed(universe)
+        let failed = try await runJobToTheEnd(badKey, VolumeSlotsTask(client: badKey.client), maxAttempts: 5)
+        XCTAssertEqual(failed["state"], "failed")
+        XCTAssertEqual(failed["attempts"], "1", "a bad API key is not retried")
+        XCTAssertEqual(failed["type"], "MarketDataBatchFailed")
+        XCTAssertTrue(failed["error"]?.contains("not authorized (401)") ?? false, failed["error"] ?? "")
+        XCTAssertFalse(failed["error"]?.contains("wrong-key-0d9e8f") ?? true)
+        await badKey.stop()
+
+        let outage = try await MarketFixture(symbols: universe)
+        try await outage.seed(universe)
+        outage.server.inject(.serverError(status: 503))
+        let task = VolumeSlotsTask(client: outage.client, settings: MarketDataSettings(concurrency: 1, abortAfterFailures: 2))
+        let retried = try await runJobToTheEnd(outage, task, maxAttempts: 2)
+        XCTAssertEqual(retried["state"], "failed")
+        XCTAssertEqual(retried["attempts"], "2", "an outage is retried")
+        await outage.stop()
+    }
+
+    /// Enqueues one job of `task` and runs a worker until the queue is idle; returns the row.
+    private func runJobToTheEnd(_ fixture: MarketFixture, _ task: any JobTask, maxAttempts: Int) async throws -> [String: String] {
+        _ = try await fixture.connection.withSession { [name = task.name] in
+            try QueueStore.enqueue($0, task: name, args: PostgresJSON(text: #"{"from": "2025-03-10", "to": "2025-03-11"}"#),
+                                   maxAttempts: maxAttempts)
+        }
+        var config = WorkerConfiguration(workerID: "md-retry")
+        config.pollSeconds = 0.2
+        config.retryBaseSeconds = 0.01
+        config.retryMaxSeconds = 0.05
+        config.exitWhenIdleSeconds = 1
+        let worker = Worker(conninfo: fixture.db.url, registry: TaskRegistry([task]), configuration: config,
+                            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try await worker.run()
+        let rows = try await fixture.connection.query(
+            "SELECT state, attempts, errors -> -1 ->> 'error' AS error, errors -> -1 ->> 'type' AS type FROM maintenance_jobs")
+        let row = try XCTUnwrap(rows.first)
+        return ["state": row["state"] ?? "", "attempts": row["attempts"] ?? "", "error": row["error"] ?? "", "type": row["type"] ?? ""]
+    }
+
     func testAnAPIOutageStopsTheBatchEarly() async throws {
         let fixture = try await MarketFixture(symbols: universe)
         try await fixture.seed(universe)

@@ -1,0 +1,52 @@
+import Foundation
+
+/// A key of a config section whose keys are data (task names, labels, table names).
+public struct SettingKey: CodingKey, Sendable {
+    public var stringValue: String
+    public var intValue: Int? { nil }
+    /// A key named `stringValue`.
+    public init(stringValue: String) { self.stringValue = stringValue }
+    /// Config keys are never positions.
+    public init?(intValue: Int) { nil }
+}
+
+/// Text that must never appear in an error: a config decoder reports a wrong value of this
+/// type without showing it.
+public struct SecretText: Decodable, Sendable, Equatable {
+    /// The secret.
+    public let value: String
+    /// Reads a text value.
+    public init(from decoder: any Decoder) throws {
+        value = try decoder.singleValueContainer().decode(String.self)
+    }
+}
+
+/// What each module's settings type uses to decode its own config section: the key names are
+/// its `CodingKeys`, the defaults its properties' initial values, and a refused value names the
+/// key by its dotted path (`worker.lease_seconds`), which the decoder knows.
+extension KeyedDecodingContainer {
+    /// The value of `key`, or `current` (the default) when the key is absent; a value below
+    /// `minimum` is refused.
+    public func setting<T: Decodable & Comparable>(_ key: Key, _ current: T, min minimum: T? = nil) throws -> T {
+        guard let value = try decodeIfPresent(T.self, forKey: key) else { return current }
+        if let minimum, value < minimum { throw invalid(key, "must be at least \(minimum), got \(value)") }
+        return value
+    }
+
+    /// Like `setting`, for an optional setting whose default is none.
+    public func setting<T: Decodable & Comparable>(_ key: Key, _ current: T?, min minimum: T? = nil) throws -> T? {
+        guard let value = try decodeIfPresent(T.self, forKey: key) else { return current }
+        if let minimum, value < minimum { throw invalid(key, "must be at least \(minimum), got \(value)") }
+        return value
+    }
+
+    /// The error for a value of `key` that cannot be used, saying why.
+    public func invalid(_ key: Key, _ reason: String) -> DecodingError {
+        .dataCorrupted(DecodingError.Context(codingPath: codingPath + [key], debugDescription: reason))
+    }
+}
+
+/// The error for a setting at `path` (a section's coding path plus the key's name) that cannot be used.
+public func invalidSetting(_ path: [any CodingKey], _ key: String, _ reason: String) -> DecodingError {
+    .dataCorrupted(DecodingError.Context(codingPath: path + [SettingKey(stringValue: key)], debugDescription: reason))
+}
