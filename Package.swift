@@ -22,6 +22,8 @@ let package = Package(
         // C libraries, found through pkg-config.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // zlib's crc32: the backup checks the CRC the compressor writes against the dump it was given.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // The libpq binding: connections on their own threads, typed rows, COPY, LISTEN/NOTIFY.
         .target(name: "PostgresClient", dependencies: ["CLibPQ"], swiftSettings: strict),
@@ -44,7 +46,7 @@ let package = Package(
         ),
         // pg_dump | pigz backups (verified, rotated), listing, verification and restore.
         // (CChildProcess: mkostemp with O_CLOEXEC for the password file.)
-        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "ChildProcess", "CChildProcess", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "ChildProcess", "CChildProcess", "CZlib", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
         .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Market-data tasks: daily bars, volume slots, metadata, volume stats, universe sync.
