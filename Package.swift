@@ -22,6 +22,8 @@ let package = Package(
         // C libraries, found through pkg-config.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // zlib's crc32: the backup checks the CRC the compressor writes against the dump it was given.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // The primitives every module shares: the lock box, the thread executor, the civil date,
         // the redactor. Foundation and Synchronization only.
@@ -48,7 +50,7 @@ let package = Package(
         ),
         // pg_dump | pigz backups (verified, rotated), listing, verification and restore.
         // (CChildProcess: mkostemp with O_CLOEXEC for the password file.)
-        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "ChildProcess", "CChildProcess", "Toolkit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "Backup", dependencies: ["PostgresClient", "JobQueue", "ChildProcess", "CChildProcess", "CZlib", "Toolkit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Retention, vacuum and compress tasks; cycles as data, their scheduler and the NYSE calendar.
         // table_sizes measures the tables and the backup folder (Backup's BackupFiles).
         .target(name: "MaintenanceTasks", dependencies: ["PostgresClient", "JobQueue", "Backup", "Toolkit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),

@@ -14,13 +14,14 @@ public struct BackupResult: Sendable, Codable, Equatable {
     public let path: String
     /// Its size.
     public let bytes: Int64
-    /// The size of the SQL inside (decompressed), counted by the verification.
+    /// The size of the SQL inside (decompressed): the bytes pg_dump wrote.
     public let dumpBytes: Int64
     /// Seconds from start to the verified, renamed file (rotation excluded).
     public let seconds: Double
     /// Of which pg_dump piped into the compressor ran.
     public let dumpSeconds: Double
-    /// Of which the verification (decompressing the whole file) ran.
+    /// Of which the final checks ran (the streams are checked while the file is written;
+    /// this is the comparison of the two at the end, and the fsync).
     public let verifySeconds: Double
     /// The database dumped.
     public let database: String
@@ -47,8 +48,9 @@ public struct BackupResult: Sendable, Codable, Equatable {
     }
 }
 
-/// Makes a backup: `pg_dump` piped by the kernel into `pigz`/`gzip`, written to a hidden
-/// temporary file (mode 0600), checked, renamed to `{database}_{YYYYMMDD_HHMMSS}.sql.gz`
+/// Makes a backup: `pg_dump` piped into `pigz`/`gzip`, written to a hidden temporary file
+/// (mode 0600), checked while it is written (`StreamChecks`: both streams pass through this
+/// process on their way, the file is never read back), renamed to `{database}_{YYYYMMDD_HHMMSS}.sql.gz`
 /// (UTC time of the start; `…+{label}.sql.gz` for a labelled backup), then older backups of
 /// the same database and label rotated.
 ///
@@ -162,26 +164,35 @@ public struct BackupRunner: Sendable {
             executable: compressor, arguments: ["-c", "-\(settings.compressionLevel)"],
             environment: ChildEnvironment.base())
 
+        // pg_dump's output and the compressor's both pass through this process: the first is
+        // checked (CRC-32, length, trailer line) on its way to the compressor, the second (gzip
+        // header and trailer) on its way to the file.
+        let dumpCheck = StreamChecks.Dump()
+        let gzipCheck = StreamChecks.Gzip()
+        let dumpTap = StreamTap(observe: dumpCheck.observe)
+        let fileTap = StreamTap(observe: gzipCheck.observe)
         let outcome: PipelineOutcome
         let dumpStarted = Date()
         do {
             outcome = try await Pipeline.run(
-                [dump, compress], stdout: fd, timeout: settings.dumpTimeout, killGrace: settings.killGrace,
-                isCancelled: isCancelled)
+                [dump, compress], stdout: fd, taps: [0: dumpTap, 1: fileTap], timeout: settings.dumpTimeout,
+                killGrace: settings.killGrace, isCancelled: isCancelled)
         } catch let failure as SpawnFailure {
             throw BackupError(stage: .prepare, message: failure.message, path: temporary, database: database, program: failure.program, errno: failure.errno)
         }
-        try Self.check(outcome, path: temporary, database: database, secrets: secrets)
+        try Self.check(outcome, fileTap: fileTap, path: temporary, database: database, secrets: secrets)
         let dumpSeconds = Date().timeIntervalSince(dumpStarted)
 
+        let verifyStarted = Date()
+        if let failure = StreamChecks.failure(dump: dumpCheck, gzip: gzipCheck) {
+            throw BackupError(stage: .verify, message: failure, path: temporary, database: database)
+        }
         guard fsync(fd) == 0 else {
             let code = errno
             throw BackupError(
                 stage: .finalize, message: "fsync failed: \(String(cString: strerror(code)))", path: temporary,
                 database: database, errno: code)
         }
-        let verifyStarted = Date()
-        let verified = try await BackupVerifier(settings: settings).verify(path: temporary, isCancelled: isCancelled)
         let verifySeconds = Date().timeIntervalSince(verifyStarted)
 
         let final = try publish(temporary: temporary, directory: directory, database: database, label: label, started: started)
@@ -191,7 +202,7 @@ public struct BackupRunner: Sendable {
         let keepCount = settings.keepCount(label: label, requested: keep)
         let (rotated, rotationErrors) = rotate(directory: directory, database: database, label: label, keep: keepCount, keepPath: final)
         return BackupResult(
-            path: final, bytes: verified.bytes, dumpBytes: verified.dumpBytes, seconds: seconds, dumpSeconds: dumpSeconds,
+            path: final, bytes: gzipCheck.bytes, dumpBytes: dumpCheck.bytes, seconds: seconds, dumpSeconds: dumpSeconds,
             verifySeconds: verifySeconds, database: database, rotated: rotated, rotationErrors: rotationErrors, compressor: compressor, pgDump: pgDump,
             startedAt: ISO8601DateFormatter().string(from: started), label: label, keep: keepCount)
     }
@@ -217,8 +228,10 @@ public struct BackupRunner: Sendable {
         return environment
     }
 
-    /// Turns a failed pipeline into the error that names the real cause.
-    static func check(_ outcome: PipelineOutcome, path: String, database: String, secrets: [String]) throws {
+    /// Turns a failed pipeline into the error that names the real cause. `fileTap` wrote the
+    /// compressor's output to the file: a failed write there (a full disk) is the cause when it
+    /// happened, the compressor then died of the closed pipe.
+    static func check(_ outcome: PipelineOutcome, fileTap: StreamTap, path: String, database: String, secrets: [String]) throws {
         let dump = outcome.children[0]
         let compress = outcome.children[outcome.children.count - 1]
         if outcome.cancelled {
@@ -229,7 +242,12 @@ public struct BackupRunner: Sendable {
                 stage: .timeout, message: "pg_dump did not finish in time and was stopped", path: path, database: database,
                 program: dump.name, exitStatus: dump.status, stderrTail: dump.stderrTail, secrets: secrets)
         }
-        // A compressor that failed (a full disk) makes pg_dump fail too, by SIGPIPE: report the cause.
+        if let code = fileTap.writeError {
+            throw BackupError(
+                stage: .compress, message: "cannot write the backup file: \(String(cString: strerror(code)))", path: path,
+                database: database, program: compress.name, exitStatus: compress.status, errno: code, secrets: secrets)
+        }
+        // A compressor that failed makes pg_dump fail too, by SIGPIPE: report the cause.
         if !compress.status.succeeded {
             throw BackupError(
                 stage: .compress, message: "\(compress.name) failed (\(compress.status))", path: path, database: database,

@@ -1,3 +1,4 @@
+import CZlib
 import ChildProcess
 import Foundation
 
@@ -68,5 +69,64 @@ public struct BackupVerifier: Sendable {
         let lines = String(decoding: tail, as: UTF8.self).split(separator: "\n")
             .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
         return lines.suffix(10).contains(trailer)
+    }
+}
+
+/// The checks a backup makes while it is written, so the file is never read back: the stream
+/// pg_dump writes must end with the trailer line, and the gzip stream the compressor writes must
+/// start with a gzip header and end with a trailer whose CRC-32 and length (ISIZE, modulo 2^32)
+/// are those of every byte pg_dump wrote. That proves the compressor took in exactly the dump
+/// and finished its stream. The compressor must write one gzip member, as gzip and pigz do.
+/// (Each check object is fed by one relay thread of the pipeline and read after it returned.)
+enum StreamChecks {
+    /// Watches the stream pg_dump writes: its CRC-32, its length, its last 64 kB.
+    final class Dump: @unchecked Sendable {
+        // @unchecked: only the tap's relay thread calls `observe`; the fields are read after
+        // `Pipeline.run` returned, which waits for that thread.
+        private(set) var crc: UInt32 = 0
+        let sink = OutputSink(tailLimit: 65_536)
+        var bytes: Int64 { sink.totalBytes }
+
+        func observe(_ buffer: UnsafeRawBufferPointer) {
+            guard let base = buffer.baseAddress?.assumingMemoryBound(to: Bytef.self), !buffer.isEmpty else { return }
+            crc = UInt32(truncatingIfNeeded: crc32(uLong(crc), base, uInt(buffer.count)))
+            sink.consume(buffer)
+        }
+    }
+
+    /// Watches the stream the compressor writes: its first 10 and last 8 bytes, its length.
+    final class Gzip: @unchecked Sendable {
+        // @unchecked: as `Dump`.
+        private(set) var head = [UInt8]()
+        private(set) var last = [UInt8]()
+        private(set) var bytes: Int64 = 0
+
+        func observe(_ buffer: UnsafeRawBufferPointer) {
+            if head.count < 10 { head.append(contentsOf: buffer.prefix(10 - head.count)) }
+            bytes += Int64(buffer.count)
+            last.append(contentsOf: buffer.suffix(8))
+            if last.count > 8 { last.removeFirst(last.count - 8) }
+        }
+    }
+
+    /// What is wrong with the two streams, or nil when the backup is complete.
+    static func failure(dump: Dump, gzip: Gzip) -> String? {
+        guard gzip.head.count == 10, gzip.head[0] == 0x1f, gzip.head[1] == 0x8b, gzip.head[2] == 8, gzip.head[3] & 0xe0 == 0,
+              gzip.bytes >= 20 else {
+            return "the compressor did not write a gzip stream (no gzip header, or \(gzip.bytes) bytes)"
+        }
+        func little(_ bytes: ArraySlice<UInt8>) -> UInt32 { bytes.reversed().reduce(0) { $0 << 8 | UInt32($1) } }
+        let crc = little(gzip.last[0..<4])
+        let size = little(gzip.last[4..<8])
+        let expectedSize = UInt32(truncatingIfNeeded: dump.bytes)
+        if crc != dump.crc || size != expectedSize {
+            return "the compressed stream does not match the dump: its gzip trailer says CRC-32 "
+                + String(format: "%08x", crc) + " over \(size) bytes (modulo 2^32), pg_dump wrote "
+                + String(format: "%08x", dump.crc) + " over \(expectedSize) (truncated or corrupted)"
+        }
+        guard BackupVerifier.endsWithTrailer(dump.sink.tail) else {
+            return "the dump is incomplete: no '\(BackupVerifier.trailer)' line at its end"
+        }
+        return nil
     }
 }

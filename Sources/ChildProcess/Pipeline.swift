@@ -60,7 +60,8 @@ public final class OutputSink: Sendable {
     /// Every byte counted.
     public var totalBytes: Int64 { state.withLock { $0.totalBytes } }
 
-    func consume(_ buffer: UnsafeRawBufferPointer) {
+    /// Counts `buffer` and keeps its end (the pipeline calls it; a `StreamTap` observer may too).
+    public func consume(_ buffer: UnsafeRawBufferPointer) {
         let tailLimit = self.tailLimit
         state.withLock { s in
             s.totalBytes += Int64(buffer.count)
@@ -82,16 +83,19 @@ public enum Pipeline {
     /// gets (nil: /dev/null, or with `sink`, a pipe read by this process). Each program's stderr
     /// goes to an anonymous temporary file whose last 4 kB are returned. When `timeout` passes
     /// or `isCancelled` turns true (or the calling task is cancelled), the programs get
-    /// SIGTERM, then SIGKILL after `killGrace` seconds.
+    /// SIGTERM, then SIGKILL after `killGrace` seconds. `taps[i]` passes the output of program
+    /// `i` through this process (see `StreamTap`); the last program cannot have both a tap and
+    /// a `sink`. It returns once every program exited and every tap ended.
     public static func run(
         _ commands: [ChildCommand], stdin: Int32? = nil, stdout: Int32? = nil, sink: OutputSink? = nil,
-        timeout: Double?, killGrace: Double, isCancelled: @escaping @Sendable () -> Bool = { false }
+        taps: [Int: StreamTap] = [:], timeout: Double?, killGrace: Double,
+        isCancelled: @escaping @Sendable () -> Bool = { false }
     ) async throws -> PipelineOutcome {
         let stop = LockedBox(false)
         return try await ThreadExecutor.runDetached(name: "closebell-pipeline", {
             Result {
                 try runBlocking(
-                    commands, stdin: stdin, stdout: stdout, sink: sink, timeout: timeout, killGrace: killGrace,
+                    commands, stdin: stdin, stdout: stdout, sink: sink, taps: taps, timeout: timeout, killGrace: killGrace,
                     isCancelled: { stop.value || isCancelled() })
             }
         }, onCancel: {
@@ -101,10 +105,11 @@ public enum Pipeline {
 
     /// The blocking body of `run`, on the pipeline's own thread.
     private static func runBlocking(
-        _ commands: [ChildCommand], stdin: Int32?, stdout: Int32?, sink: OutputSink?,
+        _ commands: [ChildCommand], stdin: Int32?, stdout: Int32?, sink: OutputSink?, taps: [Int: StreamTap],
         timeout: Double?, killGrace: Double, isCancelled: () -> Bool
     ) throws -> PipelineOutcome {
         precondition(!commands.isEmpty)
+        precondition(taps.keys.allSatisfy { commands.indices.contains($0) } && (sink == nil || taps[commands.count - 1] == nil))
         var toClose: [Int32] = []
         defer { toClose.forEach { close($0) } }
         let devNull = try Spawner.openDevNull()
@@ -118,7 +123,18 @@ public enum Pipeline {
             guard cchild_pipe_cloexec(&fds) == 0 else { throw SpawnFailure(program: "pipe", errno: errno) }
             links.append((fds[0], fds[1]))
         }
-        var parentEnds = links.flatMap { [$0.read, $0.write] }
+        // A tapped program writes into a pipe of its own, read here by the tap's relay thread.
+        var tapPipes: [Int: (read: Int32, write: Int32)] = [:]
+        for index in taps.keys {
+            var fds: [Int32] = [-1, -1]
+            guard cchild_pipe_cloexec(&fds) == 0 else {
+                links.forEach { close($0.read); close($0.write) }
+                tapPipes.values.forEach { close($0.read); close($0.write) }
+                throw SpawnFailure(program: "pipe", errno: errno)
+            }
+            tapPipes[index] = (fds[0], fds[1])
+        }
+        var parentEnds = links.flatMap { [$0.read, $0.write] } + tapPipes.values.flatMap { [$0.read, $0.write] }
         defer { parentEnds.forEach { close($0) } }
 
         // stderr of each child: an unlinked temporary file, read back after the exit.
@@ -136,7 +152,9 @@ public enum Pipeline {
         for (index, command) in commands.enumerated() {
             let input = index == 0 ? (stdin ?? devNull) : links[index - 1].read
             let output: Int32
-            if index == commands.count - 1 {
+            if let tap = tapPipes[index] {
+                output = tap.write
+            } else if index == commands.count - 1 {
                 output = sink != nil ? links[index].write : (stdout ?? devNull)
             } else {
                 output = links[index].write
@@ -151,11 +169,18 @@ public enum Pipeline {
                 throw error
             }
         }
-        // Only the read end of our own pipe stays open here; the children own the rest.
+        // Only the read end of our own pipe stays open here, and each tap's ends, which its relay
+        // thread closes; the children own the rest.
         let sinkFD = sink != nil ? links[commands.count - 1].read : -1
-        parentEnds.removeAll { $0 == sinkFD }
-        parentEnds.forEach { close($0) }
+        var relayed: [(tap: StreamTap, input: Int32, output: Int32, closeOutput: Bool)] = []
+        for (index, tap) in taps.sorted(by: { $0.key < $1.key }) {
+            let last = index == commands.count - 1
+            relayed.append((tap, tapPipes[index]!.read, last ? (stdout ?? devNull) : links[index].write, !last))
+        }
+        let kept = Set([sinkFD] + relayed.flatMap { [$0.input, $0.output] })
+        parentEnds.filter { !kept.contains($0) }.forEach { close($0) }
         parentEnds = sinkFD >= 0 ? [sinkFD] : []
+        for relay in relayed { relay.tap.start(input: relay.input, output: relay.output, closeOutput: relay.closeOutput) }
 
         var statuses = [ExitStatus?](repeating: nil, count: pids.count)
         var sinkOpen = sinkFD >= 0
@@ -196,6 +221,8 @@ public enum Pipeline {
                 running.forEach { kill($0, SIGKILL) }
             }
         }
+
+        relayed.forEach { $0.tap.wait() }
 
         let outcomes = commands.indices.map { index in
             ChildOutcome(name: commands[index].name, status: statuses[index]!, stderrTail: readTail(stderrFiles[index]))

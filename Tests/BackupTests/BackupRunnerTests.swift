@@ -163,6 +163,56 @@ final class BackupRunnerTests: XCTestCase {
         XCTAssertEqual(try Self.backupLookalikes(folder), olds.map { ($0 as NSString).lastPathComponent }.sorted())
     }
 
+    /// The checks run on the streams while the file is written: with no gzip to read the file
+    /// back (`gzipPath` points nowhere), a good backup still succeeds, and every cut or wrong
+    /// stream is refused before the rename, rotating nothing.
+    func testCutOrWrongStreamsAreRefusedWithoutReadingTheFileBack() async throws {
+        let db = try await BackupFixtures.populatedDatabase()
+        let folder = try BackupFixtures.folder()
+        let olds = try BackupFixtures.fakeBackups(in: folder, database: db.name, stamps: ["20230101_000000", "20230102_000000"])
+        let oldNames = olds.map { ($0 as NSString).lastPathComponent }.sorted()
+        let pgDump = try BackupFixtures.realPgDump
+        let noGzip = BackupSettings(directory: folder, keep: 1, gzipPath: "/nonexistent/gzip")
+
+        // Compressors that exit 0 but write something else than the gzip of their whole input.
+        let wrongCompressors = [
+            ("garbage", "cat > /dev/null\nhead -c 5000 /dev/urandom", "did not write a gzip stream"),
+            ("the gzip of other data", "cat > /dev/null\necho other | gzip -c", "does not match the dump"),
+            ("the gzip of half the input", "head -c 20000 | gzip -c \"$@\"\ncat > /dev/null", "does not match the dump"),
+            ("a stream cut before its trailer", "gzip -c \"$@\" | head -c -8", "does not match the dump"),
+        ]
+        for (what, body, expected) in wrongCompressors {
+            var settings = noGzip
+            settings.compressor = try BackupFixtures.script(body)
+            let error = await expectBackupError { try await BackupRunner(settings: settings).run(conninfo: db.url) }
+            XCTAssertEqual(error?.stage, .verify, "\(what): \(error?.description ?? "accepted")")
+            XCTAssertTrue(error?.message.contains(expected) ?? false, "\(what): \(error?.description ?? "accepted")")
+            XCTAssertEqual(try Self.backupLookalikes(folder), oldNames, what)
+            XCTAssertFalse(try BackupFixtures.names(folder).contains { $0.hasSuffix(".partial") }, what)
+        }
+
+        // pg_dump killed half way: its stream is cut; refused, whatever the compressor made of it.
+        var killed = noGzip
+        killed.pgDumpPath = try BackupFixtures.script("'\(pgDump)' \"$@\" | head -c 20000\nkill -KILL $$")
+        let killedError = await expectBackupError { try await BackupRunner(settings: killed).run(conninfo: db.url) }
+        XCTAssertEqual(killedError?.stage, .dump)
+        XCTAssertEqual(killedError?.exitStatus, .signaled(SIGKILL))
+
+        // A dump cut short whose pg_dump exits 0: the trailer line is missing from its stream.
+        killed.pgDumpPath = try BackupFixtures.script("'\(pgDump)' \"$@\" | head -c 20000\nexit 0")
+        let cutError = await expectBackupError { try await BackupRunner(settings: killed).run(conninfo: db.url) }
+        XCTAssertEqual(cutError?.stage, .verify)
+        XCTAssertTrue(cutError?.message.contains("incomplete") ?? false, cutError?.description ?? "")
+        XCTAssertEqual(try Self.backupLookalikes(folder), oldNames)
+
+        // The good backup: complete, decompresses to what pg_dump wrote, the old ones rotated.
+        let result = try await BackupRunner(settings: noGzip).run(conninfo: db.url)
+        XCTAssertEqual(try Self.backupLookalikes(folder), [(result.path as NSString).lastPathComponent])
+        XCTAssertEqual(result.bytes, Int64(try Data(contentsOf: URL(fileURLWithPath: result.path)).count))
+        let verified = try await BackupVerifier(settings: BackupSettings(directory: folder)).verify(path: result.path)
+        XCTAssertEqual(verified.dumpBytes, result.dumpBytes)
+    }
+
     func testCorruptedOrTruncatedFilesFailVerification() async throws {
         let db = try await BackupFixtures.populatedDatabase()
         let folder = try BackupFixtures.folder()
