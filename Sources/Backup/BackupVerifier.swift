@@ -1,6 +1,7 @@
 import CZlib
 import ChildProcess
 import Foundation
+import Toolkit
 
 #if canImport(Glibc)
 import Glibc
@@ -77,35 +78,43 @@ public struct BackupVerifier: Sendable {
 /// start with a gzip header and end with a trailer whose CRC-32 and length (ISIZE, modulo 2^32)
 /// are those of every byte pg_dump wrote. That proves the compressor took in exactly the dump
 /// and finished its stream. The compressor must write one gzip member, as gzip and pigz do.
-/// (Each check object is fed by one relay thread of the pipeline and read after it returned.)
+/// (Each check object is fed by one relay thread of the pipeline and read after it returned;
+/// a lock box orders the two.)
 enum StreamChecks {
     /// Watches the stream pg_dump writes: its CRC-32, its length, its last 64 kB.
-    final class Dump: @unchecked Sendable {
-        // @unchecked: only the tap's relay thread calls `observe`; the fields are read after
-        // `Pipeline.run` returned, which waits for that thread.
-        private(set) var crc: UInt32 = 0
+    final class Dump: Sendable {
+        private let running = LockedBox<UInt32>(0)
         let sink = OutputSink(tailLimit: 65_536)
+        /// The CRC-32 of every byte seen.
+        var crc: UInt32 { running.value }
         var bytes: Int64 { sink.totalBytes }
 
         func observe(_ buffer: UnsafeRawBufferPointer) {
             guard let base = buffer.baseAddress?.assumingMemoryBound(to: Bytef.self), !buffer.isEmpty else { return }
-            crc = UInt32(truncatingIfNeeded: crc32(uLong(crc), base, uInt(buffer.count)))
+            running.withLock { crc in crc = UInt32(truncatingIfNeeded: crc32(uLong(crc), base, uInt(buffer.count))) }
             sink.consume(buffer)
         }
     }
 
     /// Watches the stream the compressor writes: its first 10 and last 8 bytes, its length.
-    final class Gzip: @unchecked Sendable {
-        // @unchecked: as `Dump`.
-        private(set) var head = [UInt8]()
-        private(set) var last = [UInt8]()
-        private(set) var bytes: Int64 = 0
+    final class Gzip: Sendable {
+        private struct Ends {
+            var head = [UInt8]()
+            var last = [UInt8]()
+            var bytes: Int64 = 0
+        }
+        private let ends = LockedBox(Ends())
+        var head: [UInt8] { ends.value.head }
+        var last: [UInt8] { ends.value.last }
+        var bytes: Int64 { ends.value.bytes }
 
         func observe(_ buffer: UnsafeRawBufferPointer) {
-            if head.count < 10 { head.append(contentsOf: buffer.prefix(10 - head.count)) }
-            bytes += Int64(buffer.count)
-            last.append(contentsOf: buffer.suffix(8))
-            if last.count > 8 { last.removeFirst(last.count - 8) }
+            ends.withLock { e in
+                if e.head.count < 10 { e.head.append(contentsOf: buffer.prefix(10 - e.head.count)) }
+                e.bytes += Int64(buffer.count)
+                e.last.append(contentsOf: buffer.suffix(8))
+                if e.last.count > 8 { e.last.removeFirst(e.last.count - 8) }
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 
 #if canImport(Glibc)
 import Glibc
@@ -12,21 +13,25 @@ import Glibc
 /// The relay ends at the end of its input. When a write fails (the next program stopped
 /// reading, or a full disk), it records the error and closes its input, so the program
 /// feeding it gets EPIPE instead of waiting forever.
-public final class StreamTap: @unchecked Sendable {
-    // @unchecked: `observe` runs and the fields change only on the tap's relay thread while
-    // the pipeline runs; callers read the fields after `Pipeline.run` returned, and it returns
-    // only after the relay thread ended (a semaphore orders the two).
-    private let observe: (UnsafeRawBufferPointer) -> Void
+public final class StreamTap: Sendable {
+    /// What the relay saw, written by the relay thread and read after `Pipeline.run` returned.
+    private struct Outcome {
+        var writeError: Int32?
+        var readError: Int32?
+        var bytes: Int64 = 0
+    }
+    private let observe: @Sendable (UnsafeRawBufferPointer) -> Void
     private let finished = DispatchSemaphore(value: 0)
+    private let outcome = LockedBox(Outcome())
     /// The errno of the write that failed (EPIPE, ENOSPC, ...); nil when every byte read was passed on.
-    public private(set) var writeError: Int32?
+    public var writeError: Int32? { outcome.value.writeError }
     /// The errno of a read that failed; nil when the stream ended normally.
-    public private(set) var readError: Int32?
+    public var readError: Int32? { outcome.value.readError }
     /// The bytes passed on.
-    public private(set) var bytes: Int64 = 0
+    public var bytes: Int64 { outcome.value.bytes }
 
     /// A tap that shows every chunk of the stream to `observe`, on the relay thread, in order.
-    public init(observe: @escaping (UnsafeRawBufferPointer) -> Void) {
+    public init(observe: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) {
         self.observe = observe
     }
 
@@ -61,7 +66,8 @@ public final class StreamTap: @unchecked Sendable {
             let count = read(input, buffer, size)
             if count < 0 {
                 if errno == EINTR { continue }
-                readError = errno
+                let failed = errno
+                outcome.withLock { $0.readError = failed }
                 return
             }
             if count == 0 { return }
@@ -71,12 +77,13 @@ public final class StreamTap: @unchecked Sendable {
                 let written = write(output, buffer + offset, count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
-                    writeError = errno
+                    let failed = errno
+                    outcome.withLock { $0.writeError = failed }
                     return
                 }
                 offset += written
             }
-            bytes += Int64(count)
+            outcome.withLock { $0.bytes += Int64(count) }
         }
     }
 }
