@@ -88,6 +88,17 @@ public final class PostgresAPIBudget: PolygonRequestBudget, Sendable {
     private func open() async throws -> PostgresConnection {
         if let existing = connection.value { return existing }
         let fresh = try await PostgresConnection.connect(conninfo, applicationName: "closebell api budget")
+        // A grant is stamped inside polygon_api_acquire and the request leaves once the call
+        // returns: waiting for the WAL flush would put a disk write (milliseconds, far more on a
+        // busy host) between the two, the delay the margin has to absorb. The grants are
+        // short-lived bookkeeping: a database crash can lose the last fraction of a second of
+        // them, so the first window after it may grant that many extra starts.
+        do {
+            _ = try await fresh.execute("SET synchronous_commit = off")
+        } catch {
+            await fresh.close()
+            throw error
+        }
         let (kept, extra) = connection.withLock { connection -> (PostgresConnection, PostgresConnection?) in
             if let existing = connection { return (existing, fresh) }
             connection = fresh
