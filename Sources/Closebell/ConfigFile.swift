@@ -247,8 +247,8 @@ struct ClosebellConfig {
     var polygon: PolygonConfiguration
     /// `polygon.shared_budget`: one request budget for every worker through PostgreSQL. Default true.
     var sharedBudget = true
-    /// `polygon.shared_budget_margin`: how much the shared budget stretches its window. Default 0.03.
-    var sharedBudgetMargin = 0.03
+    /// `polygon.shared_budget_margin`: how much the shared budget stretches its window. Default 0.05.
+    var sharedBudgetMargin = 0.05
     /// `polygon.shared_max_concurrent_requests`: requests in flight across the cluster (0: no
     /// cluster-wide cap). Default: `polygon.max_concurrent_requests`.
     var sharedMaxConcurrent: Int?
