@@ -94,7 +94,7 @@ let package = Package(
         // Shared by the test targets: the private cluster every test database lives in.
         .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations", "ChildProcess", "Toolkit", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ToolkitTests", dependencies: ["Toolkit"], swiftSettings: strict),
-        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport", "Toolkit"], swiftSettings: strict),
         .testTarget(
             name: "JobQueueTests",
             dependencies: ["JobQueue", "TestSupport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
