@@ -43,7 +43,7 @@ final class TimescaleWriterTests: XCTestCase {
 
         // The same load again changes nothing.
         let again = try await conn.withSession { try MarketDataWriter.writeDailyBars(bars, session: $0) }
-        XCTAssertEqual(again, MarketDataWriter.Outcome(staged: 120, written: 0))
+        XCTAssertEqual(again, MarketDataWriter.Outcome(staged: 120, written: 0, path: .merge))
         let slotsAgain = try await conn.withSession { try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
         XCTAssertEqual(slotsAgain.written, 0)
 
