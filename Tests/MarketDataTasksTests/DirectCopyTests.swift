@@ -36,12 +36,13 @@ final class DirectCopyTests: XCTestCase {
     }
 
     /// Has another session run `insert` in a transaction it keeps open, then starts `write` on
-    /// a new connection and returns once it waits on the other session's row: the writer's
-    /// check cannot see the uncommitted row, its COPY stops at that key.
-    private func blockedWrite<T: Sendable>(inserting insert: String,
+    /// a new connection (after `settings`) and returns once it waits on the other session's
+    /// row: the writer's check cannot see the uncommitted row, its COPY stops at that key.
+    private func blockedWrite<T: Sendable>(settings: String? = nil, inserting insert: String,
                                            _ write: @escaping @Sendable (PostgresSession) throws -> T) async throws -> BlockedWrite<T> {
         let db = try TestCluster.migratedDatabase()
         let writer = try await PostgresConnection.connect(db.url)
+        if let settings { try await writer.execute(settings) }
         let other = try await PostgresConnection.connect(db.url)
         let observer = try await PostgresConnection.connect(db.url)
         try await other.execute("BEGIN; " + insert)
@@ -131,6 +132,41 @@ final class DirectCopyTests: XCTestCase {
         let rerun = try await blocked.writer.withSession { try MarketDataWriter.writeDailyBars(batch, session: $0) }
         XCTAssertEqual(rerun, MarketDataWriter.Outcome(staged: 3, written: 0, path: .merge))
         await blocked.close()
+    }
+
+    func testADeadlockInTheDirectCopyFallsBackToTheMerge() async throws {
+        // The writer's COPY writes AAPL and waits on MSFT, which the other session holds; the
+        // other session then inserts AAPL: a deadlock. The writer's deadlock_timeout is the
+        // shorter, so the writer finds it (40P01), unless the other session's insert came later
+        // than that (a stalled machine): then the other session is refused instead and the
+        // round is run again.
+        let batch = [bar("AAPL", "2025-03-10", close: "10"), bar("MSFT", "2025-03-10", close: "20"), bar("NVDA", "2025-03-10", close: "30")]
+        for _ in 0..<3 {
+            let blocked = try await blockedWrite(settings: "SET deadlock_timeout = '2s'", inserting: Self.msftRow) {
+                try MarketDataWriter.writeDailyBars(batch, session: $0)
+            }
+            do {
+                try await blocked.other.execute("""
+                    SET deadlock_timeout = '10s';
+                    INSERT INTO market_data_daily (symbol, date, open, high, low, close, volume) VALUES ('AAPL', '2025-03-10', 2, 2, 2, 2, 2);
+                    """)
+            } catch let error as PostgresError where error.sqlState == "40P01" {
+                let outcome = try await blocked.task.value
+                XCTAssertEqual(outcome.path, .direct)
+                await blocked.close()
+                continue
+            }
+            // The writer rolled back to its savepoint (the other session's insert went through)
+            // and merges, waiting for the other session's rows, then overwriting them.
+            try await blocked.other.execute("COMMIT")
+            let outcome = try await blocked.task.value
+            XCTAssertEqual(outcome, MarketDataWriter.Outcome(staged: 3, written: 3, path: .directThenMerge))
+            let rows = try await closes(blocked.observer, "2025-03-10")
+            XCTAssertEqual(rows, [["AAPL", "10"], ["MSFT", "20"], ["NVDA", "30"]])
+            await blocked.close()
+            return
+        }
+        XCTFail("the writer never met the deadlock in 3 rounds")
     }
 
     func testAKeyAnotherSessionRollsBackLeavesTheDirectCopy() async throws {
