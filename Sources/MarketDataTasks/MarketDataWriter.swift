@@ -206,18 +206,23 @@ public enum MarketDataWriter {
         }
     }
 
-    /// True when `table` holds no row dated within `span` (of `span.symbol`, when set): the
-    /// check goes through the date index, or the primary key for one symbol.
+    /// True when `table` holds no row dated within `span` (of `span.symbol`, when set). The
+    /// first such row is looked up in date order, so the plan is an index scan (the date index,
+    /// or the primary key for one symbol) that stops at the first entry: a `NOT EXISTS` lets
+    /// the planner pick a sequential scan when the range holds many rows, which reads the
+    /// table's old rows first and can take seconds.
     private static func isFresh(_ tx: PostgresSession, table: String, _ span: Span) throws -> Bool {
         let from = CivilDate(dayNumber: span.from).description, to = CivilDate(dayNumber: span.to).description
         let rows: PostgresRows
         if let symbol = span.symbol {
             rows = try tx.query("""
-                SELECT NOT EXISTS (SELECT 1 FROM \(table) WHERE symbol = $1 AND date BETWEEN $2::date AND $3::date) AS fresh
+                SELECT (SELECT date FROM \(table) WHERE symbol = $1 AND date BETWEEN $2::date AND $3::date
+                         ORDER BY date LIMIT 1) IS NULL AS fresh
                 """, texts: [symbol, from, to])
         } else {
-            rows = try tx.query("SELECT NOT EXISTS (SELECT 1 FROM \(table) WHERE date BETWEEN $1::date AND $2::date) AS fresh",
-                                texts: [from, to])
+            rows = try tx.query("""
+                SELECT (SELECT date FROM \(table) WHERE date BETWEEN $1::date AND $2::date ORDER BY date LIMIT 1) IS NULL AS fresh
+                """, texts: [from, to])
         }
         return rows.first?["fresh"] == "t"
     }
