@@ -169,6 +169,23 @@ final class DirectCopyTests: XCTestCase {
         XCTFail("the writer never met the deadlock in 3 rounds")
     }
 
+    func testALargeBatchMeetingAConcurrentKeyAtItsFirstRowMerges() async throws {
+        // Megabytes of COPY data wait in the socket while the server waits on the first key;
+        // after the other session commits, the server refuses the key and the batch merges.
+        let batch = (0..<40_000).map { bar(String(format: "S%05d", $0), "2025-03-10", close: "10") }
+        let blocked = try await blockedWrite(inserting: """
+            INSERT INTO market_data_daily (symbol, date, open, high, low, close, volume) VALUES ('S00000', '2025-03-10', 1, 1, 1, 1, 1)
+            """) { try MarketDataWriter.writeDailyBars(batch, session: $0) }
+        try await blocked.other.execute("COMMIT")
+        let outcome = try await blocked.task.value
+        XCTAssertEqual(outcome, MarketDataWriter.Outcome(staged: 40_000, written: 40_000, path: .directThenMerge))
+        let rows = try await blocked.observer.query("SELECT count(*) AS n, count(DISTINCT close) AS c, min(close)::text AS m FROM market_data_daily").first
+        XCTAssertEqual(rows?["n"], "40000")
+        XCTAssertEqual(rows?["c"], "1")
+        XCTAssertEqual(rows?["m"], "10")
+        await blocked.close()
+    }
+
     func testAKeyAnotherSessionRollsBackLeavesTheDirectCopy() async throws {
         let batch = [bar("AAPL", "2025-03-10", close: "10"), bar("MSFT", "2025-03-10", close: "20")]
         let blocked = try await blockedWrite(inserting: Self.msftRow) { try MarketDataWriter.writeDailyBars(batch, session: $0) }
