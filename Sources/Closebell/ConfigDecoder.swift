@@ -1,5 +1,5 @@
 import Foundation
-import JobQueue
+import Toolkit
 
 /// Decodes one section of the config (the file's mapping with the environment's
 /// `CLOSEBELL_<SECTION>_<KEY>` overrides) into a module's settings type, which declares its keys,

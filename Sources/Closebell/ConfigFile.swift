@@ -144,6 +144,13 @@ final class ConfigSection {
     /// The environment variable's text for `name`, when one sets it.
     func overrideText(_ name: String) -> String? { overrides[name]?.text }
 
+    /// The section `name` decoded into its module's settings type (`decode`); `fallback` (the
+    /// defaults) when neither the file nor the environment sets any of its keys.
+    func decode<T: Decodable>(_ name: String, or fallback: T) throws -> T {
+        guard let section = try section(name) else { return fallback }
+        return try section.decode(T.self)
+    }
+
     /// Decodes this section into a module's settings type (which declares its keys, defaults
     /// and checks), then refuses keys nobody read, here and in the mappings below. A refused
     /// value is reported with its dotted key, or its environment variable.
@@ -173,8 +180,12 @@ final class ConfigSection {
             (path, reason) = ([], "\(error)")
         }
         let names = path.map(\.stringValue)
-        if names.count == 1 { return fail(names[0], reason) }
-        return ConfigError(file: file, key: ([self.path] + names).filter { !$0.isEmpty }.joined(separator: "."), reason: reason)
+        guard let first = names.first else { return ConfigError(file: file, key: self.path, reason: reason) }
+        let dotted = ([self.path] + names).filter { !$0.isEmpty }.joined(separator: ".")
+        if let override = overrides[first] {
+            return ConfigError(file: "environment", key: "\(override.variable) (\(dotted))", reason: reason)
+        }
+        return ConfigError(file: file, key: dotted, reason: reason)
     }
 
     /// Refuses keys that were never read.
@@ -242,16 +253,10 @@ enum EnvironmentOverrides {
 /// here too, and flags override both.
 struct ClosebellConfig {
     var worker = WorkerConfiguration()
-    /// Seconds between the scheduler's checks for due cycles (`worker --schedule`).
-    var scheduleIntervalSeconds = 60.0
-    var polygon: PolygonConfiguration
-    /// `polygon.shared_budget`: one request budget for every worker through PostgreSQL. Default true.
-    var sharedBudget = true
-    /// `polygon.shared_budget_margin`: how much the shared budget stretches its window. Default 0.1.
-    var sharedBudgetMargin = 0.1
-    /// `polygon.shared_max_concurrent_requests`: requests in flight across the cluster (0: no
-    /// cluster-wide cap). Default: `polygon.max_concurrent_requests`.
-    var sharedMaxConcurrent: Int?
+    /// `worker --schedule`: how often it checks for due cycles.
+    var schedule = ScheduleSettings()
+    /// The Polygon client and the cluster-wide request budget (the API key from the environment).
+    var polygon = PolygonSettings()
     var marketData = MarketDataSettings()
     var backup: BackupSettings
     var retention = RetentionSettings()
@@ -293,47 +298,23 @@ struct ClosebellConfig {
     /// `CLOSEBELL_<SECTION>_<KEY>` overrides and secrets (`Secrets`).
     init(_ root: ConfigSection?, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         file = root?.file
-        do {
-            polygon = try PolygonConfiguration.fromEnvironment(try Secrets.environment(environment))
-        } catch let error as ConfigError {
-            throw error
-        } catch {
-            throw ConfigError(file: "environment", key: "POLYGON_BASE_URL", reason: "\(error)")
-        }
         backup = BackupSettings(directory: BackupSettings.defaultDirectory)
         let root = ConfigSection(
             file: root?.file ?? "environment", path: "", values: root?.values ?? [:],
             sectionOverrides: EnvironmentOverrides.collect(environment))
         let file = root.file
 
-        if let section = try root.section("worker") { worker = try section.decode(WorkerConfiguration.self) }
+        worker = try root.decode("worker", or: worker)
 
-        if let section = try root.section("schedule") {
-            if let v = try section.double("interval_seconds", min: 1) { scheduleIntervalSeconds = v }
-            try section.finish()
-        }
+        schedule = try root.decode("schedule", or: schedule)
 
-        if let section = try root.section("polygon") {
-            if let v = try section.string("base_url") {
-                guard let url = URL(string: v), url.scheme == "http" || url.scheme == "https" else {
-                    throw section.fail("base_url", "expected an http(s) URL, got \(v)")
-                }
-                if environment["POLYGON_BASE_URL"]?.isEmpty ?? true { polygon.baseURL = url }
-            }
-            if let v = try section.double("requests_per_second", min: 0) { polygon.requestsPerSecond = v }
-            if let v = try section.int("max_concurrent_requests", min: 1) { polygon.maxConcurrentRequests = v }
-            if let v = try section.int("max_attempts", min: 1) { polygon.retry.maxAttempts = v }
-            if let v = try section.double("retry_base_seconds", min: 0) { polygon.retry.baseDelay = v }
-            if let v = try section.double("retry_max_seconds", min: 0) { polygon.retry.maxDelay = v }
-            if let v = try section.double("connect_timeout_seconds", min: 0.1) { polygon.connectTimeout = v }
-            if let v = try section.double("request_timeout_seconds", min: 0.1) { polygon.requestTimeout = v }
-            if let v = try section.bool("shared_budget") { sharedBudget = v }
-            if let v = try section.int("shared_max_concurrent_requests", min: 0) { sharedMaxConcurrent = v }
-            if let v = try section.double("shared_budget_margin", min: 0) {
-                guard v <= 0.5 else { throw section.fail("shared_budget_margin", "must be 0...0.5, got \(v)") }
-                sharedBudgetMargin = v
-            }
-            try section.finish()
+        polygon = try root.decode("polygon", or: polygon)
+        do {
+            try polygon.client.applyEnvironment(try Secrets.environment(environment))
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw ConfigError(file: "environment", key: "POLYGON_BASE_URL", reason: "\(error)")
         }
 
         if let section = try root.section("market_data") {
@@ -571,13 +552,8 @@ struct RuntimeEnvironment {
     static func load(configPath: String?, conninfo: String? = nil) throws -> RuntimeEnvironment {
         var config = try ClosebellConfig.load(path: configPath)
         try config.applyOperationsEnvironment()
-        let budget = conninfo.flatMap { conninfo in
-            config.sharedBudget ? PostgresAPIBudget(
-                conninfo: conninfo, requestsPerSecond: config.polygon.requestsPerSecond,
-                maxInFlight: config.sharedMaxConcurrent ?? config.polygon.maxConcurrentRequests,
-                margin: config.sharedBudgetMargin, lease: config.polygon.requestTimeout + 30) : nil
-        }
-        return RuntimeEnvironment(config: config, polygon: PolygonClient(configuration: config.polygon, budget: budget))
+        let budget = conninfo.flatMap { config.polygon.budget(conninfo: $0) }
+        return RuntimeEnvironment(config: config, polygon: PolygonClient(configuration: config.polygon.client, budget: budget))
     }
 
     /// Every task this build runs (`TaskList`), with the configured settings.
@@ -594,7 +570,7 @@ struct RuntimeEnvironment {
         guard schedule else { return [] }
         let scheduler = CycleScheduler()
         return [
-            PeriodicWork(name: "cycle_scheduler", intervalSeconds: config.scheduleIntervalSeconds) { logger in
+            PeriodicWork(name: "cycle_scheduler", intervalSeconds: config.schedule.intervalSeconds) { logger in
                 let connection = try await PostgresConnection.connect(conninfo, applicationName: "closebell scheduler")
                 let runs = try await scheduler.tick(connection: connection)
                 await connection.close()

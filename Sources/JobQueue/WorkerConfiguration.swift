@@ -1,5 +1,6 @@
 import Foundation
 import PostgresClient
+import Toolkit
 
 /// Every interval, limit and timeout of a worker. Defaults suit production; tests shorten them.
 public struct WorkerConfiguration: Sendable {
@@ -165,8 +166,7 @@ extension WorkerConfiguration: Decodable {
         do {
             try validate()
         } catch let error as WorkerConfigurationError {
-            let parts = error.key.split(separator: ".").map(String.init)
-            throw invalidSetting(c.codingPath + parts.dropLast().map { SettingKey(stringValue: $0) }, parts.last ?? error.key, error.reason)
+            throw invalidSetting(c.codingPath, section: "worker", dottedKey: error.key, error.reason)
         }
     }
 }

@@ -1,6 +1,9 @@
 @testable import Closebell
 import Foundation
 import JobQueue
+import MaintenanceTasks
+import MarketDataTasks
+import Polygon
 import XCTest
 import Yams
 
@@ -42,5 +45,70 @@ final class ConfigDecodingTests: XCTestCase {
         XCTAssertEqual(refusal("worker:\n  time_limits: 5\n"), "config test.yml: worker.time_limits: expected a mapping of keys")
         XCTAssertEqual(refusal("{}", environment: ["CLOSEBELL_WORKER_CONCURRENCY": "0"]),
                        "config environment: CLOSEBELL_WORKER_CONCURRENCY (worker.concurrency): must be at least 1, got 0")
+    }
+
+    /// Each line: the YAML, and the refusal it must get.
+    private func assertRefusals(_ cases: [(String, String)], file: StaticString = #filePath, line: UInt = #line) {
+        for (yaml, message) in cases {
+            XCTAssertEqual(refusal(yaml), message, yaml, file: file, line: line)
+        }
+    }
+
+    func testScheduleSection() throws {
+        XCTAssertEqual(try config("schedule:\n  interval_seconds: 15\n").schedule.intervalSeconds, 15)
+        XCTAssertEqual(try config("{}").schedule.intervalSeconds, 60, "the default")
+        XCTAssertEqual(try config("{}", environment: ["CLOSEBELL_SCHEDULE_INTERVAL_SECONDS": "30"]).schedule.intervalSeconds, 30)
+        assertRefusals([
+            ("schedule:\n  interval_seconds: soon\n", "config test.yml: schedule.interval_seconds: expected a number, got soon"),
+            ("schedule:\n  interval_seconds: 0.5\n", "config test.yml: schedule.interval_seconds: must be at least 1.0, got 0.5"),
+            ("schedule:\n  interval: 5\n", "config test.yml: schedule.interval: unknown key (misspelt? see the README's configuration table)"),
+            ("schedule: 5\n", "config test.yml: schedule: expected a mapping of keys"),
+        ])
+    }
+
+    func testPolygonSection() throws {
+        let polygon = try config("""
+            polygon:
+              base_url: http://127.0.0.1:9/proxy
+              requests_per_second: 5
+              max_attempts: 2
+              retry_base_seconds: 0.25
+              shared_budget: false
+              shared_max_concurrent_requests: 0
+              shared_budget_margin: 0.2
+            """).polygon
+        XCTAssertEqual(polygon.client.baseURL.absoluteString, "http://127.0.0.1:9/proxy")
+        XCTAssertEqual(polygon.client.requestsPerSecond, 5)
+        XCTAssertEqual(polygon.client.retry.maxAttempts, 2)
+        XCTAssertEqual(polygon.client.retry.baseDelay, 0.25)
+        XCTAssertEqual(polygon.client.retry.maxDelay, 30, "absent keys keep their defaults")
+        XCTAssertFalse(polygon.sharedBudget)
+        XCTAssertEqual(polygon.sharedMaxConcurrent, 0)
+        XCTAssertEqual(polygon.sharedBudgetMargin, 0.2)
+        XCTAssertNil(polygon.client.apiKey, "no key in the file")
+
+        let defaults = try config("{}").polygon
+        XCTAssertEqual(defaults.client.baseURL, PolygonConfiguration.defaultBaseURL)
+        XCTAssertEqual(defaults.client.maxConcurrentRequests, 8)
+        XCTAssertTrue(defaults.sharedBudget)
+        XCTAssertNil(defaults.sharedMaxConcurrent)
+        XCTAssertEqual(defaults.sharedBudgetMargin, 0.1)
+
+        // The key comes from the environment only; POLYGON_BASE_URL wins over the file.
+        let environment = try config("polygon:\n  base_url: http://127.0.0.1:9/\n",
+                                     environment: ["POLYGON_API_KEY": "k-123", "POLYGON_BASE_URL": "http://127.0.0.1:8/"]).polygon.client
+        XCTAssertEqual(environment.apiKey, "k-123")
+        XCTAssertEqual(environment.baseURL.absoluteString, "http://127.0.0.1:8/")
+
+        assertRefusals([
+            ("polygon:\n  requests_per_second: fast\n", "config test.yml: polygon.requests_per_second: expected a number, got fast"),
+            ("polygon:\n  max_attempts: 1.5\n", "config test.yml: polygon.max_attempts: expected a whole number, got 1.5"),
+            ("polygon:\n  shared_budget: yes please\n", "config test.yml: polygon.shared_budget: expected true or false, got yes please"),
+            ("polygon:\n  base_url: ftp://x\n", "config test.yml: polygon.base_url: expected an http(s) URL, got ftp://x"),
+            ("polygon:\n  shared_budget_margin: 0.9\n", "config test.yml: polygon.shared_budget_margin: must be 0...0.5, got 0.9"),
+            ("polygon:\n  api_key: k\n", "config test.yml: polygon.api_key: unknown key (misspelt? see the README's configuration table)"),
+        ])
+        XCTAssertEqual(refusal("{}", environment: ["POLYGON_BASE_URL": "api.polygon.io"]),
+                       "config environment: POLYGON_BASE_URL: POLYGON_BASE_URL: 'api.polygon.io' is not an absolute http(s) URL without query")
     }
 }

@@ -40,6 +40,18 @@ extension KeyedDecodingContainer {
         return value
     }
 
+    /// A setting without a range (a list, a mapping), or `current` when the key is absent.
+    public func setting<T: Decodable>(_ key: Key, default current: T) throws -> T {
+        try decodeIfPresent(T.self, forKey: key) ?? current
+    }
+
+    /// True when `key` is given as `off` or `false`: a check turned off.
+    public func isOff(_ key: Key) -> Bool {
+        guard contains(key), let value = try? superDecoder(forKey: key).singleValueContainer() else { return false }
+        if let flag = try? value.decode(Bool.self) { return !flag }
+        return (try? value.decode(String.self))?.lowercased() == "off"
+    }
+
     /// The error for a value of `key` that cannot be used, saying why.
     public func invalid(_ key: Key, _ reason: String) -> DecodingError {
         .dataCorrupted(DecodingError.Context(codingPath: codingPath + [key], debugDescription: reason))
@@ -49,4 +61,14 @@ extension KeyedDecodingContainer {
 /// The error for a setting at `path` (a section's coding path plus the key's name) that cannot be used.
 public func invalidSetting(_ path: [any CodingKey], _ key: String, _ reason: String) -> DecodingError {
     .dataCorrupted(DecodingError.Context(codingPath: path + [SettingKey(stringValue: key)], debugDescription: reason))
+}
+
+/// The error for a section's own check (a `validate()` that names its key, e.g.
+/// `retention.batch_size`): the key below the section at `path`, whose own name `section` is
+/// dropped from the front of `dottedKey` when it is there.
+public func invalidSetting(_ path: [any CodingKey], section: String, dottedKey: String, _ reason: String) -> DecodingError {
+    var parts = dottedKey.split(separator: ".").map(String.init)
+    if parts.first == section { parts.removeFirst() }
+    guard let last = parts.popLast() else { return .dataCorrupted(DecodingError.Context(codingPath: path, debugDescription: reason)) }
+    return invalidSetting(path + parts.map { SettingKey(stringValue: $0) }, last, reason)
 }
