@@ -317,47 +317,7 @@ struct ClosebellConfig {
             throw ConfigError(file: "environment", key: "POLYGON_BASE_URL", reason: "\(error)")
         }
 
-        if let section = try root.section("market_data") {
-            if let v = try section.int("ohlc_days", min: 1) { marketData.ohlcDays = v }
-            if let v = try section.int("slots_days", min: 1) { marketData.slotsDays = v }
-            if let v = try section.int("metadata_limit", min: 1) { marketData.metadataLimit = v }
-            if let v = try section.int("stale_days", min: 0) { marketData.staleDays = v }
-            if let v = try section.int("concurrency", min: 1) { marketData.concurrency = v }
-            if let v = try section.int("missing_retry_hours", min: 0) { marketData.missingRetryHours = v }
-            if let v = try section.int("abort_after_failures", min: 1) { marketData.abortAfterFailures = v }
-            if let v = try section.int("max_named_failures", min: 0) { marketData.maxNamedFailures = v }
-            if let v = try section.int("earnings_days_ahead", min: 0) { marketData.earningsDaysAhead = v }
-            if let v = try section.int("earnings_days_back", min: 0) { marketData.earningsDaysBack = v }
-            if let v = try section.int("history_bars", min: 0) { marketData.historyBars = v }
-            if let v = try section.int("history_margin_days", min: 0) { marketData.historyMarginDays = v }
-            if let v = try section.int("initial_history_days", min: 0) { marketData.initialHistoryDays = v }
-            if let v = try section.int("completeness_days", min: 1) { marketData.completenessDays = v }
-            if let v = try section.int("completeness_max_refetch", min: 0) { marketData.completenessMaxRefetch = v }
-            if let v = try section.int("validate_days", min: 0) { marketData.validateDays = v }
-            if let v = try section.bool("float") { marketData.fetchFloat = v }
-            if let pacing = try section.mapping("pacing") {
-                for (task, value) in pacing.sorted(by: { $0.key < $1.key }) {
-                    guard let values = value as? [String: Any] else {
-                        throw ConfigError(file: file, key: "market_data.pacing.\(task)", reason: "expected {concurrency: N, delay_ms: N}")
-                    }
-                    let entry = ConfigSection(file: file, path: "market_data.pacing.\(task)", values: values)
-                    var rule = TaskPacing()
-                    if let v = try entry.int("concurrency", min: 1) {
-                        guard v <= 64 else { throw entry.fail("concurrency", "must be 1...64, got \(v)") }
-                        rule.concurrency = v
-                    }
-                    if let v = try entry.int("delay_ms", min: 0) { rule.delayMilliseconds = v }
-                    try entry.finish()
-                    marketData.pacing[task] = rule
-                }
-            }
-            try section.finish()
-            do {
-                try marketData.validate()
-            } catch let error as InvalidMarketDataSetting {
-                throw ConfigError(file: file, key: "market_data", reason: error.description)
-            }
-        }
+        marketData = try root.decode("market_data", or: marketData)
 
         if let section = try root.section("backup") {
             if let v = try section.string("directory"), environment["CLOSEBELL_BACKUP_DIR"]?.isEmpty ?? true {

@@ -111,4 +111,36 @@ final class ConfigDecodingTests: XCTestCase {
         XCTAssertEqual(refusal("{}", environment: ["POLYGON_BASE_URL": "api.polygon.io"]),
                        "config environment: POLYGON_BASE_URL: POLYGON_BASE_URL: 'api.polygon.io' is not an absolute http(s) URL without query")
     }
+
+    func testMarketDataSection() throws {
+        let marketData = try config("""
+            market_data:
+              ohlc_days: 60
+              float: false
+              pacing:
+                metadata_enrich: {concurrency: 5, delay_ms: 200}
+                earnings: {delay_ms: 50}
+            """).marketData
+        XCTAssertEqual(marketData.ohlcDays, 60)
+        XCTAssertFalse(marketData.fetchFloat)
+        XCTAssertEqual(marketData.pacing, ["metadata_enrich": TaskPacing(concurrency: 5, delayMilliseconds: 200),
+                                           "earnings": TaskPacing(concurrency: nil, delayMilliseconds: 50)])
+        XCTAssertEqual(try config("{}").marketData, MarketDataSettings(), "the defaults")
+        XCTAssertEqual(try config("{}", environment: ["CLOSEBELL_MARKET_DATA_OHLC_DAYS": "90"]).marketData.ohlcDays, 90)
+        assertRefusals([
+            ("market_data:\n  ohlc_days: many\n", "config test.yml: market_data.ohlc_days: expected a whole number, got many"),
+            ("market_data:\n  ohlc_days: 0\n", "config test.yml: market_data.ohlc_days: must be at least 1, got 0"),
+            ("market_data:\n  ohlc_days: 5000\n", "config test.yml: market_data.ohlc_days: 5000 is out of range (allowed 1...3650)"),
+            ("market_data:\n  float: often\n", "config test.yml: market_data.float: expected true or false, got often"),
+            ("market_data:\n  pacing:\n    earnings: 5\n",
+             "config test.yml: market_data.pacing.earnings: expected {concurrency: N, delay_ms: N}"),
+            ("market_data:\n  pacing:\n    earnings: {concurrency: 65}\n",
+             "config test.yml: market_data.pacing.earnings.concurrency: must be 1...64, got 65"),
+            ("market_data:\n  pacing:\n    earnings: {delay: 5}\n",
+             "config test.yml: market_data.pacing.earnings.delay: unknown key (misspelt? see the README's configuration table)"),
+            ("market_data:\n  ohlc_dayz: 5\n", "config test.yml: market_data.ohlc_dayz: unknown key (misspelt? see the README's configuration table)"),
+        ])
+        XCTAssertEqual(refusal("{}", environment: ["CLOSEBELL_MARKET_DATA_PACING": "{earnings: {concurrency: 0}}"]),
+                       "config environment: CLOSEBELL_MARKET_DATA_PACING (market_data.pacing.earnings.concurrency): must be at least 1, got 0")
+    }
 }
