@@ -258,7 +258,8 @@ struct ClosebellConfig {
     /// The Polygon client and the cluster-wide request budget (the API key from the environment).
     var polygon = PolygonSettings()
     var marketData = MarketDataSettings()
-    var backup: BackupSettings
+    /// Backups: folder (`CLOSEBELL_BACKUP_DIR` wins), rotation and programs.
+    var backup = BackupSettings(directory: BackupSettings.defaultDirectory)
     var retention = RetentionSettings()
     var vacuum = VacuumSettings()
     var compress = CompressSettings()
@@ -298,7 +299,6 @@ struct ClosebellConfig {
     /// `CLOSEBELL_<SECTION>_<KEY>` overrides and secrets (`Secrets`).
     init(_ root: ConfigSection?, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         file = root?.file
-        backup = BackupSettings(directory: BackupSettings.defaultDirectory)
         let root = ConfigSection(
             file: root?.file ?? "environment", path: "", values: root?.values ?? [:],
             sectionOverrides: EnvironmentOverrides.collect(environment))
@@ -319,46 +319,8 @@ struct ClosebellConfig {
 
         marketData = try root.decode("market_data", or: marketData)
 
-        if let section = try root.section("backup") {
-            if let v = try section.string("directory"), environment["CLOSEBELL_BACKUP_DIR"]?.isEmpty ?? true {
-                backup.directory = URL(fileURLWithPath: v)
-            }
-            if let v = try section.int("keep", min: 1) { backup.keep = v }
-            if let v = try section.int("keep_daily", min: 0) { backup.keepDaily = v }
-            if let v = try section.int("keep_weekly", min: 0) { backup.keepWeekly = v }
-            if let v = try section.int("keep_monthly", min: 0) { backup.keepMonthly = v }
-            if let labels = try section.mapping("keep_labelled") {
-                let counts = ConfigSection(file: file, path: "backup.keep_labelled", values: labels)
-                for label in labels.keys.sorted() {
-                    guard BackupNaming.isValidLabel(label) else { throw counts.fail(label, "a label is 1 to 64 letters, digits, '-' or '_'") }
-                    backup.keepLabelled[label] = try counts.int(label, min: 1)
-                }
-            }
-            if let v = try section.string("compressor") { backup.compressor = v }
-            if let v = try section.int("compression_level", min: 1) {
-                guard v <= 9 else { throw section.fail("compression_level", "must be 1...9, got \(v)") }
-                backup.compressionLevel = v
-            }
-            if let v = try section.string("pg_dump") { backup.pgDumpPath = v }
-            if let v = try section.string("psql") { backup.psqlPath = v }
-            if let v = try section.string("gzip") { backup.gzipPath = v }
-            if let v = try section.double("dump_timeout_seconds", min: 1) { backup.dumpTimeout = v }
-            if let v = try section.double("verify_timeout_seconds", min: 1) { backup.verifyTimeout = v }
-            if let v = try section.int("connect_timeout_seconds", min: 1) { backup.connectTimeout = v }
-            if let v = try section.double("lock_wait_timeout_seconds", min: 0) { backup.lockWaitTimeout = v }
-            if let v = try section.double("kill_grace_seconds", min: 0) { backup.killGrace = v }
-            // Programs are checked now, not at the first backup hours later.
-            for (key, program) in [("pg_dump", backup.pgDumpPath), ("psql", backup.psqlPath), ("gzip", backup.gzipPath), ("compressor", backup.compressor)] {
-                if let program, !Self.isRunnable(program) { throw section.fail(key, "no executable program \(program)") }
-            }
-            if let compressor = backup.compressor {
-                let name = URL(fileURLWithPath: compressor).lastPathComponent
-                guard name.hasPrefix("pigz") || name.hasPrefix("gzip") else {
-                    throw section.fail("compressor", "must be pigz or gzip (the backup is a .sql.gz file), got \(compressor)")
-                }
-            }
-            try section.finish()
-        }
+        backup = try root.decode("backup", or: backup)
+        backup.applyEnvironment(environment)
 
         if let section = try root.section("retention") {
             if let v = try section.int("batch_size", min: 1) { retention.batchSize = v }
@@ -482,9 +444,6 @@ struct ClosebellConfig {
         if let flag = value as? Bool { return !flag }
         return (value as? String)?.lowercased() == "off"
     }
-
-    /// True when `program` is an executable path, or a name found on the PATH.
-    static func isRunnable(_ program: String) -> Bool { findOnPath(program) != nil }
 
     /// Applies the environment's secrets and URLs to the endpoint and alert settings, and checks them.
     mutating func applyOperationsEnvironment() throws {

@@ -1,5 +1,6 @@
 @testable import Closebell
 import Foundation
+import Backup
 import JobQueue
 import MaintenanceTasks
 import MarketDataTasks
@@ -142,5 +143,45 @@ final class ConfigDecodingTests: XCTestCase {
         ])
         XCTAssertEqual(refusal("{}", environment: ["CLOSEBELL_MARKET_DATA_PACING": "{earnings: {concurrency: 0}}"]),
                        "config environment: CLOSEBELL_MARKET_DATA_PACING (market_data.pacing.earnings.concurrency): must be at least 1, got 0")
+    }
+
+    func testBackupSection() throws {
+        let backup = try config("""
+            backup:
+              directory: /srv/backups
+              keep: 3
+              keep_daily: 7
+              keep_labelled: {weekly: 2, monthly: ~, yearly: 5}
+              compressor: gzip
+              compression_level: 9
+              lock_wait_timeout_seconds: 30
+            """).backup
+        XCTAssertEqual(backup.directory.path, "/srv/backups")
+        XCTAssertEqual(backup.keep, 3)
+        XCTAssertEqual(backup.keepDaily, 7)
+        XCTAssertEqual(backup.keepLabelled, ["weekly": 2, "yearly": 5], "a null count drops a label's default")
+        XCTAssertEqual(backup.compressor, "gzip")
+        XCTAssertEqual(backup.compressionLevel, 9)
+        XCTAssertEqual(backup.lockWaitTimeout, 30)
+        XCTAssertEqual(backup.dumpTimeout, 21_600, "absent keys keep their defaults")
+
+        let defaults = try config("{}").backup
+        XCTAssertEqual(defaults.keep, 7)
+        XCTAssertEqual(defaults.keepLabelled, BackupSettings.defaultKeepLabelled)
+        XCTAssertNil(defaults.compressor)
+        XCTAssertEqual(try config("backup:\n  directory: /srv/backups\n", environment: ["CLOSEBELL_BACKUP_DIR": "/var/b"]).backup.directory.path,
+                       "/var/b", "CLOSEBELL_BACKUP_DIR wins over the file")
+
+        assertRefusals([
+            ("backup:\n  keep_daily: seven\n", "config test.yml: backup.keep_daily: expected a whole number, got seven"),
+            ("backup:\n  keep: 0\n", "config test.yml: backup.keep: must be at least 1, got 0"),
+            ("backup:\n  compression_level: 10\n", "config test.yml: backup.compression_level: must be 1...9, got 10"),
+            ("backup:\n  keep_labelled: {\"bad label\": 2}\n",
+             "config test.yml: backup.keep_labelled.bad label: a label is 1 to 64 letters, digits, '-' or '_'"),
+            ("backup:\n  keep_labelled: {weekly: 0}\n", "config test.yml: backup.keep_labelled.weekly: must be at least 1, got 0"),
+            ("backup:\n  pg_dump: /nonexistent/pg_dump\n", "config test.yml: backup.pg_dump: no executable program /nonexistent/pg_dump"),
+            ("backup:\n  compressor: cat\n", "config test.yml: backup.compressor: must be pigz or gzip (the backup is a .sql.gz file), got cat"),
+            ("backup:\n  keep_hourly: 2\n", "config test.yml: backup.keep_hourly: unknown key (misspelt? see the README's configuration table)"),
+        ])
     }
 }
