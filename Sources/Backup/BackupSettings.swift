@@ -146,15 +146,10 @@ extension BackupSettings: Decodable {
         keepDaily = try c.setting(.keepDaily, keepDaily, min: 0)
         keepWeekly = try c.setting(.keepWeekly, keepWeekly, min: 0)
         keepMonthly = try c.setting(.keepMonthly, keepMonthly, min: 0)
-        if c.contains(.keepLabelled) {
-            // Labels are data: any valid label is a key; a null count drops a default label's.
-            let labels = try c.nestedContainer(keyedBy: SettingKey.self, forKey: .keepLabelled)
-            for label in labels.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) {
-                guard BackupNaming.isValidLabel(label.stringValue) else {
-                    throw labels.invalid(label, "a label is 1 to 64 letters, digits, '-' or '_'")
-                }
-                keepLabelled[label.stringValue] = try labels.setting(label, nil, min: 1)
-            }
+        // Labels are data: any valid label is a key; a null count drops a default label's.
+        try c.forEachEntry(of: .keepLabelled) { labels, label in
+            guard BackupNaming.isValidLabel(label.stringValue) else { throw labels.invalid(label, "a label is 1 to 64 letters, digits, '-' or '_'") }
+            keepLabelled[label.stringValue] = try labels.setting(label, nil, min: 1)
         }
         compressor = try c.setting(.compressor, compressor)
         compressionLevel = try c.setting(.compressionLevel, compressionLevel, min: 1)

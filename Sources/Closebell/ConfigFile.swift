@@ -322,38 +322,7 @@ struct ClosebellConfig {
         backup = try root.decode("backup", or: backup)
         backup.applyEnvironment(environment)
 
-        if let section = try root.section("retention") {
-            if let v = try section.int("batch_size", min: 1) { retention.batchSize = v }
-            if let v = try section.double("pause_ms", min: 0) { retention.pauseBetweenBatches = .milliseconds(Int64(v)) }
-            if let v = try section.bool("drop_partitions") { retention.dropPartitions = v }
-            if let v = try section.double("drop_lock_timeout_ms", min: 1) { retention.dropLockTimeout = .milliseconds(Int64(v)) }
-            if let tables = try section.mapping("tables") {
-                for (table, value) in tables.sorted(by: { $0.key < $1.key }) {
-                    let key = "tables.\(table)"
-                    if let days = value as? Int {
-                        // A known table keeps its column and filter; only the window changes.
-                        var rule = retention.rules.first { $0.table == table }
-                            ?? RetentionRule(table: table, column: "date", days: days)
-                        rule.days = days
-                        retention.setRule(rule)
-                    } else if let mapping = value as? [String: Any] {
-                        let rule = ConfigSection(file: file, path: "retention.\(key)", values: mapping)
-                        guard let days = try rule.int("days", min: 0) else { throw rule.fail("days", "is required") }
-                        let column = try rule.string("column") ?? "date"
-                        retention.setRule(RetentionRule(table: table, column: column, days: days))
-                        try rule.finish()
-                    } else {
-                        throw section.fail(key, "expected a number of days or {column: NAME, days: N}")
-                    }
-                }
-            }
-            try section.finish()
-            do {
-                try retention.validate()
-            } catch {
-                throw ConfigError(file: file, key: "retention", reason: "\(error)")
-            }
-        }
+        retention = try root.decode("retention", or: retention)
 
         if let section = try root.section("vacuum") {
             if let v = try section.double("reindex_bloat_threshold", min: 0) { vacuum.reindexBloatThreshold = v }

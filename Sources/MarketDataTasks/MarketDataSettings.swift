@@ -138,17 +138,12 @@ extension MarketDataSettings: Decodable {
         completenessMaxRefetch = try c.setting(.completenessMaxRefetch, completenessMaxRefetch, min: 0)
         validateDays = try c.setting(.validateDays, validateDays, min: 0)
         fetchFloat = try c.setting(.fetchFloat, default: fetchFloat)
-        if c.contains(.pacing) {
-            // Task names are data: any key is a task.
-            let tasks = try c.nestedContainer(keyedBy: SettingKey.self, forKey: .pacing)
-            for task in tasks.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) {
-                pacing[task.stringValue] = try tasks.decode(TaskPacing.self, forKey: task)
-            }
-        }
+        // Task names are data: any key is a task.
+        try c.forEachEntry(of: .pacing) { tasks, task in pacing[task.stringValue] = try tasks.decode(TaskPacing.self, forKey: task) }
         do {
             try validate()
         } catch let error as InvalidMarketDataSetting {
-            throw invalidSetting(c.codingPath, error.key, "\(error.value) is out of range (allowed \(error.allowed.lowerBound)...\(error.allowed.upperBound))")
+            throw DecodingError.invalidSetting(c.codingPath, error.key, "\(error.value) is out of range (allowed \(error.allowed.lowerBound)...\(error.allowed.upperBound))")
         }
     }
 }

@@ -45,6 +45,14 @@ extension KeyedDecodingContainer {
         try decodeIfPresent(T.self, forKey: key) ?? current
     }
 
+    /// Visits the entries of the mapping at `key` whose keys are data (task names, labels,
+    /// table names) in key order, each with the mapping's container; nothing when `key` is absent.
+    public func forEachEntry(of key: Key, _ body: (KeyedDecodingContainer<SettingKey>, SettingKey) throws -> Void) throws {
+        guard contains(key) else { return }
+        let entries = try nestedContainer(keyedBy: SettingKey.self, forKey: key)
+        for entry in entries.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) { try body(entries, entry) }
+    }
+
     /// True when `key` is given as `off` or `false`: a check turned off.
     public func isOff(_ key: Key) -> Bool {
         guard contains(key), let value = try? superDecoder(forKey: key).singleValueContainer() else { return false }
@@ -58,17 +66,19 @@ extension KeyedDecodingContainer {
     }
 }
 
-/// The error for a setting at `path` (a section's coding path plus the key's name) that cannot be used.
-public func invalidSetting(_ path: [any CodingKey], _ key: String, _ reason: String) -> DecodingError {
-    .dataCorrupted(DecodingError.Context(codingPath: path + [SettingKey(stringValue: key)], debugDescription: reason))
-}
+extension DecodingError {
+    /// The error for a setting at `path` (a section's coding path plus the key's name) that cannot be used.
+    public static func invalidSetting(_ path: [any CodingKey], _ key: String, _ reason: String) -> DecodingError {
+        .dataCorrupted(Context(codingPath: path + [SettingKey(stringValue: key)], debugDescription: reason))
+    }
 
-/// The error for a section's own check (a `validate()` that names its key, e.g.
-/// `retention.batch_size`): the key below the section at `path`, whose own name `section` is
-/// dropped from the front of `dottedKey` when it is there.
-public func invalidSetting(_ path: [any CodingKey], section: String, dottedKey: String, _ reason: String) -> DecodingError {
-    var parts = dottedKey.split(separator: ".").map(String.init)
-    if parts.first == section { parts.removeFirst() }
-    guard let last = parts.popLast() else { return .dataCorrupted(DecodingError.Context(codingPath: path, debugDescription: reason)) }
-    return invalidSetting(path + parts.map { SettingKey(stringValue: $0) }, last, reason)
+    /// The error for a section's own check (a `validate()` that names its key, e.g.
+    /// `retention.batch_size`): the key below the section at `path`, whose own name `section` is
+    /// dropped from the front of `dottedKey` when it is there.
+    public static func invalidSetting(_ path: [any CodingKey], section: String, dottedKey: String, _ reason: String) -> DecodingError {
+        var parts = dottedKey.split(separator: ".").map(String.init)
+        if parts.first == section { parts.removeFirst() }
+        guard let last = parts.popLast() else { return .dataCorrupted(Context(codingPath: path, debugDescription: reason)) }
+        return invalidSetting(path + parts.map { SettingKey(stringValue: $0) }, last, reason)
+    }
 }

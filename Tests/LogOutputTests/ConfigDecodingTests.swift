@@ -184,4 +184,46 @@ final class ConfigDecodingTests: XCTestCase {
             ("backup:\n  keep_hourly: 2\n", "config test.yml: backup.keep_hourly: unknown key (misspelt? see the README's configuration table)"),
         ])
     }
+
+    func testRetentionSection() throws {
+        let retention = try config("""
+            retention:
+              batch_size: 500
+              pause_ms: 20
+              drop_partitions: true
+              tables:
+                maintenance_jobs: 7
+                my_events: {column: happened_at, days: 14}
+                my_rows: 3
+            """).retention
+        XCTAssertEqual(retention.batchSize, 500)
+        XCTAssertEqual(retention.pauseBetweenBatches, .milliseconds(20))
+        XCTAssertTrue(retention.dropPartitions)
+        XCTAssertEqual(retention.dropLockTimeout, .seconds(5), "absent keys keep their defaults")
+        let jobs = try XCTUnwrap(retention.rules.first { $0.table == "maintenance_jobs" })
+        XCTAssertEqual(jobs.days, 7)
+        XCTAssertEqual(jobs.filterColumn, "state", "a known table given days keeps its column and filter")
+        XCTAssertEqual(retention.rules.first { $0.table == "my_events" }, RetentionRule(table: "my_events", column: "happened_at", days: 14))
+        XCTAssertEqual(retention.rules.first { $0.table == "my_rows" }, RetentionRule(table: "my_rows", column: "date", days: 3))
+        XCTAssertEqual(try config("{}").retention, RetentionSettings(), "the defaults")
+        XCTAssertEqual(try config("{}", environment: ["CLOSEBELL_RETENTION_TABLES": "{volume_slots: 14}"]).retention
+            .rules.first { $0.table == "volume_slots" }?.days, 14)
+
+        assertRefusals([
+            ("retention:\n  batch_size: big\n", "config test.yml: retention.batch_size: expected a whole number, got big"),
+            ("retention:\n  batch_size: 2000000\n", "config test.yml: retention.batch_size: must be 1...1000000, got 2000000"),
+            ("retention:\n  drop_lock_timeout_ms: 0\n", "config test.yml: retention.drop_lock_timeout_ms: must be at least 1.0, got 0.0"),
+            ("retention:\n  tables: {volume_slots: 2.5}\n",
+             "config test.yml: retention.tables.volume_slots: expected a number of days or {column: NAME, days: N}"),
+            ("retention:\n  tables: {my_rows: {column: day}}\n", "config test.yml: retention.tables.my_rows.days: is required"),
+            ("retention:\n  tables: {my_rows: {days: 3, colum: day}}\n",
+             "config test.yml: retention.tables.my_rows.colum: unknown key (misspelt? see the README's configuration table)"),
+            ("retention:\n  tables: {volume_slots: -1}\n", "config test.yml: retention.tables.volume_slots.days: must be 0...100000, got -1"),
+            ("retention:\n  tables: {\"bad name\": 3}\n",
+             "config test.yml: retention.tables: invalid table name \"bad name\": use a plain identifier, optionally schema-qualified (letters, digits, _ and $)"),
+            ("retention:\n  tables: {my_rows: {column: \"a b\", days: 3}}\n",
+             "config test.yml: retention.tables.my_rows.column: invalid column name \"a b\" for table my_rows: use a plain identifier"),
+            ("retention:\n  batch: 5\n", "config test.yml: retention.batch: unknown key (misspelt? see the README's configuration table)"),
+        ])
+    }
 }
