@@ -324,17 +324,7 @@ struct ClosebellConfig {
 
         retention = try root.decode("retention", or: retention)
 
-        if let section = try root.section("vacuum") {
-            if let v = try section.double("reindex_bloat_threshold", min: 0) { vacuum.reindexBloatThreshold = v }
-            if let v = try section.int("reindex_minimum_bytes", min: 0) { vacuum.reindexMinimumBytes = Int64(v) }
-            if let v = try section.stringList("tables") { vacuum.tables = v }
-            do {
-                try vacuum.validate()
-            } catch {
-                throw ConfigError(file: file, key: "vacuum", reason: "\(error)")
-            }
-            try section.finish()
-        }
+        vacuum = try root.decode("vacuum", or: vacuum)
 
         if let section = try root.section("compress") {
             if let v = try section.int("older_than_days", min: 0) { compress.olderThanDays = v }

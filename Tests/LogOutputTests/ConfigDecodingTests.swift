@@ -226,4 +226,22 @@ final class ConfigDecodingTests: XCTestCase {
             ("retention:\n  batch: 5\n", "config test.yml: retention.batch: unknown key (misspelt? see the README's configuration table)"),
         ])
     }
+
+    func testVacuumSection() throws {
+        let vacuum = try config("vacuum:\n  tables: [market_data_daily, my_own]\n  reindex_bloat_threshold: 0.5\n").vacuum
+        XCTAssertEqual(vacuum.tables, ["market_data_daily", "my_own"])
+        XCTAssertEqual(vacuum.reindexBloatThreshold, 0.5)
+        XCTAssertEqual(vacuum.reindexMinimumBytes, 1 << 20, "absent keys keep their defaults")
+        XCTAssertEqual(try config("{}").vacuum, VacuumSettings(), "the defaults")
+        XCTAssertEqual(try config("{}", environment: ["CLOSEBELL_VACUUM_TABLES": "[a, b]"]).vacuum.tables, ["a", "b"])
+        assertRefusals([
+            ("vacuum:\n  tables: market_data_daily\n", "config test.yml: vacuum.tables: expected a list of names, got market_data_daily"),
+            ("vacuum:\n  reindex_minimum_bytes: lots\n", "config test.yml: vacuum.reindex_minimum_bytes: expected a whole number, got lots"),
+            ("vacuum:\n  reindex_bloat_threshold: 2\n",
+             "config test.yml: vacuum.reindex_bloat_threshold: must be between 0 and 1, got 2.0"),
+            ("vacuum:\n  tables: [\"a;b\"]\n",
+             "config test.yml: vacuum.tables: invalid table name \"a;b\": use a plain identifier, optionally schema-qualified (letters, digits, _ and $)"),
+            ("vacuum:\n  table: [a]\n", "config test.yml: vacuum.table: unknown key (misspelt? see the README's configuration table)"),
+        ])
+    }
 }
