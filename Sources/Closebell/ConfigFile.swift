@@ -302,7 +302,6 @@ struct ClosebellConfig {
         let root = ConfigSection(
             file: root?.file ?? "environment", path: "", values: root?.values ?? [:],
             sectionOverrides: EnvironmentOverrides.collect(environment))
-        let file = root.file
 
         worker = try root.decode("worker", or: worker)
 
@@ -326,18 +325,7 @@ struct ClosebellConfig {
 
         vacuum = try root.decode("vacuum", or: vacuum)
 
-        if let section = try root.section("compress") {
-            if let v = try section.int("older_than_days", min: 0) { compress.olderThanDays = v }
-            if let v = try section.string("segment_by") { compress.segmentBy = v }
-            if let v = try section.int("lock_timeout_ms", min: 0) { compress.lockTimeoutMilliseconds = v }
-            if let v = try section.stringList("tables") { compress.tables = v }
-            do {
-                try compress.validate()
-            } catch {
-                throw ConfigError(file: file, key: "compress", reason: "\(error)")
-            }
-            try section.finish()
-        }
+        compress = try root.decode("compress", or: compress)
 
         if let section = try root.section("table_sizes") {
             if let v = try section.stringList("tables") { tableSizesExtra = v }

@@ -244,4 +244,19 @@ final class ConfigDecodingTests: XCTestCase {
             ("vacuum:\n  table: [a]\n", "config test.yml: vacuum.table: unknown key (misspelt? see the README's configuration table)"),
         ])
     }
+
+    func testCompressSection() throws {
+        let compress = try config("compress:\n  older_than_days: 3\n  segment_by: ticker\n").compress
+        XCTAssertEqual(compress.olderThanDays, 3)
+        XCTAssertEqual(compress.segmentBy, "ticker")
+        XCTAssertEqual(compress.tables, CompressSettings.defaultTables, "absent keys keep their defaults")
+        XCTAssertEqual(try config("{}").compress, CompressSettings(), "the defaults")
+        assertRefusals([
+            ("compress:\n  older_than_days: week\n", "config test.yml: compress.older_than_days: expected a whole number, got week"),
+            ("compress:\n  segment_by: 5\n", "config test.yml: compress.segment_by: expected text, got 5"),
+            ("compress:\n  segment_by: \"a b\"\n", "config test.yml: compress.segment_by: \"a b\" is not a plain column name"),
+            ("compress:\n  lock_timeout_ms: -1\n", "config test.yml: compress.lock_timeout_ms: must be at least 0, got -1"),
+            ("compress:\n  older_than: 3\n", "config test.yml: compress.older_than: unknown key (misspelt? see the README's configuration table)"),
+        ])
+    }
 }
