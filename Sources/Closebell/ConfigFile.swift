@@ -206,7 +206,7 @@ final class ConfigSection {
 enum EnvironmentOverrides {
     /// The config file's sections, longest first (so `market_data` wins over a `market` prefix).
     static let sections = [
-        "worker", "schedule", "polygon", "market_data", "backup", "retention", "vacuum", "compress", "http", "alerts",
+        "worker", "schedule", "polygon", "market_data", "backup", "retention", "vacuum", "compress", "table_sizes", "http", "alerts",
     ].sorted { $0.count > $1.count }
 
     /// Variables that look like overrides but have meanings of their own (documented in the README).
@@ -264,7 +264,7 @@ struct ClosebellConfig {
     var vacuum = VacuumSettings()
     var compress = CompressSettings()
     /// Extra tables `table_sizes` measures, beyond its defaults and the retention and vacuum tables.
-    var tableSizesExtra: [String] = []
+    var tableSizes = TableSizesSettings()
     /// `worker --http`: listen address, trigger token (`CLOSEBELL_TRIGGER_TOKEN` wins).
     var http = HTTPEndpointSettings()
     /// Webhook alerts (`CLOSEBELL_ALERT_WEBHOOK_URL` wins).
@@ -327,10 +327,7 @@ struct ClosebellConfig {
 
         compress = try root.decode("compress", or: compress)
 
-        if let section = try root.section("table_sizes") {
-            if let v = try section.stringList("tables") { tableSizesExtra = v }
-            try section.finish()
-        }
+        tableSizes = try root.decode("table_sizes", or: tableSizes)
 
         if let section = try root.section("http") {
             if let v = try section.string("listen") { http.listen = v }
@@ -428,7 +425,7 @@ struct RuntimeEnvironment {
             source: PolygonMarketDataSource(client: polygon),
             settings: TaskList.Settings(
                 backup: config.backup, retention: config.retention, vacuum: config.vacuum, compress: config.compress,
-                marketData: config.marketData, tableSizesExtra: config.tableSizesExtra))
+                marketData: config.marketData, tableSizesExtra: config.tableSizes.tables))
     }
 
     /// Periodic work for the worker: the cycle scheduler when `schedule` is set.

@@ -259,4 +259,15 @@ final class ConfigDecodingTests: XCTestCase {
             ("compress:\n  older_than: 3\n", "config test.yml: compress.older_than: unknown key (misspelt? see the README's configuration table)"),
         ])
     }
+
+    func testTableSizesSection() throws {
+        XCTAssertEqual(try config("table_sizes:\n  tables: [my_own_table]\n").tableSizes.tables, ["my_own_table"])
+        XCTAssertEqual(try config("{}").tableSizes, TableSizesSettings(), "the default: no extra tables")
+        XCTAssertEqual(try config("{}", environment: ["CLOSEBELL_TABLE_SIZES_TABLES": "[a]"]).tableSizes.tables, ["a"])
+        assertRefusals([
+            ("table_sizes:\n  tables: market_data_daily\n", "config test.yml: table_sizes.tables: expected a list of names, got market_data_daily"),
+            ("table_sizes:\n  tables: [1, 2]\n", "config test.yml: table_sizes.tables: expected a list of names, got [1, 2]"),
+            ("table_sizes:\n  extra: [a]\n", "config test.yml: table_sizes.extra: unknown key (misspelt? see the README's configuration table)"),
+        ])
+    }
 }
