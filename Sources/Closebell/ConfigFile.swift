@@ -329,18 +329,7 @@ struct ClosebellConfig {
 
         tableSizes = try root.decode("table_sizes", or: tableSizes)
 
-        if let section = try root.section("http") {
-            if let v = try section.string("listen") { http.listen = v }
-            if let v = try section.secret("trigger_token") { http.triggerToken = v }
-            if let v = try section.int("database_timeout_seconds", min: 1) { http.databaseTimeoutSeconds = v }
-            if let v = try section.double("cache_seconds", min: 0) { http.cacheSeconds = v }
-            if let v = try section.int("max_connections", min: 1) { http.maxConnections = v }
-            if let v = try section.double("header_timeout_seconds", min: 0.1) { http.headerTimeoutSeconds = v }
-            if let v = try section.double("idle_timeout_seconds", min: 0.1) { http.idleTimeoutSeconds = v }
-            if let v = try section.int("handler_threads", min: 1) { http.handlerThreads = v }
-            if let v = try section.double("dashboard_refresh_seconds", min: 1) { http.dashboardRefreshSeconds = v }
-            try section.finish()
-        }
+        http = try root.decode("http", or: http)
 
         if let section = try root.section("alerts") {
             if let v = try section.secret("webhook_url") {
@@ -397,8 +386,8 @@ struct ClosebellConfig {
         do {
             try http.validate()
             try alerts.validate()
-        } catch let error as OperationsError {
-            throw ConfigError(file: file ?? "environment", key: "http/alerts", reason: "\(error)")
+        } catch OperationsError.invalidSetting(let key, let reason) {
+            throw ConfigError(file: file ?? "environment", key: key, reason: reason)
         }
     }
 }

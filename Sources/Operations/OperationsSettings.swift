@@ -1,4 +1,5 @@
 import Foundation
+import Toolkit
 
 /// Settings of the worker's HTTP endpoint (config section `http:`).
 public struct HTTPEndpointSettings: Sendable, Equatable {
@@ -47,6 +48,14 @@ public struct HTTPEndpointSettings: Sendable, Equatable {
 
     /// Refuses values that cannot work, naming the config key.
     public func validate() throws {
+        try validateLimits()
+        if let token = triggerToken, !token.isEmpty, token.count < 16 {
+            throw OperationsError.invalidSetting(key: "http.trigger_token", reason: "must be at least 16 characters (it guards the dashboard's actions and POST /trigger)")
+        }
+    }
+
+    /// Every check but the trigger token's (which waits for `CLOSEBELL_TRIGGER_TOKEN`, see `applyEnvironment`).
+    func validateLimits() throws {
         if let listen {
             do {
                 _ = try OperationsServer.parseListen(listen)
@@ -75,8 +84,36 @@ public struct HTTPEndpointSettings: Sendable, Equatable {
         guard dashboardRefreshSeconds >= 1 else {
             throw OperationsError.invalidSetting(key: "http.dashboard_refresh_seconds", reason: "must be at least 1, got \(dashboardRefreshSeconds)")
         }
-        if let token = triggerToken, !token.isEmpty, token.count < 16 {
-            throw OperationsError.invalidSetting(key: "http.trigger_token", reason: "must be at least 16 characters (it guards the dashboard's actions and POST /trigger)")
+    }
+}
+
+extension HTTPEndpointSettings: Decodable {
+    /// The keys of the config file's `http:` section.
+    enum CodingKeys: String, CodingKey {
+        case listen, triggerToken = "trigger_token", databaseTimeoutSeconds = "database_timeout_seconds", cacheSeconds = "cache_seconds"
+        case maxConnections = "max_connections", headerTimeoutSeconds = "header_timeout_seconds", idleTimeoutSeconds = "idle_timeout_seconds"
+        case handlerThreads = "handler_threads", dashboardRefreshSeconds = "dashboard_refresh_seconds"
+    }
+
+    /// Reads the `http:` section: absent keys keep their defaults; every check but the trigger
+    /// token's runs now (that one once `CLOSEBELL_TRIGGER_TOKEN`, which wins, is applied), a
+    /// refusal naming the key. The token is a secret: a refusal never shows it.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        listen = try c.setting(.listen, listen)
+        triggerToken = try c.decodeIfPresent(SecretText.self, forKey: .triggerToken)?.value ?? triggerToken
+        databaseTimeoutSeconds = try c.setting(.databaseTimeoutSeconds, databaseTimeoutSeconds, min: 1)
+        cacheSeconds = try c.setting(.cacheSeconds, cacheSeconds, min: 0)
+        maxConnections = try c.setting(.maxConnections, maxConnections, min: 1)
+        headerTimeoutSeconds = try c.setting(.headerTimeoutSeconds, headerTimeoutSeconds, min: 0.1)
+        idleTimeoutSeconds = try c.setting(.idleTimeoutSeconds, idleTimeoutSeconds, min: 0.1)
+        handlerThreads = try c.setting(.handlerThreads, handlerThreads, min: 1)
+        dashboardRefreshSeconds = try c.setting(.dashboardRefreshSeconds, dashboardRefreshSeconds, min: 1)
+        do {
+            try validateLimits()
+        } catch OperationsError.invalidSetting(let key, let reason) {
+            throw DecodingError.invalidSetting(c.codingPath, section: "http", dottedKey: key, reason)
         }
     }
 }

@@ -4,6 +4,7 @@ import Backup
 import JobQueue
 import MaintenanceTasks
 import MarketDataTasks
+import Operations
 import Polygon
 import XCTest
 import Yams
@@ -268,6 +269,25 @@ final class ConfigDecodingTests: XCTestCase {
             ("table_sizes:\n  tables: market_data_daily\n", "config test.yml: table_sizes.tables: expected a list of names, got market_data_daily"),
             ("table_sizes:\n  tables: [1, 2]\n", "config test.yml: table_sizes.tables: expected a list of names, got [1, 2]"),
             ("table_sizes:\n  extra: [a]\n", "config test.yml: table_sizes.extra: unknown key (misspelt? see the README's configuration table)"),
+        ])
+    }
+
+    func testHTTPSection() throws {
+        let http = try config("http:\n  listen: 127.0.0.1:8008\n  trigger_token: a-token-of-twenty-chars\n  max_connections: 64\n").http
+        XCTAssertEqual(http.listen, "127.0.0.1:8008")
+        XCTAssertEqual(http.triggerToken, "a-token-of-twenty-chars")
+        XCTAssertEqual(http.maxConnections, 64)
+        XCTAssertEqual(http.handlerThreads, 8, "absent keys keep their defaults")
+        XCTAssertEqual(try config("{}").http, HTTPEndpointSettings(), "the defaults")
+        XCTAssertEqual(try config("{}", environment: ["CLOSEBELL_HTTP_TRIGGER_TOKEN": "1234567890123456789"]).http.triggerToken,
+                       "1234567890123456789", "a text key takes the variable's text as it is")
+        assertRefusals([
+            ("http:\n  header_timeout_seconds: soon\n", "config test.yml: http.header_timeout_seconds: expected a number, got soon"),
+            ("http:\n  max_connections: 0\n", "config test.yml: http.max_connections: must be at least 1, got 0"),
+            ("http:\n  handler_threads: 300\n", "config test.yml: http.handler_threads: must be 1 to 256, got 300"),
+            ("http:\n  listen: nowhere\n", "config test.yml: http.listen: invalid listen address \"nowhere\": expected HOST:PORT, e.g. 127.0.0.1:8008"),
+            ("http:\n  trigger_token: 918273645\n", "config test.yml: http.trigger_token: expected text (the value is not shown: it is a secret)"),
+            ("http:\n  port: 80\n", "config test.yml: http.port: unknown key (misspelt? see the README's configuration table)"),
         ])
     }
 }
