@@ -290,4 +290,54 @@ final class ConfigDecodingTests: XCTestCase {
             ("http:\n  port: 80\n", "config test.yml: http.port: unknown key (misspelt? see the README's configuration table)"),
         ])
     }
+
+    func testAlertsSection() throws {
+        let alerts = try config("""
+            alerts:
+              webhook_url: https://hooks.example/T000/secret
+              cooldown_minutes: 5
+              daily_deadline: "19:30"
+              disk_quota_bytes: 10000000000
+              initial_lookback_hours: 2
+              backup_disk_percent: off
+              backup_max_age_hours: 48
+              notify_success: true
+            """).alerts
+        XCTAssertEqual(alerts.webhookURL?.host, "hooks.example")
+        XCTAssertEqual(alerts.cooldownSeconds, 300)
+        XCTAssertEqual(alerts.dailyDeadline, "19:30")
+        XCTAssertEqual(alerts.diskQuotaBytes, 10_000_000_000)
+        XCTAssertEqual(alerts.initialLookbackSeconds, 7200)
+        XCTAssertNil(alerts.backupDiskPercent, "off turns the check off")
+        XCTAssertEqual(alerts.backupMaxAgeSeconds, 48 * 3600)
+        XCTAssertTrue(alerts.notifySuccess)
+        XCTAssertEqual(alerts.quotaDays, 30, "absent keys keep their defaults")
+
+        let defaults = try config("{}").alerts
+        XCTAssertNil(defaults.webhookURL)
+        XCTAssertEqual(defaults.cooldownSeconds, 3600)
+        XCTAssertEqual(defaults.dailyDeadline, "20:00")
+        XCTAssertEqual(defaults.backupDiskPercent, 80)
+        XCTAssertEqual(defaults.backupMaxAgeSeconds, 26 * 3600)
+        XCTAssertNil(try config("alerts:\n  daily_deadline: off\n  backup_max_age_hours: false\n").alerts.dailyDeadline)
+        XCTAssertNil(try config("{}", environment: ["CLOSEBELL_ALERTS_BACKUP_MAX_AGE_HOURS": "off"]).alerts.backupMaxAgeSeconds)
+        XCTAssertEqual(try config("{}", environment: ["CLOSEBELL_ALERTS_DAILY_DEADLINE": "18:00"]).alerts.dailyDeadline, "18:00")
+
+        assertRefusals([
+            ("alerts:\n  quota_days: soon\n", "config test.yml: alerts.quota_days: expected a number, got soon"),
+            ("alerts:\n  growth_window_days: 1\n", "config test.yml: alerts.growth_window_days: must be at least 2, got 1"),
+            ("alerts:\n  backup_disk_percent: 120\n", "config test.yml: alerts.backup_disk_percent: must be at most 100, got 120.0"),
+            ("alerts:\n  daily_deadline: [1]\n", "config test.yml: alerts.daily_deadline: expected HH:MM or \"off\", got a list or mapping"),
+            ("alerts:\n  daily_deadline: \"25:00\"\n", "config test.yml: alerts.daily_deadline: expected HH:MM (24-hour), got \"25:00\""),
+            ("alerts:\n  time_zone: Mars/Olympus\n", "config test.yml: alerts.time_zone: unknown time zone \"Mars/Olympus\""),
+            ("alerts:\n  webhook_url: 12345\n", "config test.yml: alerts.webhook_url: expected text (the value is not shown: it is a secret)"),
+            ("alerts:\n  webhook_url: ftp://hooks.example/secret\n", "config test.yml: alerts.webhook_url: expected an http(s) URL"),
+            ("alerts:\n  disk_quota: 5\n", "config test.yml: alerts.disk_quota: unknown key (misspelt? see the README's configuration table)"),
+        ])
+    }
+
+    func testUnknownSectionIsRefused() {
+        XCTAssertEqual(refusal("polygn:\n  max_attempts: 2\n"),
+                       "config test.yml: polygn: unknown key (misspelt? see the README's configuration table)")
+    }
 }
