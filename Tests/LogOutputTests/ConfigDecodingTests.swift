@@ -340,4 +340,29 @@ final class ConfigDecodingTests: XCTestCase {
         XCTAssertEqual(refusal("polygn:\n  max_attempts: 2\n"),
                        "config test.yml: polygn: unknown key (misspelt? see the README's configuration table)")
     }
+
+    /// The README's configuration block lists every key with its default: it decodes as it is,
+    /// to the defaults, and its sections are those the environment can override.
+    func testTheREADMEsKeyListDecodesToTheDefaults() throws {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let configuration = try XCTUnwrap(text.components(separatedBy: "## Configuration").dropFirst().first)
+        let block = try XCTUnwrap(configuration.components(separatedBy: "```yaml\n").dropFirst().first?.components(separatedBy: "```").first)
+        let root = try XCTUnwrap(try Yams.load(yaml: block) as? [String: Any])
+        XCTAssertEqual(Set(root.keys), Set(EnvironmentOverrides.sections), "every section documented, and overridable from the environment")
+        let documented = try config(block)
+        XCTAssertEqual(documented.marketData, MarketDataSettings())
+        XCTAssertEqual(documented.retention.rules.sorted { $0.table < $1.table }, RetentionSettings.defaultRules.sorted { $0.table < $1.table })
+        XCTAssertEqual(documented.retention.batchSize, RetentionSettings().batchSize)
+        XCTAssertEqual(documented.vacuum, VacuumSettings())
+        XCTAssertEqual(documented.compress, CompressSettings())
+        XCTAssertEqual(documented.tableSizes, TableSizesSettings())
+        XCTAssertEqual(documented.http, HTTPEndpointSettings())
+        XCTAssertEqual(documented.schedule, ScheduleSettings())
+        XCTAssertEqual(documented.worker.leaseSeconds, WorkerConfiguration().leaseSeconds)
+        XCTAssertEqual(documented.backup.keepLabelled, BackupSettings.defaultKeepLabelled)
+        XCTAssertEqual(documented.alerts.backupMaxAgeSeconds, AlertSettings().backupMaxAgeSeconds)
+        XCTAssertEqual(documented.polygon.client.requestTimeout, PolygonConfiguration().requestTimeout)
+    }
 }
