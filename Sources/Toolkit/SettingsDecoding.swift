@@ -2,7 +2,9 @@ import Foundation
 
 /// A key of a config section whose keys are data (task names, labels, table names).
 public struct SettingKey: CodingKey, Sendable {
+    /// The key's name.
     public var stringValue: String
+    /// None: config keys are names.
     public var intValue: Int? { nil }
     /// A key named `stringValue`.
     public init(stringValue: String) { self.stringValue = stringValue }
