@@ -94,15 +94,15 @@ let package = Package(
         // Shared by the test targets: the private cluster every test database lives in.
         .target(name: "TestSupport", dependencies: ["PostgresClient", "LocalCluster", "SchemaMigrations", "ChildProcess", "Toolkit", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ToolkitTests", dependencies: ["Toolkit"], swiftSettings: strict),
-        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestSupport", "Toolkit"], swiftSettings: strict),
         .testTarget(
             name: "JobQueueTests",
             dependencies: ["JobQueue", "TestSupport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(name: "MarketDataTasksTests", dependencies: ["MarketDataTasks", "Benchmarks", "JobQueue", "TestSupport", "Polygon", "SampleMarket", "Toolkit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer", "TestSupport", "Toolkit"], swiftSettings: strict),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTPClient", "HTTPServer", "ChildProcess", "TestSupport", "Toolkit"], swiftSettings: strict),
         .testTarget(name: "PolygonTests", dependencies: ["Polygon", "SampleMarket", "HTTPServer", "HTTPClient", "Toolkit"], swiftSettings: strict),
-        .testTarget(name: "BackupTests", dependencies: ["Backup", "Benchmarks", "JobQueue", "PostgresClient", "TestSupport", "Toolkit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "Benchmarks", "ChildProcess", "JobQueue", "PostgresClient", "TestSupport", "Toolkit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "OperationsTests", dependencies: ["Operations", "MaintenanceTasks", "JobQueue", "PostgresClient", "HTTPServer", "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "MaintenanceTasksTests", dependencies: ["MaintenanceTasks", "Benchmarks", "MarketDataTasks", "JobQueue", "PostgresClient", "TestSupport", "Toolkit", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // The task registry against maintenance_task_types and the result fields SQL reads.

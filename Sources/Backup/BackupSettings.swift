@@ -1,5 +1,6 @@
 import ChildProcess
 import Foundation
+import Toolkit
 
 /// Where backups go, how many are kept and which programs make them.
 ///
@@ -94,6 +95,11 @@ public struct BackupSettings: Sendable {
         return URL(fileURLWithPath: "backups")
     }
 
+    /// Applies `CLOSEBELL_BACKUP_DIR` when set (it wins over the config file's `directory`).
+    public mutating func applyEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) {
+        if let dir = environment["CLOSEBELL_BACKUP_DIR"], !dir.isEmpty { directory = URL(fileURLWithPath: dir) }
+    }
+
     /// Throws a `.configuration` error naming the first value out of range.
     public func validate() throws {
         func fail(_ message: String) -> BackupError { BackupError(stage: .configuration, message: message) }
@@ -116,5 +122,54 @@ public struct BackupSettings: Sendable {
     public var resolvedCompressor: String {
         if let compressor, !compressor.isEmpty { return compressor }
         return findOnPath("pigz") ?? findOnPath("gzip") ?? "gzip"
+    }
+}
+
+extension BackupSettings: Decodable {
+    /// The keys of the config file's `backup:` section.
+    enum CodingKeys: String, CodingKey {
+        case directory, keep, keepDaily = "keep_daily", keepWeekly = "keep_weekly", keepMonthly = "keep_monthly"
+        case keepLabelled = "keep_labelled", compressor, compressionLevel = "compression_level"
+        case pgDump = "pg_dump", psql, gzip
+        case dumpTimeout = "dump_timeout_seconds", verifyTimeout = "verify_timeout_seconds", connectTimeout = "connect_timeout_seconds"
+        case lockWaitTimeout = "lock_wait_timeout_seconds", killGrace = "kill_grace_seconds"
+    }
+
+    /// Reads the `backup:` section: absent keys keep their defaults (the directory:
+    /// `defaultDirectory`; `CLOSEBELL_BACKUP_DIR` wins, see `applyEnvironment`). The programs are
+    /// checked now, not at the first backup hours later.
+    public init(from decoder: any Decoder) throws {
+        self.init(directory: Self.defaultDirectory)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if let path = try c.decodeIfPresent(String.self, forKey: .directory) { directory = URL(fileURLWithPath: path) }
+        keep = try c.setting(.keep, keep, min: 1)
+        keepDaily = try c.setting(.keepDaily, keepDaily, min: 0)
+        keepWeekly = try c.setting(.keepWeekly, keepWeekly, min: 0)
+        keepMonthly = try c.setting(.keepMonthly, keepMonthly, min: 0)
+        // Labels are data: any valid label is a key; a null count drops a default label's.
+        try c.forEachEntry(of: .keepLabelled) { labels, label in
+            guard BackupNaming.isValidLabel(label.stringValue) else { throw labels.invalid(label, "a label is 1 to 64 letters, digits, '-' or '_'") }
+            keepLabelled[label.stringValue] = try labels.setting(label, nil, min: 1)
+        }
+        compressor = try c.setting(.compressor, compressor)
+        compressionLevel = try c.setting(.compressionLevel, compressionLevel, min: 1)
+        guard compressionLevel <= 9 else { throw c.invalid(.compressionLevel, "must be 1...9, got \(compressionLevel)") }
+        pgDumpPath = try c.setting(.pgDump, pgDumpPath)
+        psqlPath = try c.setting(.psql, psqlPath)
+        gzipPath = try c.setting(.gzip, gzipPath)
+        dumpTimeout = try c.setting(.dumpTimeout, dumpTimeout, min: 1)
+        verifyTimeout = try c.setting(.verifyTimeout, verifyTimeout, min: 1)
+        connectTimeout = try c.setting(.connectTimeout, connectTimeout, min: 1)
+        lockWaitTimeout = try c.setting(.lockWaitTimeout, lockWaitTimeout, min: 0)
+        killGrace = try c.setting(.killGrace, killGrace, min: 0)
+        for (key, program) in [(CodingKeys.pgDump, pgDumpPath), (.psql, psqlPath), (.gzip, gzipPath), (.compressor, compressor)] {
+            if let program, findOnPath(program) == nil { throw c.invalid(key, "no executable program \(program)") }
+        }
+        if let compressor {
+            let name = URL(fileURLWithPath: compressor).lastPathComponent
+            guard name.hasPrefix("pigz") || name.hasPrefix("gzip") else {
+                throw c.invalid(.compressor, "must be pigz or gzip (the backup is a .sql.gz file), got \(compressor)")
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import JobQueue
+import Toolkit
 
 /// Decodes one section of the config (the file's mapping with the environment's
 /// `CLOSEBELL_<SECTION>_<KEY>` overrides) into a module's settings type, which declares its keys,
@@ -177,4 +177,123 @@ private struct ScalarContainer: SingleValueDecodingContainer {
     }
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try T(from: decoder) }
+}
+
+/// One mapping of the YAML config, read strictly: the settings types read it through
+/// `ConfigDecoder` (`decode`), and `finish()` refuses keys nobody read (a misspelt key is an
+/// error, not silently ignored).
+///
+/// `CLOSEBELL_<SECTION>_<KEY>` variables (`EnvironmentOverrides`) override the file's values and
+/// go through the same decoder, so they are validated the same way; an error names the variable.
+final class ConfigSection {
+    /// The file (or `environment`), for errors.
+    let file: String
+    /// The section's dotted path (`market_data.pacing`; empty at the top level).
+    let path: String
+    /// The mapping as read from the file.
+    let values: [String: Any]
+    /// Values from the environment, by key: the variable's name and its text.
+    private let overrides: [String: (variable: String, text: String)]
+    /// At the top level: the environment's values of each section, by section and key.
+    private let sectionOverrides: [String: [String: (variable: String, text: String)]]
+    private var used: Set<String> = []
+
+    init(
+        file: String, path: String, values: [String: Any], overrides: [String: (variable: String, text: String)] = [:],
+        sectionOverrides: [String: [String: (variable: String, text: String)]] = [:]
+    ) {
+        self.file = file
+        self.path = path
+        self.values = values
+        self.overrides = overrides
+        self.sectionOverrides = sectionOverrides
+    }
+
+    private func key(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+
+    /// The value of `name` (the environment's, else the file's; nil when absent or null), marked read.
+    func raw(_ name: String) -> Any? {
+        used.insert(name)
+        if let override = overrides[name] { return EnvironmentOverrides.parse(override.text) }
+        guard let value = values[name], !(value is NSNull) else { return nil }
+        return value
+    }
+
+    /// The error for the value of `name`, naming its variable when the environment set it.
+    func fail(_ name: String, _ reason: String) -> ConfigError {
+        if let override = overrides[name] {
+            return ConfigError(file: "environment", key: "\(override.variable) (\(key(name)))", reason: reason)
+        }
+        return ConfigError(file: file, key: key(name), reason: reason)
+    }
+
+    /// A section: the file's mapping and the environment's `CLOSEBELL_<SECTION>_<KEY>` values
+    /// for it; nil when neither has any.
+    func section(_ name: String) throws -> ConfigSection? {
+        let value = raw(name)
+        let environment = sectionOverrides[name] ?? [:]
+        if value == nil && environment.isEmpty { return nil }
+        guard let mapping = (value ?? [String: Any]()) as? [String: Any] else { throw fail(name, "expected a mapping of keys") }
+        return ConfigSection(file: file, path: key(name), values: mapping, overrides: environment)
+    }
+
+    /// The keys present in the file or the environment, sorted.
+    func allKeyNames() -> [String] { Set(values.keys).union(overrides.keys).sorted() }
+
+    /// The environment variable's text for `name`, when one sets it.
+    func overrideText(_ name: String) -> String? { overrides[name]?.text }
+
+    /// The section `name` decoded into its module's settings type (`decode`); `fallback` (the
+    /// defaults) when neither the file nor the environment sets any of its keys.
+    func decode<T: Decodable>(_ name: String, or fallback: T) throws -> T {
+        guard let section = try section(name) else { return fallback }
+        return try section.decode(T.self)
+    }
+
+    /// Decodes this section into a module's settings type (which declares its keys, defaults
+    /// and checks), then refuses keys nobody read, here and in the mappings below. A refused
+    /// value is reported with its dotted key, or its environment variable.
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let opened = OpenedSections()
+        let decoder = ConfigDecoder(codingPath: [], value: values, section: self, parent: self, opened: opened)
+        let value: T
+        do {
+            value = try T(from: decoder)
+        } catch let error as DecodingError {
+            throw configError(error)
+        }
+        try finish()
+        for nested in opened.sections { try nested.finish() }
+        return value
+    }
+
+    /// A decoding error as the config error a user sees: the dotted key (or the variable) and why.
+    private func configError(_ error: DecodingError) -> ConfigError {
+        let (path, reason): ([any CodingKey], String)
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            (path, reason) = (context.codingPath, context.debugDescription)
+        case .keyNotFound(let key, let context):
+            (path, reason) = (context.codingPath + [key], "is required")
+        @unknown default:
+            (path, reason) = ([], "\(error)")
+        }
+        let names = path.map(\.stringValue)
+        guard let first = names.first else { return ConfigError(file: file, key: self.path, reason: reason) }
+        let dotted = ([self.path] + names).filter { !$0.isEmpty }.joined(separator: ".")
+        if let override = overrides[first] {
+            return ConfigError(file: "environment", key: "\(override.variable) (\(dotted))", reason: reason)
+        }
+        return ConfigError(file: file, key: dotted, reason: reason)
+    }
+
+    /// Refuses keys that were never read.
+    func finish() throws {
+        if let unknown = overrides.keys.sorted().first(where: { !used.contains($0) }) {
+            throw fail(unknown, "unknown key (misspelt? see the README's configuration table)")
+        }
+        if let unknown = values.keys.sorted().first(where: { !used.contains($0) }) {
+            throw ConfigError(file: file, key: key(unknown), reason: "unknown key (misspelt? see the README's configuration table)")
+        }
+    }
 }

@@ -1,5 +1,4 @@
 import Backup
-import ChildProcess
 import Foundation
 import JobQueue
 import MaintenanceTasks
@@ -20,174 +19,6 @@ struct ConfigError: Error, CustomStringConvertible {
     var description: String { "config \(file): \(key): \(reason)" }
 }
 
-/// Reads one mapping of the YAML config strictly: typed getters, and `finish()` refuses keys
-/// nobody asked for (a misspelt key is an error, not silently ignored).
-///
-/// `CLOSEBELL_<SECTION>_<KEY>` variables (`EnvironmentOverrides`) override the file's values and
-/// go through the same getters, so they are validated the same way; an error names the variable.
-final class ConfigSection {
-    let file: String
-    let path: String
-    /// The mapping as read from the file.
-    let values: [String: Any]
-    /// Values from the environment, by key: the variable's name and its text.
-    private let overrides: [String: (variable: String, text: String)]
-    /// At the top level: the environment's values of each section, by section and key.
-    private let sectionOverrides: [String: [String: (variable: String, text: String)]]
-    private var used: Set<String> = []
-
-    init(
-        file: String, path: String, values: [String: Any], overrides: [String: (variable: String, text: String)] = [:],
-        sectionOverrides: [String: [String: (variable: String, text: String)]] = [:]
-    ) {
-        self.file = file
-        self.path = path
-        self.values = values
-        self.overrides = overrides
-        self.sectionOverrides = sectionOverrides
-    }
-
-    private func key(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
-
-    func raw(_ name: String) -> Any? {
-        used.insert(name)
-        if let override = overrides[name] { return EnvironmentOverrides.parse(override.text) }
-        guard let value = values[name], !(value is NSNull) else { return nil }
-        return value
-    }
-
-    func fail(_ name: String, _ reason: String) -> ConfigError {
-        if let override = overrides[name] {
-            return ConfigError(file: "environment", key: "\(override.variable) (\(key(name)))", reason: reason)
-        }
-        return ConfigError(file: file, key: key(name), reason: reason)
-    }
-
-    /// A secret text value: like `string`, but no error ever shows the value.
-    func secret(_ name: String) throws -> String? {
-        if let override = overrides[name] {
-            used.insert(name)
-            return override.text
-        }
-        guard let value = raw(name) else { return nil }
-        guard let text = value as? String else { throw fail(name, "expected text (the value is not shown: it is a secret)") }
-        return text
-    }
-
-    func double(_ name: String, min: Double? = nil) throws -> Double? {
-        guard let value = raw(name) else { return nil }
-        let number: Double?
-        switch value {
-        case let d as Double: number = d
-        case let i as Int: number = Double(i)
-        default: number = nil
-        }
-        guard let number else { throw fail(name, "expected a number, got \(value)") }
-        if let min, number < min { throw fail(name, "must be at least \(min), got \(number)") }
-        return number
-    }
-
-    func int(_ name: String, min: Int? = nil) throws -> Int? {
-        guard let value = raw(name) else { return nil }
-        guard let number = value as? Int else { throw fail(name, "expected a whole number, got \(value)") }
-        if let min, number < min { throw fail(name, "must be at least \(min), got \(number)") }
-        return number
-    }
-
-    func string(_ name: String) throws -> String? {
-        if let override = overrides[name] {
-            used.insert(name)
-            return override.text
-        }
-        guard let value = raw(name) else { return nil }
-        guard let text = value as? String else { throw fail(name, "expected text, got \(value)") }
-        return text
-    }
-
-    func stringList(_ name: String) throws -> [String]? {
-        guard let value = raw(name) else { return nil }
-        guard let list = value as? [Any], let strings = list as? [String] else {
-            throw fail(name, "expected a list of names, got \(value)")
-        }
-        return strings
-    }
-
-    func bool(_ name: String) throws -> Bool? {
-        guard let value = raw(name) else { return nil }
-        guard let flag = value as? Bool else { throw fail(name, "expected true or false, got \(value)") }
-        return flag
-    }
-
-    /// A section: the file's mapping and the environment's `CLOSEBELL_<SECTION>_<KEY>` values
-    /// for it; nil when neither has any.
-    func section(_ name: String) throws -> ConfigSection? {
-        let value = raw(name)
-        let environment = sectionOverrides[name] ?? [:]
-        if value == nil && environment.isEmpty { return nil }
-        guard let mapping = (value ?? [String: Any]()) as? [String: Any] else { throw fail(name, "expected a mapping of keys") }
-        return ConfigSection(file: file, path: key(name), values: mapping, overrides: environment)
-    }
-
-    /// The raw mapping (for sections whose keys are data, like per-table windows).
-    func mapping(_ name: String) throws -> [String: Any]? {
-        guard let value = raw(name) else { return nil }
-        guard let mapping = value as? [String: Any] else { throw fail(name, "expected a mapping of keys") }
-        return mapping
-    }
-
-    /// The keys present, sorted (for sections whose keys are data).
-    func keys() -> [String] { values.keys.sorted() }
-
-    /// The keys present in the file or the environment, sorted.
-    func allKeyNames() -> [String] { Set(values.keys).union(overrides.keys).sorted() }
-
-    /// The environment variable's text for `name`, when one sets it.
-    func overrideText(_ name: String) -> String? { overrides[name]?.text }
-
-    /// Decodes this section into a module's settings type (which declares its keys, defaults
-    /// and checks), then refuses keys nobody read, here and in the mappings below. A refused
-    /// value is reported with its dotted key, or its environment variable.
-    func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        let opened = OpenedSections()
-        let decoder = ConfigDecoder(codingPath: [], value: values, section: self, parent: self, opened: opened)
-        let value: T
-        do {
-            value = try T(from: decoder)
-        } catch let error as DecodingError {
-            throw configError(error)
-        }
-        try finish()
-        for nested in opened.sections { try nested.finish() }
-        return value
-    }
-
-    /// A decoding error as the config error a user sees: the dotted key (or the variable) and why.
-    private func configError(_ error: DecodingError) -> ConfigError {
-        let (path, reason): ([any CodingKey], String)
-        switch error {
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            (path, reason) = (context.codingPath, context.debugDescription)
-        case .keyNotFound(let key, let context):
-            (path, reason) = (context.codingPath + [key], "is required")
-        @unknown default:
-            (path, reason) = ([], "\(error)")
-        }
-        let names = path.map(\.stringValue)
-        if names.count == 1 { return fail(names[0], reason) }
-        return ConfigError(file: file, key: ([self.path] + names).filter { !$0.isEmpty }.joined(separator: "."), reason: reason)
-    }
-
-    /// Refuses keys that were never read.
-    func finish() throws {
-        if let unknown = overrides.keys.sorted().first(where: { !used.contains($0) }) {
-            throw fail(unknown, "unknown key (misspelt? see the README's configuration table)")
-        }
-        if let unknown = values.keys.sorted().first(where: { !used.contains($0) }) {
-            throw ConfigError(file: file, key: key(unknown), reason: "unknown key (misspelt? see the README's configuration table)")
-        }
-    }
-}
-
 /// `CLOSEBELL_<SECTION>_<KEY>` environment variables: any key of the config file, e.g.
 /// `CLOSEBELL_WORKER_CONCURRENCY=8` for `worker.concurrency`. They override the file and are
 /// overridden by flags. Values are read as YAML scalars (`8`, `1.5`, `true`), lists and
@@ -195,7 +26,7 @@ final class ConfigSection {
 enum EnvironmentOverrides {
     /// The config file's sections, longest first (so `market_data` wins over a `market` prefix).
     static let sections = [
-        "worker", "schedule", "polygon", "market_data", "backup", "retention", "vacuum", "compress", "http", "alerts",
+        "worker", "schedule", "polygon", "market_data", "backup", "retention", "vacuum", "compress", "table_sizes", "http", "alerts",
     ].sorted { $0.count > $1.count }
 
     /// Variables that look like overrides but have meanings of their own (documented in the README).
@@ -237,28 +68,30 @@ enum EnvironmentOverrides {
     }
 }
 
-/// The whole config file, parsed into each module's settings. Every key has a default, so an
-/// absent file is the same as an empty one. Environment variables (secrets, URLs) are read
-/// here too, and flags override both.
+/// The whole config file, composed of the modules' sections: each settings type decodes its own
+/// section (`Decodable`: its keys, defaults and checks in one place, refusals naming the dotted
+/// key); this only says which section is whose. Every key has a default, so an absent file is
+/// the same as an empty one. Environment variables (secrets, URLs) are applied here too, and
+/// flags override both.
 struct ClosebellConfig {
+    /// `worker:` (JobQueue).
     var worker = WorkerConfiguration()
-    /// Seconds between the scheduler's checks for due cycles (`worker --schedule`).
-    var scheduleIntervalSeconds = 60.0
-    var polygon: PolygonConfiguration
-    /// `polygon.shared_budget`: one request budget for every worker through PostgreSQL. Default true.
-    var sharedBudget = true
-    /// `polygon.shared_budget_margin`: how much the shared budget stretches its window. Default 0.05.
-    var sharedBudgetMargin = 0.05
-    /// `polygon.shared_max_concurrent_requests`: requests in flight across the cluster (0: no
-    /// cluster-wide cap). Default: `polygon.max_concurrent_requests`.
-    var sharedMaxConcurrent: Int?
+    /// `worker --schedule`: how often it checks for due cycles.
+    var schedule = ScheduleSettings()
+    /// The Polygon client and the cluster-wide request budget (the API key from the environment).
+    var polygon = PolygonSettings()
+    /// `market_data:` (MarketDataTasks).
     var marketData = MarketDataSettings()
-    var backup: BackupSettings
+    /// Backups: folder (`CLOSEBELL_BACKUP_DIR` wins), rotation and programs.
+    var backup = BackupSettings(directory: BackupSettings.defaultDirectory)
+    /// `retention:` (MaintenanceTasks, like `vacuum:`, `compress:`, `table_sizes:` and `schedule:`).
     var retention = RetentionSettings()
+    /// `vacuum:`.
     var vacuum = VacuumSettings()
+    /// `compress:`.
     var compress = CompressSettings()
     /// Extra tables `table_sizes` measures, beyond its defaults and the retention and vacuum tables.
-    var tableSizesExtra: [String] = []
+    var tableSizes = TableSizesSettings()
     /// `worker --http`: listen address, trigger token (`CLOSEBELL_TRIGGER_TOKEN` wins).
     var http = HTTPEndpointSettings()
     /// Webhook alerts (`CLOSEBELL_ALERT_WEBHOOK_URL` wins).
@@ -293,257 +126,31 @@ struct ClosebellConfig {
     /// `CLOSEBELL_<SECTION>_<KEY>` overrides and secrets (`Secrets`).
     init(_ root: ConfigSection?, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         file = root?.file
+        let root = ConfigSection(
+            file: root?.file ?? "environment", path: "", values: root?.values ?? [:],
+            sectionOverrides: EnvironmentOverrides.collect(environment))
+
+        worker = try root.decode("worker", or: worker)
+        schedule = try root.decode("schedule", or: schedule)
+        polygon = try root.decode("polygon", or: polygon)
         do {
-            polygon = try PolygonConfiguration.fromEnvironment(try Secrets.environment(environment))
+            try polygon.client.applyEnvironment(try Secrets.environment(environment))
         } catch let error as ConfigError {
             throw error
         } catch {
             throw ConfigError(file: "environment", key: "POLYGON_BASE_URL", reason: "\(error)")
         }
-        backup = BackupSettings(directory: BackupSettings.defaultDirectory)
-        let root = ConfigSection(
-            file: root?.file ?? "environment", path: "", values: root?.values ?? [:],
-            sectionOverrides: EnvironmentOverrides.collect(environment))
-        let file = root.file
-
-        if let section = try root.section("worker") { worker = try section.decode(WorkerConfiguration.self) }
-
-        if let section = try root.section("schedule") {
-            if let v = try section.double("interval_seconds", min: 1) { scheduleIntervalSeconds = v }
-            try section.finish()
-        }
-
-        if let section = try root.section("polygon") {
-            if let v = try section.string("base_url") {
-                guard let url = URL(string: v), url.scheme == "http" || url.scheme == "https" else {
-                    throw section.fail("base_url", "expected an http(s) URL, got \(v)")
-                }
-                if environment["POLYGON_BASE_URL"]?.isEmpty ?? true { polygon.baseURL = url }
-            }
-            if let v = try section.double("requests_per_second", min: 0) { polygon.requestsPerSecond = v }
-            if let v = try section.int("max_concurrent_requests", min: 1) { polygon.maxConcurrentRequests = v }
-            if let v = try section.int("max_attempts", min: 1) { polygon.retry.maxAttempts = v }
-            if let v = try section.double("retry_base_seconds", min: 0) { polygon.retry.baseDelay = v }
-            if let v = try section.double("retry_max_seconds", min: 0) { polygon.retry.maxDelay = v }
-            if let v = try section.double("connect_timeout_seconds", min: 0.1) { polygon.connectTimeout = v }
-            if let v = try section.double("request_timeout_seconds", min: 0.1) { polygon.requestTimeout = v }
-            if let v = try section.bool("shared_budget") { sharedBudget = v }
-            if let v = try section.int("shared_max_concurrent_requests", min: 0) { sharedMaxConcurrent = v }
-            if let v = try section.double("shared_budget_margin", min: 0) {
-                guard v <= 0.5 else { throw section.fail("shared_budget_margin", "must be 0...0.5, got \(v)") }
-                sharedBudgetMargin = v
-            }
-            try section.finish()
-        }
-
-        if let section = try root.section("market_data") {
-            if let v = try section.int("ohlc_days", min: 1) { marketData.ohlcDays = v }
-            if let v = try section.int("slots_days", min: 1) { marketData.slotsDays = v }
-            if let v = try section.int("metadata_limit", min: 1) { marketData.metadataLimit = v }
-            if let v = try section.int("stale_days", min: 0) { marketData.staleDays = v }
-            if let v = try section.int("concurrency", min: 1) { marketData.concurrency = v }
-            if let v = try section.int("missing_retry_hours", min: 0) { marketData.missingRetryHours = v }
-            if let v = try section.int("abort_after_failures", min: 1) { marketData.abortAfterFailures = v }
-            if let v = try section.int("max_named_failures", min: 0) { marketData.maxNamedFailures = v }
-            if let v = try section.int("earnings_days_ahead", min: 0) { marketData.earningsDaysAhead = v }
-            if let v = try section.int("earnings_days_back", min: 0) { marketData.earningsDaysBack = v }
-            if let v = try section.int("history_bars", min: 0) { marketData.historyBars = v }
-            if let v = try section.int("history_margin_days", min: 0) { marketData.historyMarginDays = v }
-            if let v = try section.int("initial_history_days", min: 0) { marketData.initialHistoryDays = v }
-            if let v = try section.int("completeness_days", min: 1) { marketData.completenessDays = v }
-            if let v = try section.int("completeness_max_refetch", min: 0) { marketData.completenessMaxRefetch = v }
-            if let v = try section.int("validate_days", min: 0) { marketData.validateDays = v }
-            if let v = try section.bool("float") { marketData.fetchFloat = v }
-            if let pacing = try section.mapping("pacing") {
-                for (task, value) in pacing.sorted(by: { $0.key < $1.key }) {
-                    guard let values = value as? [String: Any] else {
-                        throw ConfigError(file: file, key: "market_data.pacing.\(task)", reason: "expected {concurrency: N, delay_ms: N}")
-                    }
-                    let entry = ConfigSection(file: file, path: "market_data.pacing.\(task)", values: values)
-                    var rule = TaskPacing()
-                    if let v = try entry.int("concurrency", min: 1) {
-                        guard v <= 64 else { throw entry.fail("concurrency", "must be 1...64, got \(v)") }
-                        rule.concurrency = v
-                    }
-                    if let v = try entry.int("delay_ms", min: 0) { rule.delayMilliseconds = v }
-                    try entry.finish()
-                    marketData.pacing[task] = rule
-                }
-            }
-            try section.finish()
-            do {
-                try marketData.validate()
-            } catch let error as InvalidMarketDataSetting {
-                throw ConfigError(file: file, key: "market_data", reason: error.description)
-            }
-        }
-
-        if let section = try root.section("backup") {
-            if let v = try section.string("directory"), environment["CLOSEBELL_BACKUP_DIR"]?.isEmpty ?? true {
-                backup.directory = URL(fileURLWithPath: v)
-            }
-            if let v = try section.int("keep", min: 1) { backup.keep = v }
-            if let v = try section.int("keep_daily", min: 0) { backup.keepDaily = v }
-            if let v = try section.int("keep_weekly", min: 0) { backup.keepWeekly = v }
-            if let v = try section.int("keep_monthly", min: 0) { backup.keepMonthly = v }
-            if let labels = try section.mapping("keep_labelled") {
-                let counts = ConfigSection(file: file, path: "backup.keep_labelled", values: labels)
-                for label in labels.keys.sorted() {
-                    guard BackupNaming.isValidLabel(label) else { throw counts.fail(label, "a label is 1 to 64 letters, digits, '-' or '_'") }
-                    backup.keepLabelled[label] = try counts.int(label, min: 1)
-                }
-            }
-            if let v = try section.string("compressor") { backup.compressor = v }
-            if let v = try section.int("compression_level", min: 1) {
-                guard v <= 9 else { throw section.fail("compression_level", "must be 1...9, got \(v)") }
-                backup.compressionLevel = v
-            }
-            if let v = try section.string("pg_dump") { backup.pgDumpPath = v }
-            if let v = try section.string("psql") { backup.psqlPath = v }
-            if let v = try section.string("gzip") { backup.gzipPath = v }
-            if let v = try section.double("dump_timeout_seconds", min: 1) { backup.dumpTimeout = v }
-            if let v = try section.double("verify_timeout_seconds", min: 1) { backup.verifyTimeout = v }
-            if let v = try section.int("connect_timeout_seconds", min: 1) { backup.connectTimeout = v }
-            if let v = try section.double("lock_wait_timeout_seconds", min: 0) { backup.lockWaitTimeout = v }
-            if let v = try section.double("kill_grace_seconds", min: 0) { backup.killGrace = v }
-            // Programs are checked now, not at the first backup hours later.
-            for (key, program) in [("pg_dump", backup.pgDumpPath), ("psql", backup.psqlPath), ("gzip", backup.gzipPath), ("compressor", backup.compressor)] {
-                if let program, !Self.isRunnable(program) { throw section.fail(key, "no executable program \(program)") }
-            }
-            if let compressor = backup.compressor {
-                let name = URL(fileURLWithPath: compressor).lastPathComponent
-                guard name.hasPrefix("pigz") || name.hasPrefix("gzip") else {
-                    throw section.fail("compressor", "must be pigz or gzip (the backup is a .sql.gz file), got \(compressor)")
-                }
-            }
-            try section.finish()
-        }
-
-        if let section = try root.section("retention") {
-            if let v = try section.int("batch_size", min: 1) { retention.batchSize = v }
-            if let v = try section.double("pause_ms", min: 0) { retention.pauseBetweenBatches = .milliseconds(Int64(v)) }
-            if let v = try section.bool("drop_partitions") { retention.dropPartitions = v }
-            if let v = try section.double("drop_lock_timeout_ms", min: 1) { retention.dropLockTimeout = .milliseconds(Int64(v)) }
-            if let tables = try section.mapping("tables") {
-                for (table, value) in tables.sorted(by: { $0.key < $1.key }) {
-                    let key = "tables.\(table)"
-                    if let days = value as? Int {
-                        // A known table keeps its column and filter; only the window changes.
-                        var rule = retention.rules.first { $0.table == table }
-                            ?? RetentionRule(table: table, column: "date", days: days)
-                        rule.days = days
-                        retention.setRule(rule)
-                    } else if let mapping = value as? [String: Any] {
-                        let rule = ConfigSection(file: file, path: "retention.\(key)", values: mapping)
-                        guard let days = try rule.int("days", min: 0) else { throw rule.fail("days", "is required") }
-                        let column = try rule.string("column") ?? "date"
-                        retention.setRule(RetentionRule(table: table, column: column, days: days))
-                        try rule.finish()
-                    } else {
-                        throw section.fail(key, "expected a number of days or {column: NAME, days: N}")
-                    }
-                }
-            }
-            try section.finish()
-            do {
-                try retention.validate()
-            } catch {
-                throw ConfigError(file: file, key: "retention", reason: "\(error)")
-            }
-        }
-
-        if let section = try root.section("vacuum") {
-            if let v = try section.double("reindex_bloat_threshold", min: 0) { vacuum.reindexBloatThreshold = v }
-            if let v = try section.int("reindex_minimum_bytes", min: 0) { vacuum.reindexMinimumBytes = Int64(v) }
-            if let v = try section.stringList("tables") { vacuum.tables = v }
-            do {
-                try vacuum.validate()
-            } catch {
-                throw ConfigError(file: file, key: "vacuum", reason: "\(error)")
-            }
-            try section.finish()
-        }
-
-        if let section = try root.section("compress") {
-            if let v = try section.int("older_than_days", min: 0) { compress.olderThanDays = v }
-            if let v = try section.string("segment_by") { compress.segmentBy = v }
-            if let v = try section.int("lock_timeout_ms", min: 0) { compress.lockTimeoutMilliseconds = v }
-            if let v = try section.stringList("tables") { compress.tables = v }
-            do {
-                try compress.validate()
-            } catch {
-                throw ConfigError(file: file, key: "compress", reason: "\(error)")
-            }
-            try section.finish()
-        }
-
-        if let section = try root.section("table_sizes") {
-            if let v = try section.stringList("tables") { tableSizesExtra = v }
-            try section.finish()
-        }
-
-        if let section = try root.section("http") {
-            if let v = try section.string("listen") { http.listen = v }
-            if let v = try section.secret("trigger_token") { http.triggerToken = v }
-            if let v = try section.int("database_timeout_seconds", min: 1) { http.databaseTimeoutSeconds = v }
-            if let v = try section.double("cache_seconds", min: 0) { http.cacheSeconds = v }
-            if let v = try section.int("max_connections", min: 1) { http.maxConnections = v }
-            if let v = try section.double("header_timeout_seconds", min: 0.1) { http.headerTimeoutSeconds = v }
-            if let v = try section.double("idle_timeout_seconds", min: 0.1) { http.idleTimeoutSeconds = v }
-            if let v = try section.int("handler_threads", min: 1) { http.handlerThreads = v }
-            if let v = try section.double("dashboard_refresh_seconds", min: 1) { http.dashboardRefreshSeconds = v }
-            try section.finish()
-        }
-
-        if let section = try root.section("alerts") {
-            if let v = try section.secret("webhook_url") {
-                guard let url = URL(string: v), url.scheme == "http" || url.scheme == "https" else {
-                    throw section.fail("webhook_url", "expected an http(s) URL")
-                }
-                alerts.webhookURL = url
-            }
-            if let v = try section.double("cooldown_minutes", min: 0) { alerts.cooldownSeconds = v * 60 }
-            switch section.raw("daily_deadline") {
-            case nil: break
-            case let flag as Bool where flag == false: alerts.dailyDeadline = nil   // a bare `off` in YAML
-            case let text as String: alerts.dailyDeadline = text == "off" ? nil : text
-            case let other?: throw section.fail("daily_deadline", "expected HH:MM or \"off\", got \(other)")
-            }
-            if let v = try section.string("daily_cycle") { alerts.dailyCycle = v }
-            if let v = try section.string("time_zone") { alerts.timeZone = v }
-            if let v = try section.double("check_interval_seconds", min: 1) { alerts.checkIntervalSeconds = v }
-            if let v = try section.double("initial_lookback_hours", min: 0) { alerts.initialLookbackSeconds = v * 3600 }
-            if let v = try section.double("timeout_seconds", min: 1) { alerts.timeoutSeconds = v }
-            if let v = try section.int("disk_quota_bytes", min: 1) { alerts.diskQuotaBytes = Int64(v) }
-            if let v = try section.double("quota_days", min: 0.1) { alerts.quotaDays = v }
-            if let v = try section.int("growth_window_days", min: 2) { alerts.growthWindowDays = v }
-            if !Self.isOff(section.raw("backup_disk_percent")), let v = try section.double("backup_disk_percent", min: 0.001) {
-                guard v <= 100 else { throw section.fail("backup_disk_percent", "must be at most 100, got \(v)") }
-                alerts.backupDiskPercent = v
-            } else if section.raw("backup_disk_percent") != nil {
-                alerts.backupDiskPercent = nil
-            }
-            if let v = try section.int("table_growth_bytes_per_day", min: 1) { alerts.tableGrowthBytesPerDay = Int64(v) }
-            if !Self.isOff(section.raw("backup_max_age_hours")), let v = try section.double("backup_max_age_hours", min: 0.01) {
-                alerts.backupMaxAgeSeconds = v * 3600
-            } else if section.raw("backup_max_age_hours") != nil {
-                alerts.backupMaxAgeSeconds = nil
-            }
-            if let v = try section.bool("notify_success") { alerts.notifySuccess = v }
-            try section.finish()
-        }
-
+        marketData = try root.decode("market_data", or: marketData)
+        backup = try root.decode("backup", or: backup)
+        backup.applyEnvironment(environment)
+        retention = try root.decode("retention", or: retention)
+        vacuum = try root.decode("vacuum", or: vacuum)
+        compress = try root.decode("compress", or: compress)
+        tableSizes = try root.decode("table_sizes", or: tableSizes)
+        http = try root.decode("http", or: http)
+        alerts = try root.decode("alerts", or: alerts)
         try root.finish()
     }
-
-    /// True for a YAML `off`/`false` (or the text "off"): a check turned off.
-    static func isOff(_ value: Any?) -> Bool {
-        if let flag = value as? Bool { return !flag }
-        return (value as? String)?.lowercased() == "off"
-    }
-
-    /// True when `program` is an executable path, or a name found on the PATH.
-    static func isRunnable(_ program: String) -> Bool { findOnPath(program) != nil }
 
     /// Applies the environment's secrets and URLs to the endpoint and alert settings, and checks them.
     mutating func applyOperationsEnvironment() throws {
@@ -553,8 +160,8 @@ struct ClosebellConfig {
         do {
             try http.validate()
             try alerts.validate()
-        } catch let error as OperationsError {
-            throw ConfigError(file: file ?? "environment", key: "http/alerts", reason: "\(error)")
+        } catch OperationsError.invalidSetting(let key, let reason) {
+            throw ConfigError(file: file ?? "environment", key: key, reason: reason)
         }
     }
 }
@@ -571,13 +178,8 @@ struct RuntimeEnvironment {
     static func load(configPath: String?, conninfo: String? = nil) throws -> RuntimeEnvironment {
         var config = try ClosebellConfig.load(path: configPath)
         try config.applyOperationsEnvironment()
-        let budget = conninfo.flatMap { conninfo in
-            config.sharedBudget ? PostgresAPIBudget(
-                conninfo: conninfo, requestsPerSecond: config.polygon.requestsPerSecond,
-                maxInFlight: config.sharedMaxConcurrent ?? config.polygon.maxConcurrentRequests,
-                margin: config.sharedBudgetMargin, lease: config.polygon.requestTimeout + 30) : nil
-        }
-        return RuntimeEnvironment(config: config, polygon: PolygonClient(configuration: config.polygon, budget: budget))
+        let budget = conninfo.flatMap { config.polygon.budget(conninfo: $0) }
+        return RuntimeEnvironment(config: config, polygon: PolygonClient(configuration: config.polygon.client, budget: budget))
     }
 
     /// Every task this build runs (`TaskList`), with the configured settings.
@@ -586,7 +188,7 @@ struct RuntimeEnvironment {
             source: PolygonMarketDataSource(client: polygon),
             settings: TaskList.Settings(
                 backup: config.backup, retention: config.retention, vacuum: config.vacuum, compress: config.compress,
-                marketData: config.marketData, tableSizesExtra: config.tableSizesExtra))
+                marketData: config.marketData, tableSizesExtra: config.tableSizes.tables))
     }
 
     /// Periodic work for the worker: the cycle scheduler when `schedule` is set.
@@ -594,7 +196,7 @@ struct RuntimeEnvironment {
         guard schedule else { return [] }
         let scheduler = CycleScheduler()
         return [
-            PeriodicWork(name: "cycle_scheduler", intervalSeconds: config.scheduleIntervalSeconds) { logger in
+            PeriodicWork(name: "cycle_scheduler", intervalSeconds: config.schedule.intervalSeconds) { logger in
                 let connection = try await PostgresConnection.connect(conninfo, applicationName: "closebell scheduler")
                 let runs = try await scheduler.tick(connection: connection)
                 await connection.close()

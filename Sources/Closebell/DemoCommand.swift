@@ -88,10 +88,12 @@ struct DemoCommand: AsyncParsableCommand {
             // Stages can start and finish between two looks: report every one in order.
             while reportedStage < stage {
                 reportedStage += 1
-                let tasks = try await connection.query(
-                    "SELECT string_agg(task, ', ' ORDER BY id) AS tasks FROM maintenance_jobs WHERE run_id = $1 AND id IN (SELECT (jsonb_array_elements(s -> 'jobs'))::bigint FROM maintenance_cycle_runs r, jsonb_array_elements(r.stages) s WHERE r.id = $1 AND (s ->> 'stage')::int = $2)",
-                    [runID, reportedStage]).first?["tasks"]
-                if let tasks { step("stage \(reportedStage) started: \(tasks)") }
+                let stageJobs = Set(try await connection.query(
+                    "SELECT (jsonb_array_elements(s -> 'jobs'))::bigint AS id FROM maintenance_cycle_runs r, jsonb_array_elements(r.stages) s WHERE r.id = $1 AND (s ->> 'stage')::int = $2",
+                    [runID, reportedStage]).map { try $0.decode("id", as: Int64.self) })
+                let tasks = try await connection.withSession { try QueueStore.runJobs($0, runIDs: [runID]) }
+                    .filter { stageJobs.contains($0.id) }.map(\.task)
+                if !tasks.isEmpty { step("stage \(reportedStage) started: \(tasks.joined(separator: ", "))") }
             }
             if state != "running" { break }
             try await Task.sleep(nanoseconds: 300_000_000)
@@ -114,14 +116,10 @@ struct DemoCommand: AsyncParsableCommand {
 
     private func printSummary(_ connection: PostgresConnection, runID: Int64, state: String, seconds: Double, url: String) async throws {
         print("\nDaily cycle run \(runID): \(state.uppercased()) in \(Output.duration(seconds))\n")
-        let jobs = try await connection.query("""
-            SELECT task, state, attempts, extract(epoch FROM finished_at - started_at)::float8 AS seconds,
-                   result::text AS result, coalesce(errors -> -1 ->> 'error', '') AS error
-            FROM maintenance_jobs WHERE run_id = $1 ORDER BY id
-            """, [runID])
-        Output.table(["TASK", "STATUS", "ATTEMPTS", "TIME", "DETAIL"], jobs.map { row in
-            let detail = row["state"] == "succeeded" ? Self.describe(result: row["result"]) : String((row["error"] ?? "").prefix(90))
-            return [row["task"] ?? "", row["state"] ?? "", row["attempts"] ?? "", row["seconds"].flatMap(Double.init).map(Output.duration) ?? "-", detail]
+        let jobs = try await connection.withSession { try QueueStore.runJobs($0, runIDs: [runID]) }
+        Output.table(["TASK", "STATUS", "ATTEMPTS", "TIME", "DETAIL"], jobs.map { job in
+            let detail = job.state == .succeeded ? Self.describe(result: job.resultJSON) : String((job.lastError ?? "").prefix(90))
+            return [job.task, job.state.rawValue, "\(job.attempts)", job.seconds.map(Output.duration) ?? "-", detail]
         })
         print("\nTables")
         let sizes = try await connection.query("""
@@ -138,10 +136,8 @@ struct DemoCommand: AsyncParsableCommand {
             """).first, let count = upcoming["n"] {
             print("\nEarnings in the next 14 days (upcoming_earnings(14)): \(count)" + (upcoming["first"].map { ", first: \($0)" } ?? ""))
         }
-        if let backup = try await connection.query(
-            "SELECT result ->> 'path' AS path, (result ->> 'bytes')::bigint AS bytes FROM maintenance_jobs WHERE run_id = $1 AND task = 'backup' AND state = $2",
-            [runID, JobState.succeeded]).first, let path = backup["path"] {
-            print("\nBackup: \(path) (\(ByteCountFormatter.string(fromByteCount: Int64(backup["bytes"] ?? "0") ?? 0, countStyle: .file)))")
+        if let backup = jobs.first(where: { $0.task == "backup" && $0.state == .succeeded }), let path = backup.figures.path {
+            print("\nBackup: \(path) (\(ByteCountFormatter.string(fromByteCount: backup.figures.bytes ?? 0, countStyle: .file)))")
         }
         defer { fflush(nil) }
         if stopCluster {

@@ -90,22 +90,32 @@ public final class Worker: Sendable {
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
         self.periodic = periodic
-        let min = configuration.reconnectMinSeconds, max = configuration.reconnectMaxSeconds
-        // Every connection notices a dead peer in seconds. A string libpq cannot parse is kept
-        // as it is: connecting then reports the (redacted) error.
-        let linkConninfo = (try? configuration.keepalive.applied(to: conninfo)) ?? conninfo
+        // Every connection notices a dead peer in seconds, and a lost one is reopened with backoff.
+        let policy = DatabaseLink.Policy(
+            keepalive: configuration.keepalive, minDelaySeconds: configuration.reconnectMinSeconds,
+            maxDelaySeconds: configuration.reconnectMaxSeconds)
         // READ COMMITTED whatever the server's default is: outcomes advance cycle runs in a
         // trigger that must see other workers' commits after taking the run's lock, and the
         // claim's SKIP LOCKED and the id-ordered locks are written for it (no 40001 under it).
         let readCommitted: @Sendable (PostgresSession) throws -> Void = { session in
             try session.execute("SET default_transaction_isolation = 'read committed'")
         }
-        claimLink = DatabaseLink(conninfo: linkConninfo, role: "claim", logger: logger, minDelay: min, maxDelay: max, onConnect: readCommitted)
-        ackLink = DatabaseLink(conninfo: linkConninfo, role: "ack", logger: logger, minDelay: min, maxDelay: max, onConnect: readCommitted)
-        housekeepingLink = DatabaseLink(conninfo: linkConninfo, role: "housekeeping", logger: logger, minDelay: min, maxDelay: max, onConnect: readCommitted)
-        listenLink = DatabaseLink(conninfo: linkConninfo, role: "listen", logger: logger, minDelay: min, maxDelay: max) { session in
-            try session.listen("maintenance_jobs")
+        func link(_ role: String, setup: @escaping @Sendable (PostgresSession) throws -> Void) -> DatabaseLink {
+            DatabaseLink(conninfo: conninfo, applicationName: "closebell worker (\(role))", policy: policy, setup: setup) { [logger] event in
+                switch event {
+                case .unavailable(let error, let delay):
+                    logger.warning("database_unavailable", metadata: [
+                        "connection": "\(role)", "error": "\(error)", "retry_in_s": "\(String(format: "%.2f", delay))",
+                    ])
+                case .reconnected:
+                    logger.info("database_reconnected", metadata: ["connection": "\(role)"])
+                }
+            }
         }
+        claimLink = link("claim", setup: readCommitted)
+        ackLink = link("ack", setup: readCommitted)
+        housekeepingLink = link("housekeeping", setup: readCommitted)
+        listenLink = link("listen") { session in try QueueStore.listen(session) }
     }
 
     /// Asks the worker to stop: no more claims; running jobs get the grace period to finish,
@@ -452,7 +462,7 @@ public final class Worker: Sendable {
                     ])
                 }
                 if states.values.contains(.available) {
-                    _ = try? await ackLink.run { try $0.query("SELECT pg_notify('maintenance_jobs', '')") }
+                    _ = try? await ackLink.run { try QueueStore.wakeWorkers($0) }
                 }
                 return
             } catch {

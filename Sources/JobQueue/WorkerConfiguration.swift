@@ -1,5 +1,6 @@
 import Foundation
 import PostgresClient
+import Toolkit
 
 /// Every interval, limit and timeout of a worker. Defaults suit production; tests shorten them.
 public struct WorkerConfiguration: Sendable {
@@ -146,13 +147,10 @@ extension WorkerConfiguration: Decodable {
         retryMaxSeconds = try c.setting(.retryMaxSeconds, retryMaxSeconds, min: 0)
         pruneAfterSeconds = try c.setting(.pruneAfterDays, pruneAfterSeconds / 86_400, min: 0) * 86_400
         pruneIntervalSeconds = try c.setting(.pruneIntervalSeconds, pruneIntervalSeconds, min: 1)
-        if c.contains(.timeLimits) {
-            // Task names are data: any key is a task, `default` the rest.
-            let limits = try c.nestedContainer(keyedBy: SettingKey.self, forKey: .timeLimits)
-            for key in limits.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) {
-                let seconds = try limits.setting(key, defaultTimeLimitSeconds, min: 0.001)
-                if key.stringValue == "default" { defaultTimeLimitSeconds = seconds } else { timeLimits[key.stringValue] = seconds }
-            }
+        // Task names are data: any key is a task, `default` the rest.
+        try c.forEachEntry(of: .timeLimits) { limits, key in
+            let seconds = try limits.setting(key, defaultTimeLimitSeconds, min: 0.001)
+            if key.stringValue == "default" { defaultTimeLimitSeconds = seconds } else { timeLimits[key.stringValue] = seconds }
         }
         stopWaitSeconds = try c.setting(.stopWaitSeconds, stopWaitSeconds, min: 0)
         ddlLockTimeoutSeconds = try c.setting(.ddlLockTimeoutSeconds, ddlLockTimeoutSeconds, min: 0)
@@ -165,8 +163,7 @@ extension WorkerConfiguration: Decodable {
         do {
             try validate()
         } catch let error as WorkerConfigurationError {
-            let parts = error.key.split(separator: ".").map(String.init)
-            throw invalidSetting(c.codingPath + parts.dropLast().map { SettingKey(stringValue: $0) }, parts.last ?? error.key, error.reason)
+            throw DecodingError.invalidSetting(c.codingPath, section: "worker", dottedKey: error.key, error.reason)
         }
     }
 }

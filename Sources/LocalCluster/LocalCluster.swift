@@ -94,17 +94,22 @@ public final class LocalCluster: Sendable {
         try createDatabaseIfMissing("closebell")
     }
 
-    /// Stops the server (fast shutdown: running transactions are rolled back).
+    /// Stops the server (fast shutdown: running transactions are rolled back). Unless the mode
+    /// is "immediate", a CHECKPOINT runs first, as a DBA would before a restart: the shutdown
+    /// checkpoint then has little left to write, so pg_ctl's wait is not spent flushing
+    /// shared buffers on a busy disk.
     public func stop(mode: String = "fast") throws {
         guard isRunning else { return }
-        let result = try run("pg_ctl", ["-D", dataDirectory.path, "-m", mode, "-w", "-t", "60", "stop"])
+        if mode != "immediate" { checkpoint() }
+        let result = try run("pg_ctl", ["-D", dataDirectory.path, "-m", mode, "-w", "-t", "300", "stop"])
         guard result.status == 0 else { throw LocalClusterError.commandFailed("pg_ctl stop", result.output) }
     }
 
-    /// Restarts the server (used by tests of reconnection).
+    /// Restarts the server (used by tests of reconnection), after a CHECKPOINT as `stop` does.
     public func restart() throws {
+        checkpoint()
         let result = try run("pg_ctl", [
-            "-D", dataDirectory.path, "-l", logFile.path, "-o", "-p \(port)", "-m", "fast", "-w", "-t", "60", "restart",
+            "-D", dataDirectory.path, "-l", logFile.path, "-o", "-p \(port)", "-m", "fast", "-w", "-t", "300", "restart",
         ])
         guard result.status == 0 else { throw LocalClusterError.commandFailed("pg_ctl restart", result.output) }
     }
@@ -125,6 +130,13 @@ public final class LocalCluster: Sendable {
             if let template { create += " TEMPLATE \(PostgresSession.quoteIdentifier(template))" }
             try session.execute(create)
         }
+    }
+
+    /// Writes the dirty buffers out now; a failure is left to the stop that follows.
+    private func checkpoint() {
+        guard let session = try? PostgresSession(conninfo: url(database: "postgres")) else { return }
+        defer { session.close() }
+        _ = try? session.execute("CHECKPOINT")
     }
 
     /// Drops a database if it exists, disconnecting its sessions.

@@ -1,6 +1,7 @@
 import Foundation
 import JobQueue
 import PostgresClient
+import Toolkit
 
 /// Settings of the `compress` task.
 public struct CompressSettings: Sendable, Equatable {
@@ -45,6 +46,29 @@ public struct CompressSettings: Sendable, Equatable {
         guard (0...86_400_000).contains(lockTimeoutMilliseconds) else {
             throw MaintenanceError.invalidSetting(
                 key: "compress.lock_timeout_ms", reason: "must be 0...86400000 (0 waits forever), got \(lockTimeoutMilliseconds)")
+        }
+    }
+}
+
+extension CompressSettings: Decodable {
+    /// The keys of the config file's `compress:` section.
+    enum CodingKeys: String, CodingKey {
+        case olderThanDays = "older_than_days", segmentBy = "segment_by", lockTimeoutMilliseconds = "lock_timeout_ms", tables
+    }
+
+    /// Reads the `compress:` section: absent keys keep their defaults; then the whole is checked
+    /// (`validate`), a refusal naming the key.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        olderThanDays = try c.setting(.olderThanDays, olderThanDays, min: 0)
+        segmentBy = try c.setting(.segmentBy, segmentBy)
+        lockTimeoutMilliseconds = try c.setting(.lockTimeoutMilliseconds, lockTimeoutMilliseconds, min: 0)
+        tables = try c.setting(.tables, default: tables)
+        do {
+            try validate()
+        } catch let error as MaintenanceError {
+            throw error.settingError(at: c.codingPath, section: "compress")
         }
     }
 }

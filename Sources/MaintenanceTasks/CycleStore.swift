@@ -1,5 +1,6 @@
 import Foundation
 import PostgresClient
+import JobQueue
 
 /// One run of a cycle, as recorded in `maintenance_cycle_runs`, with its jobs counted by state.
 public struct CycleRun: Sendable, Equatable {
@@ -60,18 +61,19 @@ public enum CycleStore {
         let rows = try await connection.query(
             """
             SELECT r.id, r.cycle, r.period::text AS period, r.state, r.current_stage, r.started_at, r.finished_at,
-                   r.outcome::text AS outcome,
-                   (SELECT coalesce(jsonb_object_agg(s.state, s.n), '{}')::text
-                      FROM (SELECT j.state, count(*) AS n FROM maintenance_jobs j WHERE j.run_id = r.id GROUP BY j.state) s) AS job_counts
+                   r.outcome::text AS outcome
               FROM maintenance_cycle_runs r
              WHERE $1::text IS NULL OR r.cycle = $1
              ORDER BY r.started_at DESC, r.id DESC
              LIMIT $2
             """, [cycle, max(0, limit)])
+        let runIDs = try rows.map { try $0.decode("id", as: Int64.self) }
+        let jobCounts = try await connection.withSession { try QueueStore.runJobCounts($0, runIDs: runIDs) }
         return try rows.map { row in
-            let counts = try JSONDecoder().decode([String: Int].self, from: Data((row["job_counts"] ?? "{}").utf8))
+            let id: Int64 = try row.decode("id")
+            let counts = Dictionary(uniqueKeysWithValues: (jobCounts[id] ?? [:]).map { ($0.key.rawValue, $0.value) })
             return CycleRun(
-                id: try row.decode("id"), cycle: try row.decode("cycle"), period: try row.decode("period"),
+                id: id, cycle: try row.decode("cycle"), period: try row.decode("period"),
                 state: try row.decode("state"), currentStage: try row.decodeIfPresent("current_stage"),
                 startedAt: try row.decode("started_at"), finishedAt: try row.decodeIfPresent("finished_at"),
                 jobCounts: counts, outcomeJSON: row["outcome"])

@@ -1,5 +1,6 @@
 import JobQueue
 import PostgresClient
+import Toolkit
 
 /// What went wrong in a maintenance task or cycle call, with the names a user needs to fix it.
 public enum MaintenanceError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -60,6 +61,22 @@ extension MaintenanceError: JobFailure {
         case .invalidTableName, .invalidColumnName, .unknownTable, .tableNotConfigured, .unknownColumn,
              .unsupportedColumnType, .invalidSetting, .unknownCycle, .cycleNotEnqueued:
             return false
+        }
+    }
+}
+
+extension MaintenanceError {
+    /// A settings check's refusal (`validate()`) as the decoding error of the config section at
+    /// `path`, named `section`, so that it names the key: `retention.batch_size`,
+    /// `vacuum.tables`, `retention.tables.T.column`.
+    func settingError(at path: [any CodingKey], section: String) -> DecodingError {
+        switch self {
+        case .invalidSetting(let key, let reason):
+            return DecodingError.invalidSetting(path, section: section, dottedKey: key, reason)
+        case .invalidColumnName(let table, _):
+            return DecodingError.invalidSetting(path + [SettingKey(stringValue: "tables"), SettingKey(stringValue: table)], "column", description)
+        default:
+            return DecodingError.invalidSetting(path, "tables", description)
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import JobQueue
 import PostgresClient
+import Toolkit
 
 /// One table's retention window: rows whose `column` (a New York date) is before today in
 /// New York minus `days` are deleted.
@@ -112,6 +113,82 @@ public struct RetentionSettings: Sendable, Equatable {
                 throw MaintenanceError.invalidSetting(key: "retention.tables.\(rule.table)", reason: "configured twice")
             }
         }
+    }
+}
+
+extension RetentionSettings: Decodable {
+    /// The keys of the config file's `retention:` section.
+    enum CodingKeys: String, CodingKey {
+        case batchSize = "batch_size", pauseMilliseconds = "pause_ms", dropPartitions = "drop_partitions"
+        case dropLockTimeoutMilliseconds = "drop_lock_timeout_ms", tables
+    }
+
+    /// Reads the `retention:` section: absent keys keep their defaults; `tables` changes or adds
+    /// windows (a known table given a number of days keeps its column and filter); then the whole
+    /// is checked (`validate`), a refusal naming the key.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        batchSize = try c.setting(.batchSize, batchSize, min: 1)
+        if let milliseconds = try c.setting(.pauseMilliseconds, nil as Double?, min: 0) {
+            pauseBetweenBatches = .milliseconds(Int64(milliseconds))
+        }
+        dropPartitions = try c.setting(.dropPartitions, default: dropPartitions)
+        if let milliseconds = try c.setting(.dropLockTimeoutMilliseconds, nil as Double?, min: 1) {
+            dropLockTimeout = .milliseconds(Int64(milliseconds))
+        }
+        // Table names are data: any key is a table.
+        try c.forEachEntry(of: .tables) { tables, table in
+            let name = table.stringValue
+            guard let window = try tables.decodeIfPresent(RetentionWindow.self, forKey: table) else {
+                throw tables.invalid(table, RetentionWindow.expected)
+            }
+            switch window {
+            case .days(let days):
+                var rule = rules.first { $0.table == name } ?? RetentionRule(table: name, column: "date", days: days)
+                rule.days = days
+                setRule(rule)
+            case .rule(let column, let days):
+                setRule(RetentionRule(table: name, column: column, days: days))
+            }
+        }
+        do {
+            try validate()
+        } catch let error as MaintenanceError {
+            throw error.settingError(at: c.codingPath, section: "retention")
+        }
+    }
+}
+
+/// One entry of `retention.tables`: a number of days, or `{column: NAME, days: N}`.
+private enum RetentionWindow: Decodable {
+    /// Days only: a known table keeps its column and filter, a new one uses `date`.
+    case days(Int)
+    /// A column and days (the column defaults to `date`).
+    case rule(column: String, days: Int)
+
+    enum CodingKeys: String, CodingKey {
+        case column, days
+    }
+
+    /// What a refused entry should have been.
+    static let expected = "expected a number of days or {column: NAME, days: N}"
+
+    init(from decoder: any Decoder) throws {
+        if let days = try? decoder.singleValueContainer().decode(Int.self) {
+            self = .days(days)
+            return
+        }
+        let c: KeyedDecodingContainer<CodingKeys>
+        do {
+            c = try decoder.container(keyedBy: CodingKeys.self)
+        } catch DecodingError.typeMismatch {
+            throw DecodingError.dataCorrupted(DecodingError.Context(
+                codingPath: decoder.codingPath, debugDescription: Self.expected))
+        }
+        let days = try c.decode(Int.self, forKey: .days)
+        guard days >= 0 else { throw c.invalid(.days, "must be at least 0, got \(days)") }
+        self = .rule(column: try c.setting(.column, "date"), days: days)
     }
 }
 

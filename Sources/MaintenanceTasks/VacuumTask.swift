@@ -1,6 +1,7 @@
 import Foundation
 import JobQueue
 import PostgresClient
+import Toolkit
 
 /// Settings of the `vacuum` task.
 public struct VacuumSettings: Sendable, Equatable {
@@ -34,6 +35,28 @@ public struct VacuumSettings: Sendable, Equatable {
         }
         guard reindexMinimumBytes >= 0 else {
             throw MaintenanceError.invalidSetting(key: "vacuum.reindex_minimum_bytes", reason: "must not be negative")
+        }
+    }
+}
+
+extension VacuumSettings: Decodable {
+    /// The keys of the config file's `vacuum:` section.
+    enum CodingKeys: String, CodingKey {
+        case tables, reindexBloatThreshold = "reindex_bloat_threshold", reindexMinimumBytes = "reindex_minimum_bytes"
+    }
+
+    /// Reads the `vacuum:` section: absent keys keep their defaults; then the whole is checked
+    /// (`validate`), a refusal naming the key.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        reindexBloatThreshold = try c.setting(.reindexBloatThreshold, reindexBloatThreshold, min: 0)
+        reindexMinimumBytes = try c.setting(.reindexMinimumBytes, reindexMinimumBytes, min: 0)
+        tables = try c.setting(.tables, default: tables)
+        do {
+            try validate()
+        } catch let error as MaintenanceError {
+            throw error.settingError(at: c.codingPath, section: "vacuum")
         }
     }
 }

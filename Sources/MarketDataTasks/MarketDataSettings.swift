@@ -1,6 +1,7 @@
 import Foundation
+import Toolkit
 
-/// Settings of the market-data tasks (the YAML config's `market_data:` section maps onto them).
+/// Settings of the market-data tasks (the YAML config's `market_data:` section, read by `init(from:)`).
 public struct MarketDataSettings: Sendable, Equatable {
     /// Days loaded by `ohlc_daily` when the job gives no range. Default 30.
     public var ohlcDays: Int
@@ -101,6 +102,70 @@ public struct TaskPacing: Sendable, Equatable {
     public init(concurrency: Int? = nil, delayMilliseconds: Int = 0) {
         self.concurrency = concurrency
         self.delayMilliseconds = delayMilliseconds
+    }
+}
+
+extension MarketDataSettings: Decodable {
+    /// The keys of the `market_data:` section.
+    enum CodingKeys: String, CodingKey {
+        case ohlcDays = "ohlc_days", slotsDays = "slots_days", metadataLimit = "metadata_limit", staleDays = "stale_days"
+        case concurrency, missingRetryHours = "missing_retry_hours", abortAfterFailures = "abort_after_failures"
+        case maxNamedFailures = "max_named_failures", earningsDaysAhead = "earnings_days_ahead", earningsDaysBack = "earnings_days_back"
+        case historyBars = "history_bars", historyMarginDays = "history_margin_days", initialHistoryDays = "initial_history_days"
+        case completenessDays = "completeness_days", completenessMaxRefetch = "completeness_max_refetch", validateDays = "validate_days"
+        case fetchFloat = "float", pacing
+    }
+
+    /// Reads the `market_data:` section: absent keys keep their defaults, every value is checked,
+    /// then the whole (`validate`), a refusal naming the key.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ohlcDays = try c.setting(.ohlcDays, ohlcDays, min: 1)
+        slotsDays = try c.setting(.slotsDays, slotsDays, min: 1)
+        metadataLimit = try c.setting(.metadataLimit, metadataLimit, min: 1)
+        staleDays = try c.setting(.staleDays, staleDays, min: 0)
+        concurrency = try c.setting(.concurrency, concurrency, min: 1)
+        missingRetryHours = try c.setting(.missingRetryHours, missingRetryHours, min: 0)
+        abortAfterFailures = try c.setting(.abortAfterFailures, abortAfterFailures, min: 1)
+        maxNamedFailures = try c.setting(.maxNamedFailures, maxNamedFailures, min: 0)
+        earningsDaysAhead = try c.setting(.earningsDaysAhead, earningsDaysAhead, min: 0)
+        earningsDaysBack = try c.setting(.earningsDaysBack, earningsDaysBack, min: 0)
+        historyBars = try c.setting(.historyBars, historyBars, min: 0)
+        historyMarginDays = try c.setting(.historyMarginDays, historyMarginDays, min: 0)
+        initialHistoryDays = try c.setting(.initialHistoryDays, initialHistoryDays, min: 0)
+        completenessDays = try c.setting(.completenessDays, completenessDays, min: 1)
+        completenessMaxRefetch = try c.setting(.completenessMaxRefetch, completenessMaxRefetch, min: 0)
+        validateDays = try c.setting(.validateDays, validateDays, min: 0)
+        fetchFloat = try c.setting(.fetchFloat, default: fetchFloat)
+        // Task names are data: any key is a task.
+        try c.forEachEntry(of: .pacing) { tasks, task in pacing[task.stringValue] = try tasks.decode(TaskPacing.self, forKey: task) }
+        do {
+            try validate()
+        } catch let error as InvalidMarketDataSetting {
+            throw DecodingError.invalidSetting(c.codingPath, error.key, "\(error.value) is out of range (allowed \(error.allowed.lowerBound)...\(error.allowed.upperBound))")
+        }
+    }
+}
+
+extension TaskPacing: Decodable {
+    /// The keys of one task's entry in `market_data.pacing`.
+    enum CodingKeys: String, CodingKey {
+        case concurrency, delayMilliseconds = "delay_ms"
+    }
+
+    /// Reads `{concurrency: N, delay_ms: N}`; absent keys keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c: KeyedDecodingContainer<CodingKeys>
+        do {
+            c = try decoder.container(keyedBy: CodingKeys.self)
+        } catch DecodingError.typeMismatch {
+            throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: decoder.codingPath, debugDescription: "expected {concurrency: N, delay_ms: N}"))
+        }
+        concurrency = try c.setting(.concurrency, concurrency, min: 1)
+        if let concurrency, concurrency > 64 { throw c.invalid(.concurrency, "must be 1...64, got \(concurrency)") }
+        delayMilliseconds = try c.setting(.delayMilliseconds, delayMilliseconds, min: 0)
     }
 }
 

@@ -51,59 +51,79 @@ public struct VolumeSlot: Sendable, Equatable, Hashable {
     }
 }
 
-/// The bulk write path of the market-data tables: rows are streamed with `COPY` into a
-/// temporary staging table (one per connection, emptied at each commit) and merged with ONE `INSERT … ON CONFLICT DO UPDATE`, in one short
-/// transaction. Rows whose values did not change are not rewritten (no dead tuples on an
-/// idempotent rerun). All functions block: call them inside `PostgresConnection.withSession`.
+/// The bulk write path of the market-data tables, one short transaction per batch, taking one
+/// of two ways:
+///
+/// - **Direct COPY** when no row of the batch's dates exists yet (of its symbol, when the batch
+///   holds one symbol): the nightly load of a new day, or the first load of a new symbol. The
+///   rows are streamed with `COPY` straight into the table, inside a savepoint, as fast as
+///   `psql \copy`. A concurrent writer may insert one of the keys after the check: the COPY then
+///   fails with a unique violation (23505), or a deadlock (40P01) against a writer locking in
+///   another order; the batch rolls back to the savepoint and takes the merge below, so the
+///   last writer's values win, no update is lost and the error never reaches the caller.
+/// - **Merge** otherwise (reruns, corrections, partial days): rows are streamed with `COPY` into
+///   a temporary staging table (one per connection, emptied at each commit) and merged with ONE
+///   `INSERT … ON CONFLICT DO UPDATE`. Rows whose values did not change are not rewritten (no
+///   dead tuples on an idempotent rerun).
+///
+/// Rows go in key order either way, so concurrent writers lock keys in one order. All
+/// functions block: call them inside `PostgresConnection.withSession`.
 public enum MarketDataWriter {
-    /// What one merge did.
+    /// Which way a batch was written.
+    public enum Path: String, Sendable, Equatable {
+        /// COPY straight into the table: no row of the batch's dates existed.
+        case direct
+        /// The direct COPY met a row written meanwhile by another session (23505) or a
+        /// deadlock (40P01): rolled back to its savepoint, then merged through staging.
+        case directThenMerge = "direct_then_merge"
+        /// COPY into staging and one upsert: rows of the batch's dates existed already.
+        case merge
+    }
+
+    /// What one write did.
     public struct Outcome: Sendable, Equatable {
-        /// Rows sent through COPY.
+        /// Rows sent through COPY (the last COPY, when the direct one fell back).
         public var staged: Int
-        /// Rows inserted or changed by the upsert.
+        /// Rows inserted or changed (for volume slots also deleted).
         public var written: Int
+        /// Which way the batch was written.
+        public var path: Path
         /// Creates an outcome.
-        public init(staged: Int, written: Int) {
+        public init(staged: Int, written: Int, path: Path) {
             self.staged = staged
             self.written = written
+            self.path = path
         }
     }
 
+    /// The columns `writeDailyBars` sends, in COPY order.
+    private static let dailyColumns = "symbol, date, open, high, low, close, volume, vwap, trades_count"
+
     /// Upserts daily bars into `market_data_daily`, keyed by (symbol, New York date of `t`).
-    /// When a batch holds two bars for one key, the later timestamp wins.
+    /// When a batch holds two bars for one key, the later timestamp wins (on equal timestamps,
+    /// the later one in `bars`).
     @discardableResult
     public static func writeDailyBars(_ bars: [MarketBar], session: PostgresSession) throws -> Outcome {
-        guard !bars.isEmpty else { return Outcome(staged: 0, written: 0) }
+        guard !bars.isEmpty else { return Outcome(staged: 0, written: 0, path: .merge) }
+        let rows = DailyRows(bars)
         return try session.transaction { tx in
+            var path = Path.merge
+            if try isFresh(tx, table: "market_data_daily", rows.span) {
+                if let copied = try copyDirect(tx, into: "market_data_daily (\(dailyColumns))", rows.write) {
+                    return Outcome(staged: copied, written: copied, path: .direct)
+                }
+                path = .directThenMerge
+            }
             try stagingTable(tx, "closebell_daily_staging", """
                 symbol text, date date, open numeric, high numeric, low numeric, close numeric,
                 volume numeric, vwap numeric, trades_count bigint
                 """)
-            // One row per key, the latest bar winning, chosen here, and the rows in key order
-            // (concurrent writers lock the rows they update in one order): the upsert then needs
-            // no DISTINCT ON, a sort of the whole batch in the server.
-            var zone = NewYorkTime.OffsetCache()
-            var latest: [String: (bar: MarketBar, date: String)] = [:]
-            latest.reserveCapacity(bars.count)
-            for bar in bars {
-                let date = zone.local(epochMilliseconds: bar.timestamp).date.description
-                let key = bar.symbol + "\u{1F}" + date
-                if let kept = latest[key], kept.bar.timestamp > bar.timestamp { continue }
-                latest[key] = (bar, date)
-            }
-            let rows = latest.sorted { $0.key < $1.key }
-            let staged = try tx.copyIn("COPY closebell_daily_staging FROM STDIN") { writer in
-                for (_, (bar, date)) in rows {
-                    try writer.writeRow([
-                        bar.symbol, date,
-                        text(bar.open), text(bar.high), text(bar.low), text(bar.close), text(bar.volume),
-                        bar.vwap.map(text), bar.tradesCount.map { String($0) },
-                    ])
-                }
-            }
+            // The rows are unique and in key order already: the upsert needs no DISTINCT ON, a
+            // sort of the whole batch in the server.
+            let staged = try tx.copyIn("COPY closebell_daily_staging FROM STDIN", rows.write)
             let merged = try tx.execute("""
-                INSERT INTO market_data_daily AS d (symbol, date, open, high, low, close, volume, vwap, trades_count, updated_at)
-                SELECT symbol, date, open, high, low, close, volume, vwap, trades_count, now()
+                INSERT INTO market_data_daily AS d (\(dailyColumns), updated_at)
+                SELECT \(dailyColumns), now()
                   FROM closebell_daily_staging
                 ON CONFLICT (symbol, date) DO UPDATE
                    SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
@@ -113,23 +133,39 @@ public enum MarketDataWriter {
                        IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close,
                                          EXCLUDED.volume, EXCLUDED.vwap, EXCLUDED.trades_count)
                 """)
-            return Outcome(staged: staged, written: merged.affectedRows ?? 0)
+            return Outcome(staged: staged, written: merged.affectedRows ?? 0, path: path)
         }
     }
 
     /// Upserts volume slots. For every (symbol, date) present in `slots`, slots of that day
     /// that are absent from `slots` are deleted, so a day always matches its latest load.
-    /// `slots` must hold at most one row per (symbol, date, slot), as `VolumeSlot.rollUp` gives.
+    /// `slots` must hold at most one row per (symbol, date, slot), in key order, as
+    /// `VolumeSlot.rollUp` gives.
     @discardableResult
     public static func writeVolumeSlots(_ slots: [VolumeSlot], session: PostgresSession) throws -> Outcome {
-        guard !slots.isEmpty else { return Outcome(staged: 0, written: 0) }
-        return try session.transaction { tx in
-            try stagingTable(tx, "closebell_slots_staging", "symbol text, date date, slot_index smallint, volume numeric")
-            let staged = try tx.copyIn("COPY closebell_slots_staging FROM STDIN") { writer in
-                for slot in slots {
-                    try writer.writeRow([slot.symbol, slot.date.description, String(slot.slotIndex), text(slot.volume)])
-                }
+        guard !slots.isEmpty else { return Outcome(staged: 0, written: 0, path: .merge) }
+        let write = { (writer: inout CopyWriter) throws in
+            var dates = DateTexts()
+            var fields: [String?] = [nil, nil, nil, nil]
+            for slot in slots {
+                fields[0] = slot.symbol
+                fields[1] = dates[slot.date]
+                fields[2] = String(slot.slotIndex)
+                fields[3] = text(slot.volume)
+                try writer.writeRow(fields)
             }
+        }
+        return try session.transaction { tx in
+            var path = Path.merge
+            if try isFresh(tx, table: "volume_slots", Span(slots.lazy.map { ($0.symbol, $0.date.dayNumber) })) {
+                // No slot of these days existed: nothing to delete.
+                if let copied = try copyDirect(tx, into: "volume_slots (symbol, date, slot_index, volume)", write) {
+                    return Outcome(staged: copied, written: copied, path: .direct)
+                }
+                path = .directThenMerge
+            }
+            try stagingTable(tx, "closebell_slots_staging", "symbol text, date date, slot_index smallint, volume numeric")
+            let staged = try tx.copyIn("COPY closebell_slots_staging FROM STDIN", write)
             let removed = try tx.execute("""
                 DELETE FROM volume_slots v
                  USING (SELECT DISTINCT symbol, date FROM closebell_slots_staging) days
@@ -143,7 +179,141 @@ public enum MarketDataWriter {
                 ON CONFLICT (symbol, date, slot_index) DO UPDATE SET volume = EXCLUDED.volume
                  WHERE v.volume IS DISTINCT FROM EXCLUDED.volume
                 """)
-            return Outcome(staged: staged, written: (merged.affectedRows ?? 0) + (removed.affectedRows ?? 0))
+            return Outcome(staged: staged, written: (merged.affectedRows ?? 0) + (removed.affectedRows ?? 0), path: path)
+        }
+    }
+
+    /// The dates a batch covers, and its symbol when it holds only one.
+    struct Span {
+        /// First and last New York day (`CivilDate.dayNumber`).
+        var from = Int.max, to = Int.min
+        /// The batch's only symbol; nil when it holds several.
+        var symbol: String?
+
+        init<Keys: Sequence>(_ keys: Keys) where Keys.Element == (String, Int) {
+            var symbols = 0
+            for (symbol, day) in keys {
+                from = min(from, day)
+                to = max(to, day)
+                if symbols == 0 {
+                    self.symbol = symbol
+                    symbols = 1
+                } else if symbols == 1, symbol != self.symbol {
+                    self.symbol = nil
+                    symbols = 2
+                }
+            }
+        }
+    }
+
+    /// True when `table` holds no row dated within `span` (of `span.symbol`, when set). The
+    /// first such row is looked up in date order, so the plan is an index scan (the date index,
+    /// or the primary key for one symbol) that stops at the first entry: a `NOT EXISTS` lets
+    /// the planner pick a sequential scan when the range holds many rows, which reads the
+    /// table's old rows first and can take seconds.
+    private static func isFresh(_ tx: PostgresSession, table: String, _ span: Span) throws -> Bool {
+        let from = CivilDate(dayNumber: span.from).description, to = CivilDate(dayNumber: span.to).description
+        let rows: PostgresRows
+        if let symbol = span.symbol {
+            rows = try tx.query("""
+                SELECT (SELECT date FROM \(table) WHERE symbol = $1 AND date BETWEEN $2::date AND $3::date
+                         ORDER BY date LIMIT 1) IS NULL AS fresh
+                """, texts: [symbol, from, to])
+        } else {
+            rows = try tx.query("""
+                SELECT (SELECT date FROM \(table) WHERE date BETWEEN $1::date AND $2::date ORDER BY date LIMIT 1) IS NULL AS fresh
+                """, texts: [from, to])
+        }
+        return rows.first?["fresh"] == "t"
+    }
+
+    /// COPYs the rows `write` writes straight into `target` (a table and its column list)
+    /// inside a savepoint. Returns the rows copied, or nil when the COPY met a key another
+    /// session wrote after the freshness check (23505) or a deadlock (40P01): the savepoint
+    /// is then rolled back (its rows and locks are gone) and the caller merges instead. Other
+    /// errors, a cancellation (57014) among them, go to the caller.
+    private static func copyDirect(_ tx: PostgresSession, into target: String,
+                                   _ write: (inout CopyWriter) throws -> Void) throws -> Int? {
+        try tx.execute("SAVEPOINT closebell_direct_copy")
+        do {
+            return try tx.copyIn("COPY \(target) FROM STDIN", write)
+        } catch let error as PostgresError where error.isUniqueViolation || error.sqlState == "40P01" {
+            try tx.execute("ROLLBACK TO SAVEPOINT closebell_direct_copy")
+            return nil
+        }
+    }
+
+    /// One batch of daily bars as COPY rows: one row per (symbol, New York date), the bar with
+    /// the latest timestamp winning, sorted by symbol then date.
+    struct DailyRows {
+        /// The bars kept, with their New York day numbers, in key order.
+        let rows: [(bar: MarketBar, day: Int)]
+
+        init(_ bars: [MarketBar]) {
+            var zone = NewYorkTime.OffsetCache()
+            let keyed = bars.map { (bar: $0, day: zone.local(epochMilliseconds: $0.timestamp).date.dayNumber) }
+            // A batch already in strict key order (one symbol's bars by date, a sorted grouped
+            // day) needs neither the sort nor the dedup.
+            var ordered = true
+            for i in keyed.indices.dropFirst() where !((keyed[i - 1].bar.symbol, keyed[i - 1].day) < (keyed[i].bar.symbol, keyed[i].day)) {
+                ordered = false
+                break
+            }
+            guard !ordered else {
+                rows = keyed
+                return
+            }
+            // One sort by key, then timestamp, then position in `bars`: the last of each run of
+            // equal keys is the bar that wins.
+            let order = keyed.indices.sorted { a, b in
+                (keyed[a].bar.symbol, keyed[a].day, keyed[a].bar.timestamp, a) < (keyed[b].bar.symbol, keyed[b].day, keyed[b].bar.timestamp, b)
+            }
+            var kept: [(bar: MarketBar, day: Int)] = []
+            kept.reserveCapacity(order.count)
+            for (position, index) in order.enumerated() {
+                let next = position + 1 < order.count ? keyed[order[position + 1]] : nil
+                if let next, next.day == keyed[index].day, next.bar.symbol == keyed[index].bar.symbol { continue }
+                kept.append(keyed[index])
+            }
+            rows = kept
+        }
+
+        /// The dates and symbols of the rows.
+        var span: Span { Span(rows.lazy.map { ($0.bar.symbol, $0.day) }) }
+
+        /// Writes the rows in COPY text format, columns as `dailyColumns`.
+        func write(_ writer: inout CopyWriter) throws {
+            var dates = DateTexts()
+            var fields: [String?] = Array(repeating: nil, count: 9)
+            for (bar, day) in rows {
+                fields[0] = bar.symbol
+                fields[1] = dates[CivilDate(dayNumber: day)]
+                fields[2] = text(bar.open)
+                fields[3] = text(bar.high)
+                fields[4] = text(bar.low)
+                fields[5] = text(bar.close)
+                fields[6] = text(bar.volume)
+                fields[7] = bar.vwap.map(text)
+                fields[8] = bar.tradesCount.map { String($0) }
+                try writer.writeRow(fields)
+            }
+        }
+    }
+
+    /// `CivilDate.description` of the last date asked for, kept: a batch's rows come date after
+    /// date or all of one date.
+    struct DateTexts {
+        private var day = Int.min
+        private var text = ""
+
+        subscript(date: CivilDate) -> String {
+            mutating get {
+                if date.dayNumber != day {
+                    day = date.dayNumber
+                    text = date.description
+                }
+                return text
+            }
         }
     }
 

@@ -1,5 +1,4 @@
 import Foundation
-import Toolkit
 import Polygon
 import PostgresClient
 
@@ -13,12 +12,11 @@ import PostgresClient
 /// slot is given back after the answer (`polygon_api_release`) or lapses after `lease` seconds.
 /// A caller that must wait sleeps the time the database names, then asks again.
 ///
-/// One connection per process, opened on first use and reopened after a failure; a failure to
-/// reach the database fails the request with `APIBudgetUnavailable` (the task's usual error
-/// handling applies). Waiting is asynchronous and cancellable.
+/// One connection per process (a `DatabaseLink`), opened on first use and reopened after a
+/// failure; a failure to reach the database fails the request with `APIBudgetUnavailable` (the
+/// task's usual error handling applies). Waiting is asynchronous and cancellable.
 public final class PostgresAPIBudget: PolygonRequestBudget, Sendable {
-    private let connection = LockedBox<PostgresConnection?>(nil)
-    private let conninfo: String
+    private let link: DatabaseLink
     /// The budget's row name (several plans or keys can have several budgets).
     public let name: String
     /// Starts allowed per window (0: unlimited).
@@ -35,7 +33,13 @@ public final class PostgresAPIBudget: PolygonRequestBudget, Sendable {
     /// stretched by `margin` (0...0.5, default 0.05) and in-flight slots lapsing after `lease` seconds.
     public init(conninfo: String, name: String = "polygon", requestsPerSecond: Double, maxInFlight: Int = 0,
                 margin: Double = 0.05, lease: Double = 120) {
-        self.conninfo = conninfo
+        // A grant is stamped inside polygon_api_acquire and the request leaves once the call
+        // returns: waiting for the WAL flush would put a disk write (milliseconds, far more on a
+        // busy host) between the two, the delay the margin has to absorb. The grants are
+        // short-lived bookkeeping: a database crash can lose the last fraction of a second of
+        // them, so the first window after it may grant that many extra starts.
+        link = DatabaseLink(conninfo: conninfo, applicationName: "closebell api budget",
+                            setup: { try $0.execute("SET synchronous_commit = off") })
         self.name = name
         let kept = min(0.5, max(0, margin.isNaN ? 0 : margin))
         if requestsPerSecond > 0, requestsPerSecond.isFinite {
@@ -55,11 +59,9 @@ public final class PostgresAPIBudget: PolygonRequestBudget, Sendable {
         while true {
             let row: PostgresRow?
             do {
-                let db = try await open()
-                row = try await db.query("SELECT wait, slot FROM polygon_api_acquire($1, $2, $3, $4, $5, $6)",
-                                         [name, max(slots, 1), window, maxInFlight, lease, holder]).first
+                row = try await link.query("SELECT wait, slot FROM polygon_api_acquire($1, $2, $3, $4, $5, $6)",
+                                           [name, max(slots, 1), window, maxInFlight, lease, holder]).first
             } catch {
-                await close()
                 throw APIBudgetUnavailable(reason: String(describing: error))
             }
             let wait = try row?.decode("wait", as: Double.self) ?? 0
@@ -72,40 +74,13 @@ public final class PostgresAPIBudget: PolygonRequestBudget, Sendable {
     }
 
     public func release(_ permit: PolygonBudgetPermit) async {
-        guard let slot = permit.slot, let db = try? await open() else { return }
-        _ = try? await db.query("SELECT polygon_api_release($1, $2, $3)", [name, slot, permit.holder])
+        guard let slot = permit.slot else { return }
+        _ = try? await link.query("SELECT polygon_api_release($1, $2, $3)", [name, slot, permit.holder])
     }
 
     /// Closes the connection (a later `acquire` opens a new one).
     public func close() async {
-        let open = connection.withLock { connection -> PostgresConnection? in
-            defer { connection = nil }
-            return connection
-        }
-        await open?.close()
-    }
-
-    private func open() async throws -> PostgresConnection {
-        if let existing = connection.value { return existing }
-        let fresh = try await PostgresConnection.connect(conninfo, applicationName: "closebell api budget")
-        // A grant is stamped inside polygon_api_acquire and the request leaves once the call
-        // returns: waiting for the WAL flush would put a disk write (milliseconds, far more on a
-        // busy host) between the two, the delay the margin has to absorb. The grants are
-        // short-lived bookkeeping: a database crash can lose the last fraction of a second of
-        // them, so the first window after it may grant that many extra starts.
-        do {
-            _ = try await fresh.execute("SET synchronous_commit = off")
-        } catch {
-            await fresh.close()
-            throw error
-        }
-        let (kept, extra) = connection.withLock { connection -> (PostgresConnection, PostgresConnection?) in
-            if let existing = connection { return (existing, fresh) }
-            connection = fresh
-            return (fresh, nil)
-        }
-        await extra?.close()
-        return kept
+        await link.close()
     }
 }
 

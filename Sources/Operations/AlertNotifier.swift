@@ -150,15 +150,15 @@ public struct SentAlert: Sendable {
 /// task names, ids and error texts with anything that looks like a credential removed; the
 /// webhook URL itself is never logged (only its host).
 public actor AlertNotifier {
-    private let conninfo: String?
+    /// The notifier's own connection: a lost one is dropped and the next check reconnects.
+    private let db: DatabaseLink
     private let settings: AlertSettings
     private let http: HTTPClient
     private let logger: Logger
-    private var connection: PostgresConnection?
 
     /// Creates a notifier; it connects on the first check.
     public init(conninfo: String?, settings: AlertSettings, http: HTTPClient, logger: Logger) {
-        self.conninfo = conninfo
+        db = DatabaseLink(conninfo: conninfo, applicationName: "closebell alerts")
         self.settings = settings
         self.http = http
         self.logger = logger
@@ -176,67 +176,46 @@ public actor AlertNotifier {
 
     /// Closes the database connection.
     public func close() async {
-        await connection?.close()
-        connection = nil
+        await db.close()
     }
 
     /// Looks for failures since the last alert and for a missed daily deadline at `now`, and
     /// sends what is due. Returns the alerts this call sent.
     public func check(now: Date = Date()) async throws -> [SentAlert] {
         guard let url = settings.webhookURL else { return [] }
-        do {
-            let conn = try await openConnection()
-            var sent: [SentAlert] = []
-            if let alert = try await checkFailures(conn, url: url, now: now) { sent.append(alert) }
-            if let alert = try await checkDeadline(conn, url: url, now: now) { sent.append(alert) }
-            sent += try await checkCapacity(conn, url: url, now: now)
-            if settings.notifySuccess { sent += try await checkSuccesses(conn, url: url, now: now) }
-            return sent
-        } catch let error as PostgresError where error.isConnectionLost || error.kind == .connection {
-            await close()
-            throw error
-        }
-    }
-
-    private func openConnection() async throws -> PostgresConnection {
-        if let connection { return connection }
-        let opened = try await PostgresConnection.connect(conninfo, applicationName: "closebell alerts")
-        connection = opened
-        return opened
+        var sent: [SentAlert] = []
+        if let alert = try await checkFailures(db, url: url, now: now) { sent.append(alert) }
+        if let alert = try await checkDeadline(db, url: url, now: now) { sent.append(alert) }
+        sent += try await checkCapacity(db, url: url, now: now)
+        if settings.notifySuccess { sent += try await checkSuccesses(db, url: url, now: now) }
+        return sent
     }
 
     // MARK: - Failures
 
-    private func checkFailures(_ conn: PostgresConnection, url: URL, now: Date) async throws -> SentAlert? {
+    private func checkFailures(_ db: DatabaseLink, url: URL, now: Date) async throws -> SentAlert? {
         let key = "failures"
-        let previous = try await conn.query("SELECT sent_at, covered_until FROM maintenance_alerts WHERE key = $1", [key]).first
+        let previous = try await db.query("SELECT sent_at, covered_until FROM maintenance_alerts WHERE key = $1", [key]).first
         let previousSent: Date? = try previous?.decode("sent_at")
         let since: Date = try previous?.decode("covered_until") ?? now.addingTimeInterval(-settings.initialLookbackSeconds)
         guard since < now else { return nil }
 
-        let jobRows = try await conn.query(
-            """
-            SELECT id, task, run_id, attempts, max_attempts, errors -> -1 ->> 'error' AS error
-              FROM maintenance_jobs
-             WHERE state = $3 AND finished_at > $1 AND finished_at <= $2
-             ORDER BY finished_at, id LIMIT 50
-            """, [since, now, JobState.failed])
+        let jobRows = try await db.run { try QueueStore.failedJobs($0, finishedAfter: since, through: now, limit: 50) }
         var jobs: [[String: Any]] = []
         var lines: [String] = []
         for row in jobRows {
-            let id: Int64 = try row.decode("id"), task: String = try row.decode("task")
-            let attempts: Int = try row.decode("attempts"), maxAttempts: Int = try row.decode("max_attempts")
-            let error = Redactor.summary(row["error"] ?? "")
+            let id = row.id, task = row.task, attempts = row.attempts, maxAttempts = row.maxAttempts
+            let error = Redactor.summary(row.lastError ?? "")
             var job: [String: Any] = ["job_id": id, "task": task, "attempts": attempts, "max_attempts": maxAttempts, "error": error]
-            if let run: Int64 = try row.decodeIfPresent("run_id") { job["run_id"] = run }
+            if let run = row.runID { job["run_id"] = run }
             jobs.append(job)
             lines.append("• \(task) (job \(id), attempt \(attempts)/\(maxAttempts)): \(error.isEmpty ? "no error text" : error)")
         }
 
         // A run is named when it ended partial or failed in the window and one of its failures
         // (or a skipped task) is new: a run whose failed jobs were already alerted is not repeated.
-        // A run's states are the job states' words plus `partial`: $3 is succeeded, $4 failed, $5 cancelled.
-        let runRows = try await conn.query(
+        // A run's states are the job states' words plus `partial`: $3 is succeeded, $4 failed.
+        let candidates = try await db.query(
             """
             SELECT r.id, r.cycle, r.period::text AS period, r.state,
                    (SELECT coalesce(jsonb_agg(t ->> 'task' ORDER BY t ->> 'task'), '[]')::text
@@ -246,11 +225,17 @@ public actor AlertNotifier {
                       FROM jsonb_array_elements(coalesce(r.outcome -> 'skipped', '[]')) s) AS skipped_tasks
               FROM maintenance_cycle_runs r
              WHERE r.state IN ('partial', $4) AND r.finished_at > $1 AND r.finished_at <= $2
-               AND (EXISTS (SELECT 1 FROM maintenance_jobs j WHERE j.run_id = r.id AND j.state IN ($4, $5) AND j.finished_at > $1)
-                    OR jsonb_array_length(coalesce(r.outcome -> 'skipped', '[]')) > 0
-                    OR NOT EXISTS (SELECT 1 FROM maintenance_jobs j WHERE j.run_id = r.id))
-             ORDER BY r.finished_at, r.id LIMIT 20
-            """, [since, now, JobState.succeeded, JobState.failed, JobState.cancelled])
+             ORDER BY r.finished_at, r.id
+            """, [since, now, JobState.succeeded, JobState.failed])
+        let candidateIDs = try candidates.map { try $0.decode("id", as: Int64.self) }
+        let runJobs = Dictionary(grouping: try await db.run { try QueueStore.runJobs($0, runIDs: candidateIDs) }) { $0.runID ?? 0 }
+        let runRows = try candidates.filter { row in
+            let jobs = runJobs[try row.decode("id", as: Int64.self)] ?? []
+            let newFailure = jobs.contains { job in
+                (job.state == .failed || job.state == .cancelled) && (job.finishedAt.map { $0 > since } ?? false)
+            }
+            return newFailure || (OpsFormat.parse(row["skipped_tasks"]) as? [String] ?? []).count > 0 || jobs.isEmpty
+        }.prefix(20)
         var runs: [[String: Any]] = []
         for row in runRows {
             let failed = (OpsFormat.parse(row["failed_tasks"]) as? [String]) ?? []
@@ -274,7 +259,7 @@ public actor AlertNotifier {
                           "since": OpsFormat.iso(since), "until": OpsFormat.iso(now)] as [String: Any],
         ])
         // Claim the key: new, or past its cooldown. Another worker that claimed first wins.
-        let claimed = try await conn.query(
+        let claimed = try await db.query(
             """
             INSERT INTO maintenance_alerts AS a (key, sent_at, covered_until, summary) VALUES ($1, $2, $2, $3)
             ON CONFLICT (key) DO UPDATE SET sent_at = EXCLUDED.sent_at, covered_until = EXCLUDED.covered_until, summary = EXCLUDED.summary
@@ -291,10 +276,10 @@ public actor AlertNotifier {
             // Give the claim back so the next check (here or on another worker) tries again.
             if let previous, let previousSent {
                 let covered: Date = try previous.decode("covered_until")
-                _ = try? await conn.query("UPDATE maintenance_alerts SET sent_at = $2, covered_until = $3 WHERE key = $1 AND sent_at = $4",
+                _ = try? await db.query("UPDATE maintenance_alerts SET sent_at = $2, covered_until = $3 WHERE key = $1 AND sent_at = $4",
                                           [key, previousSent, covered, now])
             } else {
-                _ = try? await conn.query("DELETE FROM maintenance_alerts WHERE key = $1 AND sent_at = $2", [key, now])
+                _ = try? await db.query("DELETE FROM maintenance_alerts WHERE key = $1 AND sent_at = $2", [key, now])
             }
             throw error
         }
@@ -304,7 +289,7 @@ public actor AlertNotifier {
 
     // MARK: - Daily deadline
 
-    private func checkDeadline(_ conn: PostgresConnection, url: URL, now: Date) async throws -> SentAlert? {
+    private func checkDeadline(_ db: DatabaseLink, url: URL, now: Date) async throws -> SentAlert? {
         guard let deadlineText = settings.dailyDeadline, let deadline = AlertSettings.parseTime(deadlineText),
               let zone = TimeZone(identifier: settings.timeZone) else { return nil }
         var calendar = Calendar(identifier: .gregorian)
@@ -314,38 +299,39 @@ public actor AlertNotifier {
               hour * 60 + minute >= deadline else { return nil }
         let day = String(format: "%04d-%02d-%02d", y, m, d)
         let cycle = settings.dailyCycle
-        guard let row = try await conn.query(
+        guard let row = try await db.query(
             """
             SELECT maintenance_is_trading_day($2::date) AS trading,
                    EXISTS (SELECT 1 FROM maintenance_cycles WHERE cycle = $1 AND enabled) AS known,
                    (SELECT r.state FROM maintenance_cycle_runs r WHERE r.cycle = $1 AND r.period = $2::date) AS state,
-                   (SELECT r.id FROM maintenance_cycle_runs r WHERE r.cycle = $1 AND r.period = $2::date) AS run_id,
-                   (SELECT coalesce(jsonb_agg(DISTINCT j.task), '[]')::text FROM maintenance_jobs j JOIN maintenance_cycle_runs r ON r.id = j.run_id
-                     WHERE r.cycle = $1 AND r.period = $2::date AND j.state IN ($3, $4)) AS failed_tasks
-            """, [cycle, day, JobState.failed, JobState.cancelled]).first else { return nil }
+                   (SELECT r.id FROM maintenance_cycle_runs r WHERE r.cycle = $1 AND r.period = $2::date) AS run_id
+            """, [cycle, day]).first else { return nil }
         guard try row.decode("trading", as: Bool.self), try row.decode("known", as: Bool.self) else { return nil }
         let state: String? = row["state"]
         guard state != JobState.succeeded.rawValue else { return nil }
-        let failed = (OpsFormat.parse(row["failed_tasks"]) as? [String]) ?? []
+        let runID: Int64? = try row.decodeIfPresent("run_id")
+        let failed = try await db.run { try QueueStore.runJobs($0, runIDs: runID.map { [$0] } ?? []) }
+            .filter { $0.state == .failed || $0.state == .cancelled }
+        let failedTasks = Array(Set(failed.map(\.task))).sorted()
         let key = "daily_deadline:\(cycle):\(day)"
         let situation: String
-        if let state, let run = row["run_id"] {
-            situation = "run \(run) is \(state)" + (failed.isEmpty ? "" : "; failed tasks: \(failed.joined(separator: ", "))")
+        if let state, let run = runID {
+            situation = "run \(run) is \(state)" + (failedTasks.isEmpty ? "" : "; failed tasks: \(failedTasks.joined(separator: ", "))")
         } else {
             situation = "no run was enqueued (is a worker running with --schedule?)"
         }
         let text = "closebell: the \(cycle) cycle has not succeeded by \(deadlineText) \(settings.timeZone) on \(day): \(situation)."
         var details: [String: Any] = ["kind": "daily_deadline", "cycle": cycle, "day": day, "deadline": deadlineText,
-                                      "time_zone": settings.timeZone, "failed_tasks": failed, "state": state ?? NSNull()]
-        if let run: Int64 = try row.decodeIfPresent("run_id") { details["run_id"] = run }
-        return try await sendOnceEver(conn, url: url, key: key, text: text, now: now, details: details)
+                                      "time_zone": settings.timeZone, "failed_tasks": failedTasks, "state": state ?? NSNull()]
+        if let runID { details["run_id"] = runID }
+        return try await sendOnceEver(db, url: url, key: key, text: text, now: now, details: details)
     }
 
     /// Sends `text` under `key` unless the key was ever sent (by any worker): claimed with
     /// `ON CONFLICT DO NOTHING`, given back when the POST fails.
-    private func sendOnceEver(_ conn: PostgresConnection, url: URL, key: String, text: String, now: Date,
+    private func sendOnceEver(_ db: DatabaseLink, url: URL, key: String, text: String, now: Date,
                               details: [String: Any]) async throws -> SentAlert? {
-        let claimed = try await conn.query(
+        let claimed = try await db.query(
             "INSERT INTO maintenance_alerts (key, sent_at, covered_until, summary) VALUES ($1, $2, $2, $3) ON CONFLICT (key) DO NOTHING RETURNING key",
             [key, now, text])
         guard !claimed.isEmpty else { return nil }
@@ -353,7 +339,7 @@ public actor AlertNotifier {
         do {
             try await post(body, to: url)
         } catch {
-            _ = try? await conn.query("DELETE FROM maintenance_alerts WHERE key = $1 AND sent_at = $2", [key, now])
+            _ = try? await db.query("DELETE FROM maintenance_alerts WHERE key = $1 AND sent_at = $2", [key, now])
             throw error
         }
         logger.warning("alert_sent", metadata: ["key": "\(key)", "webhook_host": "\(url.host ?? "")"])
@@ -364,10 +350,10 @@ public actor AlertNotifier {
 
     /// The database quota, backup disk, table growth and backup age checks, each its own key
     /// with the cooldown; the figures come from what `table_sizes` recorded.
-    private func checkCapacity(_ conn: PostgresConnection, url: URL, now: Date) async throws -> [SentAlert] {
+    private func checkCapacity(_ db: DatabaseLink, url: URL, now: Date) async throws -> [SentAlert] {
         var sent: [SentAlert] = []
         let window = settings.growthWindowDays
-        let latest = try await conn.query(
+        let latest = try await db.query(
             """
             SELECT recorded_on::text AS day, database_bytes, backup_directory, backup_fs_bytes, backup_fs_free,
                    (SELECT regr_slope(database_bytes::float8, (recorded_on - DATE '2000-01-01')::float8)
@@ -385,7 +371,7 @@ public actor AlertNotifier {
                 let when = size >= quota ? "is already over it" : String(format: "will reach it in about %.0f days", max(0, daysLeft))
                 let text = "closebell: the database is \(Self.bytes(size)) of its \(Self.bytes(quota)) quota and, growing "
                     + "\(Self.bytes(Int64(slope))) a day (fit over \(points) days), \(when)."
-                if let alert = try await sendOnce(conn, url: url, key: "capacity:database_quota", text: text, now: now, details: [
+                if let alert = try await sendOnce(db, url: url, key: "capacity:database_quota", text: text, now: now, details: [
                     "kind": "database_quota", "database_bytes": size, "quota_bytes": quota, "bytes_per_day": slope,
                     "days_left": daysLeft.isFinite ? daysLeft : NSNull(), "points": points,
                 ]) { sent.append(alert) }
@@ -399,7 +385,7 @@ public actor AlertNotifier {
                 let folder = latest["backup_directory"] ?? "?"
                 let text = String(format: "closebell: the backup folder's disk is %.1f%% used (above %.0f%%): ", used, limit)
                     + "\(Self.bytes(free)) free of \(Self.bytes(total)) at \(folder)."
-                if let alert = try await sendOnce(conn, url: url, key: "capacity:backup_disk", text: text, now: now, details: [
+                if let alert = try await sendOnce(db, url: url, key: "capacity:backup_disk", text: text, now: now, details: [
                     "kind": "backup_disk", "used_percent": used, "threshold_percent": limit, "free_bytes": free, "size_bytes": total,
                     "backup_directory": folder,
                 ]) { sent.append(alert) }
@@ -407,7 +393,7 @@ public actor AlertNotifier {
         }
 
         if let rate = settings.tableGrowthBytesPerDay {
-            let rows = try await conn.query(
+            let rows = try await db.query(
                 """
                 SELECT table_name, regr_slope(total_bytes::float8, (recorded_on - DATE '2000-01-01')::float8) AS slope, count(*) AS points
                   FROM maintenance_table_sizes
@@ -426,15 +412,15 @@ public actor AlertNotifier {
                     parts.append("\(name) +\(Self.bytes(Int64(slope)))/day")
                 }
                 let text = "closebell: tables growing faster than \(Self.bytes(rate)) a day: \(parts.joined(separator: ", "))."
-                if let alert = try await sendOnce(conn, url: url, key: "capacity:table_growth", text: text, now: now, details: [
+                if let alert = try await sendOnce(db, url: url, key: "capacity:table_growth", text: text, now: now, details: [
                     "kind": "table_growth", "threshold_bytes_per_day": rate, "tables": tables,
                 ]) { sent.append(alert) }
             }
         }
 
         if let maxAge = settings.backupMaxAgeSeconds {
-            let newestJob = try await conn.withSession { try QueueStore.lastSucceeded($0, task: "backup") }
-            let newest: Date? = try await conn.query(
+            let newestJob = try await db.run { try QueueStore.lastSucceeded($0, task: "backup") }
+            let newest: Date? = try await db.query(
                 "SELECT greatest($1::timestamptz, (SELECT newest_backup_at FROM maintenance_capacity ORDER BY recorded_on DESC LIMIT 1)) AS at",
                 [newestJob]).first?.decodeIfPresent("at")
             // No backup at all yet is a new installation, not a stale backup.
@@ -442,7 +428,7 @@ public actor AlertNotifier {
                 let hours = now.timeIntervalSince(newest) / 3600
                 let text = String(format: "closebell: the newest backup is %.1f hours old (limit %.0f h), from ", hours, maxAge / 3600)
                     + "\(OpsFormat.iso(newest))."
-                if let alert = try await sendOnce(conn, url: url, key: "backup_age", text: text, now: now, details: [
+                if let alert = try await sendOnce(db, url: url, key: "backup_age", text: text, now: now, details: [
                     "kind": "backup_age", "newest_backup_at": OpsFormat.iso(newest), "age_seconds": now.timeIntervalSince(newest),
                     "max_age_seconds": maxAge,
                 ]) { sent.append(alert) }
@@ -454,23 +440,24 @@ public actor AlertNotifier {
     // MARK: - Success notices
 
     /// One notice per cycle run that succeeded since the lookback (`alerts.notify_success`).
-    private func checkSuccesses(_ conn: PostgresConnection, url: URL, now: Date) async throws -> [SentAlert] {
+    private func checkSuccesses(_ db: DatabaseLink, url: URL, now: Date) async throws -> [SentAlert] {
         var sent: [SentAlert] = []
-        let rows = try await conn.query(
+        let rows = try await db.query(
             """
-            SELECT r.id, r.cycle, r.period::text AS period, extract(epoch FROM r.finished_at - r.started_at)::float8 AS seconds,
-                   (SELECT count(*) FROM maintenance_jobs j WHERE j.run_id = r.id) AS tasks
+            SELECT r.id, r.cycle, r.period::text AS period, extract(epoch FROM r.finished_at - r.started_at)::float8 AS seconds
               FROM maintenance_cycle_runs r
              WHERE r.state = $3 AND r.finished_at > $1 AND r.finished_at <= $2
                AND NOT EXISTS (SELECT 1 FROM maintenance_alerts a WHERE a.key = 'success:' || r.id)
              ORDER BY r.finished_at LIMIT 10
             """, [now.addingTimeInterval(-settings.initialLookbackSeconds), now, JobState.succeeded])
+        let runIDs = try rows.map { try $0.decode("id", as: Int64.self) }
+        let counts = try await db.run { try QueueStore.runJobCounts($0, runIDs: runIDs) }
         for row in rows {
             let id: Int64 = try row.decode("id"), cycle: String = try row.decode("cycle"), period: String = try row.decode("period")
             let seconds: Double = try row.decodeIfPresent("seconds") ?? 0
-            let tasks: Int64 = try row.decode("tasks")
+            let tasks = Int64(counts[id]?.values.reduce(0, +) ?? 0)
             let text = "closebell: cycle \(cycle) \(period) (run \(id)) succeeded: \(tasks) tasks in \(Int(seconds.rounded())) s."
-            if let alert = try await sendOnceEver(conn, url: url, key: "success:\(id)", text: text, now: now, details: [
+            if let alert = try await sendOnceEver(db, url: url, key: "success:\(id)", text: text, now: now, details: [
                 "kind": "cycle_succeeded", "run_id": id, "cycle": cycle, "period": period, "seconds": seconds, "tasks": tasks,
             ]) { sent.append(alert) }
         }
@@ -479,10 +466,10 @@ public actor AlertNotifier {
 
     /// Sends `text` under `key` when the key is new or past its cooldown, claiming it first so
     /// that of several workers checking at once only one sends; a failed POST gives the claim back.
-    private func sendOnce(_ conn: PostgresConnection, url: URL, key: String, text: String, now: Date,
+    private func sendOnce(_ db: DatabaseLink, url: URL, key: String, text: String, now: Date,
                           details: [String: Any]) async throws -> SentAlert? {
-        let previous = try await conn.query("SELECT sent_at, covered_until FROM maintenance_alerts WHERE key = $1", [key]).first
-        let claimed = try await conn.query(
+        let previous = try await db.query("SELECT sent_at, covered_until FROM maintenance_alerts WHERE key = $1", [key]).first
+        let claimed = try await db.query(
             """
             INSERT INTO maintenance_alerts AS a (key, sent_at, covered_until, summary) VALUES ($1, $2, $2, $3)
             ON CONFLICT (key) DO UPDATE SET sent_at = EXCLUDED.sent_at, covered_until = EXCLUDED.covered_until, summary = EXCLUDED.summary
@@ -499,10 +486,10 @@ public actor AlertNotifier {
         } catch {
             if let previous {
                 let sentAt: Date = try previous.decode("sent_at"), covered: Date = try previous.decode("covered_until")
-                _ = try? await conn.query("UPDATE maintenance_alerts SET sent_at = $2, covered_until = $3 WHERE key = $1 AND sent_at = $4",
+                _ = try? await db.query("UPDATE maintenance_alerts SET sent_at = $2, covered_until = $3 WHERE key = $1 AND sent_at = $4",
                                           [key, sentAt, covered, now])
             } else {
-                _ = try? await conn.query("DELETE FROM maintenance_alerts WHERE key = $1 AND sent_at = $2", [key, now])
+                _ = try? await db.query("DELETE FROM maintenance_alerts WHERE key = $1 AND sent_at = $2", [key, now])
             }
             throw error
         }

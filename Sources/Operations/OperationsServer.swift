@@ -53,14 +53,14 @@ public struct OperationsServerOptions: Sendable {
 /// `GET /health`, `GET /status`, `GET /metrics`, and the token-guarded actions
 /// `POST /trigger?cycle=NAME`, `POST /jobs/ID/retry` and `POST /jobs/ID/cancel`.
 ///
-/// Handlers run on the HTTP server's handler threads and query the database through one
-/// blocking connection of their own (short timeouts, reconnecting after a failure), so they
-/// never touch the worker's connections or Swift's cooperative pool. What they read is cached
+/// Handlers run on the HTTP server's handler threads and query the database through a
+/// `DatabaseLink` of their own (blocking calls, short timeouts, reconnecting after a failure),
+/// so they never touch the worker's connections or Swift's cooperative pool. What they read is cached
 /// for `cacheSeconds`.
 public final class OperationsServer: Sendable {
     /// The underlying HTTP server (its `port` is the bound one when started on port 0).
     public let http: HTTPServer
-    private let database: BlockingDatabase
+    private let database: DatabaseLink
     private let cache: SnapshotCache<OperationsSnapshot>
 
     /// `http://host:port` of the endpoint.
@@ -69,7 +69,7 @@ public final class OperationsServer: Sendable {
     /// Rounds of database queries run for the snapshot so far (one per cache interval at most).
     public var snapshotLoads: Int { cache.loadCount }
 
-    private init(http: HTTPServer, database: BlockingDatabase, cache: SnapshotCache<OperationsSnapshot>) {
+    private init(http: HTTPServer, database: DatabaseLink, cache: SnapshotCache<OperationsSnapshot>) {
         self.http = http
         self.database = database
         self.cache = cache
@@ -85,7 +85,7 @@ public final class OperationsServer: Sendable {
     public static func start(host: String = "127.0.0.1", port: Int, worker: Worker, conninfo: String?, triggerToken: String?,
                              logger: Logger, options: OperationsServerOptions = OperationsServerOptions()) throws -> OperationsServer {
         guard (0...65_535).contains(port) else { throw OperationsError.invalidListenAddress("\(host):\(port)", reason: "port must be 0 to 65535") }
-        let database = BlockingDatabase(conninfo: conninfo, timeoutSeconds: options.databaseTimeoutSeconds)
+        let database = endpointLink(conninfo: conninfo, timeoutSeconds: options.databaseTimeoutSeconds)
         let cache = SnapshotCache<OperationsSnapshot>(ttl: options.cacheSeconds)
         let serverRef = ServerReference()
         let routes = Routes(worker: worker, database: database, cache: cache, ping: SnapshotCache<Void>(ttl: options.cacheSeconds),
@@ -145,10 +145,26 @@ public final class OperationsServer: Sendable {
         return (host, port)
     }
 
+    /// The endpoint's connection: opened on first use, its connect, `statement_timeout` and TCP
+    /// timeouts all `timeoutSeconds` (they replace the connection string's own, so an endpoint
+    /// answers within them), reopened after a failure; a read that failed on an old connection
+    /// (the server may have restarted since) runs once more on a new one.
+    static func endpointLink(conninfo: String?, timeoutSeconds: Int) -> DatabaseLink {
+        let seconds = max(1, timeoutSeconds)
+        let keepalive = ConnectionKeepalive(idleSeconds: seconds, intervalSeconds: 1, count: seconds, userTimeoutSeconds: seconds,
+                                            connectTimeoutSeconds: seconds)
+        return DatabaseLink(
+            conninfo: conninfo, applicationName: "closebell operations",
+            policy: DatabaseLink.Policy(keepalive: keepalive, keepaliveReplaces: true, retryOnStaleConnection: true)
+        ) { session in
+            _ = try session.execute("SET statement_timeout = '\(seconds)s'")
+        }
+    }
+
     /// Stops the server and closes its database connection.
     public func stop() {
         http.stop()
-        database.close()
+        database.closeBlocking()
     }
 }
 
@@ -183,7 +199,7 @@ public enum OperationsError: Error, Sendable, Equatable, CustomStringConvertible
 /// The request router and the endpoints.
 struct Routes: Sendable {
     let worker: Worker
-    let database: BlockingDatabase
+    let database: DatabaseLink
     let cache: SnapshotCache<OperationsSnapshot>
     /// The readiness probe's last `SELECT 1`, reused like the snapshot.
     let ping: SnapshotCache<Void>
@@ -226,7 +242,7 @@ struct Routes: Sendable {
     func snapshot() -> (result: Result<OperationsSnapshot, any Error>, at: Date) {
         let limit = options.runningJobsShown, runs = options.runsPerCycle, counters = self.counters
         return cache.get {
-            try database.withSession { try OperationsSnapshot.read($0, runningLimit: limit, runsPerCycle: runs, counters: counters) }
+            try database.runBlocking { try OperationsSnapshot.read($0, runningLimit: limit, runsPerCycle: runs, counters: counters) }
         }
     }
 
@@ -245,7 +261,7 @@ struct Routes: Sendable {
     func readiness() -> HTTPServerResponse {
         var reasons: [String] = []
         var databaseState = "ok"
-        let probe = ping.get { try database.withSession { _ = try $0.query("SELECT 1") } }
+        let probe = ping.get { try database.runBlocking { _ = try $0.query("SELECT 1") } }
         if case .failure(let error) = probe.result {
             databaseState = "unavailable"
             reasons.append("database: \(error)")
@@ -276,7 +292,7 @@ struct Routes: Sendable {
             body["database"] = ["status": "ok", "size_bytes": snapshot.databaseBytes]
             body["queue"] = ["by_state": byState, "by_task": byTask, "oldest_waiting_seconds": snapshot.queue.oldestWaitingSeconds]
             body["running"] = snapshot.queue.running
-            body["cycles"] = snapshot.queue.cycles
+            body["cycles"] = snapshot.queue.cyclesJSON
             return json(body)
         case .failure(let error):
             body["database"] = ["status": "unavailable", "error": "\(error)"]
@@ -354,7 +370,7 @@ struct Routes: Sendable {
         if let refusal = refuseUnauthorized(request, action: action) { return refusal }
         let wanted = action == "retry" ? "failed or cancelled" : "available or running"
         do {
-            let changes = try database.withSession { session in
+            let changes = try database.runBlocking { session in
                 action == "retry" ? try QueueStore.retry(session, ids: [id]) : try QueueStore.cancel(session, ids: [id])
             }
             let outcome = (changed: changes.first?.changed ?? false, state: changes.first?.state.rawValue)
@@ -389,7 +405,7 @@ struct Routes: Sendable {
         }
         let force = ["true", "1", "yes"].contains(forceText)
         do {
-            let row = try database.withSession { session in
+            let row = try database.runBlocking { session in
                 try session.query("SELECT run_id, created, period::text AS period, note FROM maintenance_enqueue_cycle($1, $2::date, $3)",
                                   [cycle, period, force]).first
             }

@@ -5,7 +5,7 @@ import PostgresClient
 
 /// Everything `/status`, `/metrics` and the dashboard show from the database, read
 /// in one round of short queries and cached for `http.cache_seconds`.
-struct OperationsSnapshot {
+struct OperationsSnapshot: Sendable {
     /// Queue depth, running jobs, the last run of each cycle, counters.
     var queue: QueueSnapshot
     /// Jobs that failed for good, were cancelled, or wait for a retry: retrying first, then newest.
@@ -55,16 +55,6 @@ struct OperationsSnapshot {
         var error: String?
     }
 
-    struct CycleRunRow {
-        var runID: Int64
-        var cycle: String
-        var period: String
-        var state: String
-        var startedAt: String?
-        var finishedAt: String?
-        var tasks: [TaskOutcome]
-    }
-
     struct TableRow {
         var table: String
         var recordedOn: String
@@ -88,33 +78,12 @@ struct OperationsSnapshot {
                        attempts: job.attempts, runID: job.runID)
         }
 
-        var runs: [CycleRunRow] = []
-        for row in try session.query(
-            """
-            SELECT r.id, r.cycle, r.period::text AS period, r.state,
-                   \(OpsFormat.isoSQL("r.started_at")) AS started_at, \(OpsFormat.isoSQL("r.finished_at")) AS finished_at,
-                   (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                               'job_id', j.id, 'task', j.task, 'state', j.state,
-                               'seconds', extract(epoch FROM j.finished_at - j.started_at),
-                               'rows', coalesce(CASE WHEN jsonb_typeof(j.result -> 'rows_written') = 'number' THEN (j.result ->> 'rows_written')::numeric END,
-                                                CASE WHEN jsonb_typeof(j.result -> 'total_rows_removed') = 'number' THEN (j.result ->> 'total_rows_removed')::numeric END,
-                                                CASE WHEN jsonb_typeof(j.result -> 'rows') = 'number' THEN (j.result ->> 'rows')::numeric END),
-                               'error', CASE WHEN jsonb_typeof(j.errors) = 'array' THEN j.errors -> -1 ->> 'error' END)
-                             ORDER BY j.id), '[]')::text
-                      FROM maintenance_jobs j WHERE j.run_id = r.id) AS tasks
+        let runs = try CycleRunRow.read(session, """
+            SELECT \(CycleRunRow.columns)
               FROM (SELECT *, row_number() OVER (PARTITION BY cycle ORDER BY started_at DESC, id DESC) AS n FROM maintenance_cycle_runs) r
              WHERE r.n <= $1
              ORDER BY r.started_at DESC, r.id DESC
-            """, [runsPerCycle]) {
-            let tasks = (OpsFormat.parse(row["tasks"]) as? [[String: Any]] ?? []).map { t in
-                TaskOutcome(jobID: (t["job_id"] as? NSNumber)?.int64Value ?? 0, task: t["task"] as? String ?? "?",
-                            state: t["state"] as? String ?? "?", seconds: (t["seconds"] as? NSNumber)?.doubleValue,
-                            rows: (t["rows"] as? NSNumber)?.doubleValue, error: (t["error"] as? String).map { Redactor.summary($0) })
-            }
-            runs.append(CycleRunRow(
-                runID: try row.decode("id"), cycle: try row.decode("cycle"), period: try row.decode("period"), state: try row.decode("state"),
-                startedAt: row["started_at"], finishedAt: row["finished_at"], tasks: tasks))
-        }
+            """, [runsPerCycle])
 
         let cycleNames = try session.query("SELECT cycle FROM maintenance_cycles ORDER BY cycle").map { try $0.decode("cycle", as: String.self) }
 
@@ -180,19 +149,9 @@ final class RowCounters: Sendable {
                 return s.totals
             }
             guard until > from else { return s.totals }
-            for row in try session.query(
-                """
-                SELECT task,
-                       coalesce(sum((result ->> 'rows_written')::numeric) FILTER (WHERE jsonb_typeof(result -> 'rows_written') = 'number'), 0)::float8 AS written,
-                       coalesce(sum((result ->> 'total_rows_removed')::numeric) FILTER (WHERE jsonb_typeof(result -> 'total_rows_removed') = 'number'), 0)::float8 AS removed
-                  FROM maintenance_jobs
-                 WHERE state = $3 AND finished_at > $1 AND finished_at <= $2 AND jsonb_typeof(result) = 'object'
-                 GROUP BY task
-                """, [from, until, JobState.succeeded]) {
-                let task: String = try row.decode("task")
-                let written: Double = try row.decode("written")
-                if written > 0 || TableNames.written[task] != nil { s.totals.written[task, default: 0] += written }
-                s.totals.removed += try row.decode("removed", as: Double.self)
+            for row in try QueueStore.rowTotals(session, finishedAfter: from, through: until) {
+                if row.rowsWritten > 0 || TableNames.written[row.task] != nil { s.totals.written[row.task, default: 0] += row.rowsWritten }
+                s.totals.removed += row.rowsRemoved
             }
             s.watermark = until
             return s.totals

@@ -1,19 +1,48 @@
 import Foundation
 import JobQueue
 import PostgresClient
+import Toolkit
 
 /// What `/status` and `/metrics` read from the database in one go.
 struct QueueSnapshot {
     /// The queue's own view of itself (`QueueStore.status`), shared with `closebell status`.
     var status: QueueStatus
-    /// The last run of each cycle with its tasks (JSON objects for `/status`).
-    var cycles: [[String: Any]]
+    /// The last run of each cycle with its jobs.
+    var cycles: [CycleRunRow]
     /// Unix time of each cycle's last successful run.
     var lastSuccess: [String: Double]
     /// The last run's state of each cycle.
     var lastState: [String: String]
     /// Percent of symbol-days present over 30 days by market-data table (task `completeness`).
     var completeness: [String: Double] = [:]
+
+    /// The last run of each cycle with its tasks, as `/status` lists them. A task's `error` is
+    /// its last error when it failed or was cancelled. Runs whose jobs were pruned list the tasks
+    /// of the outcome written at the end of the run.
+    var cyclesJSON: [[String: Any]] {
+        cycles.map { run in
+            let outcome = OpsFormat.parse(run.outcomeJSON)
+            let tasks: [[String: Any]]
+            if run.jobs.isEmpty {
+                tasks = ((outcome as? [String: Any])?["tasks"] as? [[String: Any]])?.map { task in
+                    ["job_id": task["job_id"] ?? NSNull(), "task": task["task"] ?? NSNull(), "state": task["state"] ?? NSNull(),
+                     "attempts": task["attempts"] ?? NSNull()] as [String: Any]
+                } ?? []
+            } else {
+                tasks = run.jobs.map { job in
+                    let failed = job.state == .failed || job.state == .cancelled
+                    return ["job_id": job.id, "task": job.task, "state": job.state.rawValue, "attempts": job.attempts,
+                            "seconds": job.seconds.map { $0 as Any } ?? NSNull(),
+                            "error": (failed ? job.lastError : nil).map { $0 as Any } ?? NSNull()]
+                }
+            }
+            return [
+                "cycle": run.cycle, "run_id": run.runID, "period": run.period, "state": run.state,
+                "current_stage": run.currentStage.map { NSNumber(value: $0) } ?? NSNull(),
+                "started_at": run.startedAt ?? NSNull(), "finished_at": run.finishedAt ?? NSNull(), "tasks": tasks, "outcome": outcome,
+            ]
+        }
+    }
 
     /// Jobs by state and task.
     var depth: [(state: String, task: String, count: Int)] {
@@ -39,41 +68,12 @@ struct QueueSnapshot {
     static func read(_ session: PostgresSession, runningLimit: Int) throws -> QueueSnapshot {
         let status = try QueueStore.status(session, runningLimit: runningLimit, failureLimit: 20, includeCancelled: true, waitingLimit: 20)
 
-        let cycleRows = try session.query(
-            """
-            SELECT DISTINCT ON (r.cycle) r.id, r.cycle, r.period::text AS period, r.state, r.current_stage,
-                   \(OpsFormat.isoSQL("r.started_at")) AS started_at, \(OpsFormat.isoSQL("r.finished_at")) AS finished_at,
-                   (SELECT jsonb_agg(jsonb_build_object(
-                               'job_id', j.id, 'task', j.task, 'state', j.state, 'attempts', j.attempts,
-                               'seconds', extract(epoch FROM j.finished_at - j.started_at),
-                               'error', CASE WHEN j.state = ANY($1::text[]) THEN j.errors -> -1 -> 'error' END)
-                             ORDER BY j.id)::text
-                      FROM maintenance_jobs j WHERE j.run_id = r.id) AS tasks,
-                   r.outcome::text AS outcome
+        let cycles = try CycleRunRow.read(session, """
+            SELECT DISTINCT ON (r.cycle) \(CycleRunRow.columns)
               FROM maintenance_cycle_runs r
              ORDER BY r.cycle, r.started_at DESC, r.id DESC
-            """, [[JobState.failed, JobState.cancelled]])
-        var cycles: [[String: Any]] = []
-        var lastState: [String: String] = [:]
-        for row in cycleRows {
-            let cycle: String = try row.decode("cycle")
-            let state: String = try row.decode("state")
-            lastState[cycle] = state
-            var tasks = OpsFormat.parse(row["tasks"])
-            // Jobs pruned since: the outcome written at the end of the run still lists them.
-            if tasks is NSNull, let outcome = OpsFormat.parse(row["outcome"]) as? [String: Any] {
-                tasks = (outcome["tasks"] as? [[String: Any]])?.map { task in
-                    ["job_id": task["job_id"] ?? NSNull(), "task": task["task"] ?? NSNull(), "state": task["state"] ?? NSNull(),
-                     "attempts": task["attempts"] ?? NSNull()] as [String: Any]
-                } ?? []
-            }
-            cycles.append([
-                "cycle": cycle, "run_id": try row.decode("id", as: Int64.self), "period": try row.decode("period", as: String.self),
-                "state": state, "current_stage": (try row.decodeIfPresent("current_stage", as: Int.self)).map { NSNumber(value: $0) } ?? NSNull(),
-                "started_at": row["started_at"] ?? NSNull(), "finished_at": row["finished_at"] ?? NSNull(),
-                "tasks": tasks is NSNull ? [] : tasks, "outcome": OpsFormat.parse(row["outcome"]),
-            ])
-        }
+            """)
+        let lastState = Dictionary(cycles.map { ($0.cycle, $0.state) }, uniquingKeysWith: { first, _ in first })
 
         var lastSuccess: [String: Double] = [:]
         for row in try session.query(
@@ -92,6 +92,51 @@ struct QueueSnapshot {
         return QueueSnapshot(
             status: status, cycles: cycles, lastSuccess: lastSuccess,
             lastState: lastState, completeness: completeness)
+    }
+}
+
+/// A cycle run with its jobs, for `/status` and the dashboard.
+struct CycleRunRow: Sendable {
+    var runID: Int64
+    var cycle: String
+    var period: String
+    var state: String
+    var currentStage: Int?
+    /// ISO 8601 UTC.
+    var startedAt: String?
+    var finishedAt: String?
+    /// The run's jobs, by id (none once they are pruned).
+    var jobs: [FinishedJob]
+    /// `maintenance_cycle_runs.outcome`, JSON text.
+    var outcomeJSON: String?
+
+    /// The columns `read` needs, of `maintenance_cycle_runs r`.
+    static let columns = """
+        r.id, r.cycle, r.period::text AS period, r.state, r.current_stage,
+        \(OpsFormat.isoSQL("r.started_at")) AS started_at, \(OpsFormat.isoSQL("r.finished_at")) AS finished_at, r.outcome::text AS outcome
+        """
+
+    /// The runs `sql` selects (with `columns`), in its order, with their jobs (`QueueStore.runJobs`).
+    static func read(_ session: PostgresSession, _ sql: String, _ parameters: [any PostgresBindable] = []) throws -> [CycleRunRow] {
+        let rows = try session.query(sql, parameters)
+        let jobs = Dictionary(grouping: try QueueStore.runJobs(session, runIDs: try rows.map { try $0.decode("id") })) { $0.runID ?? 0 }
+        return try rows.map { row in
+            let id: Int64 = try row.decode("id")
+            return CycleRunRow(
+                runID: id, cycle: try row.decode("cycle"), period: try row.decode("period"), state: try row.decode("state"),
+                currentStage: try row.decodeIfPresent("current_stage"), startedAt: row["started_at"], finishedAt: row["finished_at"],
+                jobs: jobs[id] ?? [], outcomeJSON: row["outcome"])
+        }
+    }
+
+    /// The dashboard's line per job: rows written, removed or handled, the last error (credentials removed).
+    var tasks: [OperationsSnapshot.TaskOutcome] {
+        jobs.map { job in
+            OperationsSnapshot.TaskOutcome(
+                jobID: job.id, task: job.task, state: job.state.rawValue, seconds: job.seconds,
+                rows: job.figures.rowsWritten ?? job.figures.totalRowsRemoved ?? job.figures.rows,
+                error: job.lastError.map { Redactor.summary($0) })
+        }
     }
 }
 

@@ -179,68 +179,40 @@ extension OperationsReport {
              WHERE r.started_at >= $1 AND r.started_at < $2
              ORDER BY r.started_at DESC, r.id DESC LIMIT 500
             """, [from, now])
-        var runs: [RunSummary] = []
-        for row in runRows {
+        let runIDs = try runRows.map { try $0.decode("id", as: Int64.self) }
+        let jobs = Dictionary(grouping: try QueueStore.runJobs(session, runIDs: runIDs)) { $0.runID ?? 0 }
+        let runs = try runRows.map { row in
             let id: Int64 = try row.decode("id")
-            let jobRows = try session.query(
-                """
-                SELECT task, state, attempts, extract(epoch FROM finished_at - started_at)::float8 AS seconds,
-                       \(Self.rowsSQL) AS rows, \(Self.bytesFreedSQL) AS bytes_freed,
-                       CASE WHEN state <> $2 THEN errors -> -1 ->> 'error' END AS error
-                  FROM maintenance_jobs WHERE run_id = $1 ORDER BY id
-                """, [id, JobState.succeeded])
-            let tasks = try jobRows.map { job in
+            let tasks = (jobs[id] ?? []).map { job in
                 TaskOutcome(
-                    task: try job.decode("task"), state: try job.decode("state"), attempts: try job.decode("attempts"),
-                    durationSeconds: try job.decodeIfPresent("seconds"), rows: try job.decodeIfPresent("rows"),
-                    bytesFreed: try job.decodeIfPresent("bytes_freed"), error: job["error"].map { Redactor.summary($0) })
+                    task: job.task, state: job.state.rawValue, attempts: job.attempts, durationSeconds: job.seconds,
+                    rows: (job.figures.rowsWritten ?? job.figures.totalRowsRemoved).map { Int64($0.rounded()) },
+                    bytesFreed: job.figures.bytesFreed.map { Int64($0.rounded()) },
+                    error: job.state == .succeeded ? nil : job.lastError.map { Redactor.summary($0) })
             }
-            runs.append(RunSummary(
+            return RunSummary(
                 runID: id, cycle: try row.decode("cycle"), period: try row.decode("period"), state: try row.decode("state"),
-                startedAt: try row.decode("started_at"), durationSeconds: try row.decodeIfPresent("seconds"), tasks: tasks))
+                startedAt: try row.decode("started_at"), durationSeconds: try row.decodeIfPresent("seconds"), tasks: tasks)
         }
 
-        func aggregate(_ start: Date, _ end: Date) throws -> [String: (jobs: Int, ok: Int, failed: Int, avg: Double?, rows: Int64, freed: Int64)] {
-            var result: [String: (Int, Int, Int, Double?, Int64, Int64)] = [:]
-            for row in try session.query(
-                """
-                SELECT task, count(*)::bigint AS jobs, count(*) FILTER (WHERE state = $3)::bigint AS ok,
-                       count(*) FILTER (WHERE state = $4)::bigint AS failed,
-                       avg(extract(epoch FROM finished_at - started_at)) FILTER (WHERE state = $3)::float8 AS avg,
-                       coalesce(sum(\(Self.rowsSQL)), 0)::bigint AS rows, coalesce(sum(\(Self.bytesFreedSQL)), 0)::bigint AS freed
-                  FROM maintenance_jobs
-                 WHERE state IN ($3, $4) AND finished_at >= $1 AND finished_at < $2
-                 GROUP BY task
-                """, [start, end, JobState.succeeded, JobState.failed]) {
-                result[try row.decode("task")] = (
-                    Int(try row.decode("jobs", as: Int64.self)), Int(try row.decode("ok", as: Int64.self)),
-                    Int(try row.decode("failed", as: Int64.self)), try row.decodeIfPresent("avg"),
-                    try row.decode("rows"), try row.decode("freed"))
-            }
-            return result
+        func aggregate(_ start: Date, _ end: Date) throws -> [String: TaskTotals] {
+            Dictionary(uniqueKeysWithValues: try QueueStore.taskTotals(session, finishedFrom: start, before: end).map { ($0.task, $0) })
         }
         let current = try aggregate(from, now), previous = try aggregate(previousFrom, from)
         let trends = Set(current.keys).union(previous.keys).sorted().map { task in
-            let c = current[task] ?? (0, 0, 0, nil, 0, 0), p = previous[task] ?? (0, 0, 0, nil, 0, 0)
+            let c = current[task], p = previous[task]
             return TaskTrend(
-                task: task, jobs: c.jobs, succeeded: c.ok, failed: c.failed, averageSeconds: c.avg, rows: c.rows, bytesFreed: c.freed,
-                previousJobs: p.jobs, previousSucceeded: p.ok, previousFailed: p.failed, previousAverageSeconds: p.avg,
-                previousRows: p.rows, previousBytesFreed: p.freed)
+                task: task, jobs: c?.jobs ?? 0, succeeded: c?.succeeded ?? 0, failed: c?.failed ?? 0, averageSeconds: c?.averageSeconds,
+                rows: c?.rows ?? 0, bytesFreed: c?.bytesFreed ?? 0, previousJobs: p?.jobs ?? 0, previousSucceeded: p?.succeeded ?? 0,
+                previousFailed: p?.failed ?? 0, previousAverageSeconds: p?.averageSeconds, previousRows: p?.rows ?? 0,
+                previousBytesFreed: p?.bytesFreed ?? 0)
         }
 
-        let backups = try session.query(
-            """
-            SELECT id, \(OpsFormat.isoSQL("finished_at")) AS finished_at, result ->> 'path' AS path,
-                   CASE WHEN jsonb_typeof(result -> 'bytes') = 'number' THEN (result ->> 'bytes')::bigint END AS bytes,
-                   CASE WHEN jsonb_typeof(result -> 'seconds') = 'number' THEN (result ->> 'seconds')::float8 END AS seconds
-              FROM maintenance_jobs
-             WHERE task = 'backup' AND state = $3 AND finished_at >= $1 AND finished_at < $2
-             ORDER BY finished_at, id
-            """, [from, now, JobState.succeeded]).map { row in
+        let backups = try QueueStore.succeededJobs(session, task: "backup", finishedFrom: from, before: now).map { job in
             BackupEntry(
-                jobID: try row.decode("id"), finishedAt: try row.decode("finished_at"),
-                file: URL(fileURLWithPath: row["path"] ?? "?").lastPathComponent,
-                bytes: try row.decodeIfPresent("bytes") ?? 0, seconds: try row.decodeIfPresent("seconds") ?? 0)
+                jobID: job.id, finishedAt: job.finishedAt.map(OpsFormat.iso) ?? "",
+                file: URL(fileURLWithPath: job.figures.path ?? "?").lastPathComponent,
+                bytes: job.figures.bytes ?? 0, seconds: job.figures.seconds ?? 0)
         }
 
         let periodDays = period == .day ? 1 : 7
@@ -284,14 +256,6 @@ extension OperationsReport {
             period: period.rawValue, from: OpsFormat.iso(from), to: OpsFormat.iso(now), previousFrom: OpsFormat.iso(previousFrom),
             runs: runs, tasks: trends, backups: backups, tables: tables, completeness: completeness)
     }
-
-    /// Rows a job's result reports: `rows_written` (loads) or `total_rows_removed` (retention).
-    static let rowsSQL = """
-        CASE WHEN jsonb_typeof(result -> 'rows_written') = 'number' THEN (result ->> 'rows_written')::numeric::bigint
-             WHEN jsonb_typeof(result -> 'total_rows_removed') = 'number' THEN (result ->> 'total_rows_removed')::numeric::bigint END
-        """
-    /// Bytes a job's result says it freed (`bytes_freed`, vacuum).
-    static let bytesFreedSQL = "CASE WHEN jsonb_typeof(result -> 'bytes_freed') = 'number' THEN (result ->> 'bytes_freed')::numeric::bigint END"
 }
 
 /// `YYYY-MM-DD` arithmetic in the proleptic Gregorian calendar (no time zones involved).

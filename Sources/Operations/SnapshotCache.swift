@@ -1,19 +1,24 @@
 import Foundation
+import Toolkit
 
 /// A value loaded at most once per interval, shared by every caller: a storm of requests
 /// costs one load per interval. Concurrent callers during a load wait for that load instead of
 /// starting their own. Failures are remembered for the interval too, so an unreachable
 /// database is not hammered either.
-final class SnapshotCache<Value>: @unchecked Sendable {
-    // @unchecked: the cached `OperationsSnapshot` holds JSON trees (`[String: Any]`), which
-    // Swift cannot prove Sendable, so `LockedBox` (Sendable only for Sendable values) cannot
-    // hold it. Every field is guarded by `condition`, and a loaded value is never mutated after
-    // `load` returns (callers only read it). Goes once the status model is typed (issue 14, item 3).
-    private let condition = NSCondition()
+///
+/// Callers are the HTTP server's handler threads (they may block), never Swift's cooperative pool.
+final class SnapshotCache<Value: Sendable>: Sendable {
+    private struct State: Sendable {
+        var stored: (result: Result<Value, any Error>, at: Date)?
+        /// Loads started and loads finished so far.
+        var started = 0
+        var finished = 0
+    }
+
     private let ttl: TimeInterval
-    private var stored: (result: Result<Value, any Error>, at: Date)?
-    private var loading = false
-    private var loads = 0
+    private let state = LockedBox(State())
+    /// Held for the duration of a load: callers that find the value stale queue here.
+    private let loadGate = LockedBox(())
 
     /// - Parameter ttl: seconds a loaded value (or failure) is reused; 0 loads on every call.
     init(ttl: TimeInterval) {
@@ -23,35 +28,31 @@ final class SnapshotCache<Value>: @unchecked Sendable {
     /// The cached value, loading it with `load` when it is older than the interval.
     /// Returns the value's result and the time it was loaded.
     func get(_ load: () throws -> Value) -> (result: Result<Value, any Error>, at: Date) {
-        condition.lock()
-        while true {
-            if let stored, Date().timeIntervalSince(stored.at) < ttl {
-                condition.unlock()
-                return stored
+        let (fresh, seen) = state.withLock { s in (freshEntry(s), s.finished) }
+        if let fresh { return fresh }
+        return loadGate.withLock { _ in
+            // A load finished while this caller waited: its result is fresh for this caller too.
+            if let done = state.withLock({ s in s.finished > seen ? s.stored : nil }) { return done }
+            state.withLock { $0.started += 1 }
+            let entry = (result: Result { try load() }, at: Date())
+            state.withLock { s in
+                s.stored = entry
+                s.finished += 1
             }
-            guard loading else { break }
-            condition.wait()
-            // A load just finished (or failed): its result is fresh for this caller too.
-            if let stored, !loading { condition.unlock(); return stored }
+            return entry
         }
-        loading = true
-        loads += 1
-        condition.unlock()
-        let result = Result { try load() }
-        let entry = (result: result, at: Date())
-        condition.lock()
-        stored = entry
-        loading = false
-        condition.broadcast()
-        condition.unlock()
-        return entry
     }
 
     /// How many loads ran so far.
-    var loadCount: Int { condition.withLock { loads } }
+    var loadCount: Int { state.withLock { $0.started } }
 
     /// Forgets the value, so the next call loads (after an action changed the data).
     func invalidate() {
-        condition.withLock { stored = nil }
+        state.withLock { $0.stored = nil }
+    }
+
+    private func freshEntry(_ s: State) -> (result: Result<Value, any Error>, at: Date)? {
+        guard let stored = s.stored, Date().timeIntervalSince(stored.at) < ttl else { return nil }
+        return stored
     }
 }

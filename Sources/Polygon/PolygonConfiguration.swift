@@ -84,14 +84,21 @@ public struct PolygonConfiguration: Sendable, CustomStringConvertible, CustomDeb
     /// Throws `PolygonConfigurationError.invalidBaseURL` for a base URL that is not absolute http(s).
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PolygonConfiguration {
         var configuration = PolygonConfiguration()
-        let key = [environment["POLYGON_API_KEY"], environment["MASSIVE_API_KEY"]]
+        try configuration.applyEnvironment(environment)
+        return configuration
+    }
+
+    /// Takes the API key from `POLYGON_API_KEY` (else `MASSIVE_API_KEY`; empty counts as unset;
+    /// there is no config key for it) and the base URL from `POLYGON_BASE_URL` when set (it wins
+    /// over the config file). Throws `PolygonConfigurationError.invalidBaseURL` for a base URL
+    /// that is not absolute http(s).
+    public mutating func applyEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        apiKey = [environment["POLYGON_API_KEY"], environment["MASSIVE_API_KEY"]]
             .compactMap { $0?.trimmingCharacters(in: .whitespacesAndNewlines) }
             .first { !$0.isEmpty }
-        configuration.apiKey = key
         if let raw = environment["POLYGON_BASE_URL"]?.trimmingCharacters(in: .whitespacesAndNewlines), !raw.isEmpty {
-            configuration.baseURL = try validatedBaseURL(raw)
+            baseURL = try Self.validatedBaseURL(raw)
         }
-        return configuration
     }
 
     /// Checks that `text` is an absolute http(s) URL without query, fragment or credentials.
@@ -122,6 +129,36 @@ public struct PolygonConfiguration: Sendable, CustomStringConvertible, CustomDeb
             "baseURL": baseURL.absoluteString, "apiKey": apiKey == nil ? "none" : Redactor.placeholder,
             "requestsPerSecond": requestsPerSecond, "maxConcurrentRequests": maxConcurrentRequests,
         ], displayStyle: .struct)
+    }
+}
+
+extension PolygonConfiguration: Decodable {
+    /// The client's keys of the config file's `polygon:` section.
+    enum CodingKeys: String, CodingKey {
+        case baseURL = "base_url", requestsPerSecond = "requests_per_second", maxConcurrentRequests = "max_concurrent_requests"
+        case maxAttempts = "max_attempts", retryBaseSeconds = "retry_base_seconds", retryMaxSeconds = "retry_max_seconds"
+        case connectTimeout = "connect_timeout_seconds", requestTimeout = "request_timeout_seconds"
+    }
+
+    /// Reads the client's keys of the `polygon:` section (absent keys keep their defaults). The
+    /// API key is never read from the file, and `POLYGON_BASE_URL` wins over `base_url`: see
+    /// `applyEnvironment`.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if let text = try c.decodeIfPresent(String.self, forKey: .baseURL) {
+            guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
+                throw c.invalid(.baseURL, "expected an http(s) URL, got \(text)")
+            }
+            baseURL = url
+        }
+        requestsPerSecond = try c.setting(.requestsPerSecond, requestsPerSecond, min: 0)
+        maxConcurrentRequests = try c.setting(.maxConcurrentRequests, maxConcurrentRequests, min: 1)
+        retry.maxAttempts = try c.setting(.maxAttempts, retry.maxAttempts, min: 1)
+        retry.baseDelay = try c.setting(.retryBaseSeconds, retry.baseDelay, min: 0)
+        retry.maxDelay = try c.setting(.retryMaxSeconds, retry.maxDelay, min: 0)
+        connectTimeout = try c.setting(.connectTimeout, connectTimeout, min: 0.1)
+        requestTimeout = try c.setting(.requestTimeout, requestTimeout, min: 0.1)
     }
 }
 

@@ -146,17 +146,17 @@ public struct ConnectionKeepalive: Sendable, Equatable {
         ]
     }
 
-    /// `conninfo` with these settings added where it does not set them. nil or empty (libpq's
-    /// `PG*` defaults) gives a string of these settings alone; a bare database name is kept as
-    /// `dbname`. Throws when libpq cannot parse `conninfo`. The result holds the password when
-    /// `conninfo` does: hand it to libpq only.
-    public func applied(to conninfo: String?) throws -> String {
+    /// `conninfo` with these settings added where it does not set them (with `replacing`, in
+    /// place of its own). nil or empty (libpq's `PG*` defaults) gives a string of these settings
+    /// alone; a bare database name is kept as `dbname`. Throws when libpq cannot parse
+    /// `conninfo`. The result holds the password when `conninfo` does: hand it to libpq only.
+    public func applied(to conninfo: String?, replacing: Bool = false) throws -> String {
         var base = conninfo ?? ""
         if !base.trimmingCharacters(in: .whitespaces).isEmpty, !PostgresSession.isConnectionString(base) {
             base = "dbname=\(ConnectionInfo.quote(base))"
         }
         let info = try ConnectionInfo(parsing: base)
-        let missing = keywords.filter { info[$0.key] == nil }
-        return info.conninfoString(overriding: missing)
+        let chosen = replacing ? keywords : keywords.filter { info[$0.key] == nil }
+        return info.conninfoString(overriding: chosen)
     }
 }

@@ -39,17 +39,33 @@ public final class PostgresConnection: Sendable {
     public static func connect(_ conninfo: String?, applicationName: String = "closebell") async throws -> PostgresConnection {
         let thread = ThreadExecutor(name: "closebell-pq")
         do {
-            let (box, gate) = try await thread.run { () -> (SessionBox, StatementGate) in
-                let session = try PostgresSession(conninfo: conninfo, applicationName: applicationName)
-                let gate = StatementGate(canceller: session.makeCanceller())
-                session.beforeStatement = { try gate.checkCurrent() }
-                return (SessionBox(session), gate)
-            }
+            let (box, gate) = try await thread.run { try open(conninfo, applicationName: applicationName) }
             return PostgresConnection(thread: thread, box: box, gate: gate)
         } catch {
             thread.stop()
             throw error
         }
+    }
+
+    /// `connect`, blocking the calling thread: for threads of their own (HTTP handler
+    /// threads), never Swift's cooperative pool.
+    public static func connectBlocking(_ conninfo: String?, applicationName: String = "closebell") throws -> PostgresConnection {
+        let thread = ThreadExecutor(name: "closebell-pq")
+        do {
+            let (box, gate) = try thread.runAndWait { try open(conninfo, applicationName: applicationName) }
+            return PostgresConnection(thread: thread, box: box, gate: gate)
+        } catch {
+            thread.stop()
+            throw error
+        }
+    }
+
+    /// On the connection's thread: opens the session and its statement gate.
+    private static func open(_ conninfo: String?, applicationName: String) throws -> (SessionBox, StatementGate) {
+        let session = try PostgresSession(conninfo: conninfo, applicationName: applicationName)
+        let gate = StatementGate(canceller: session.makeCanceller())
+        session.beforeStatement = { try gate.checkCurrent() }
+        return (SessionBox(session), gate)
     }
 
     deinit {
@@ -77,6 +93,20 @@ public final class PostgresConnection: Sendable {
         })
     }
 
+    /// `withSession`, blocking the calling thread until `body` has run on the connection's
+    /// thread: for threads of their own (HTTP handler threads), never Swift's cooperative pool.
+    /// There is no task to cancel, so the statement runs to its end (or its `statement_timeout`).
+    @discardableResult
+    public func withSessionBlocking<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) throws -> T {
+        let box = self.box, gate = self.gate
+        let call = gate.register()
+        return try thread.runAndWait {
+            try gate.begin(call)
+            defer { gate.end(call) }
+            return try body(box.session)
+        }
+    }
+
     /// Runs one parameterized statement.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresBindable] = []) async throws -> PostgresRows {
@@ -98,6 +128,11 @@ public final class PostgresConnection: Sendable {
     /// Closes the connection now.
     public func close() async {
         _ = try? await withSession { $0.close() }
+    }
+
+    /// `close`, blocking the calling thread (never call it on Swift's cooperative pool).
+    public func closeBlocking() {
+        _ = try? withSessionBlocking { $0.close() }
     }
 }
 

@@ -86,6 +86,20 @@ public final class ThreadExecutor: Sendable {
         }
     }
 
+    /// Runs `work` on one of the executor's threads and blocks the calling thread until it is
+    /// done: for callers on threads of their own (the HTTP server's handler threads), never on
+    /// Swift's cooperative pool. After `stop`, throws `CancellationError` without running.
+    public func runAndWait<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = LockedBox<Result<T, any Error>>(.failure(CancellationError()))
+        enqueue({
+            outcome.set(Result { try work() })
+            return { done.signal() }
+        }, dropped: { done.signal() })
+        done.wait()
+        return try outcome.value.get()
+    }
+
     /// Threads started so far (never more than `maxThreads` at once).
     public var threadsStarted: Int { state.withLock { $0.started } }
 
@@ -119,6 +133,7 @@ public final class ThreadExecutor: Sendable {
     }
 
     /// Queues an item; nil (after calling `dropped`) when the executor is stopping.
+    @discardableResult
     private func enqueue(_ work: @escaping @Sendable () -> @Sendable () -> Void, dropped: @escaping @Sendable () -> Void) -> UInt64? {
         let (id, spawn) = state.withLock { s -> (UInt64?, Bool) in
             guard !s.stopping else { return (nil, false) }

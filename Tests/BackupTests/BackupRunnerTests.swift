@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Toolkit
 import JobQueue
@@ -503,17 +504,9 @@ final class BackupRunnerTests: XCTestCase {
         try BackupFixtures.names(folder).filter { $0.contains(".sql.gz") }
     }
 
-    /// Runs a shell command; returns its exit status.
+    /// Runs a shell command (with this process's environment) through the one spawn helper;
+    /// returns its exit status.
     static func shell(_ command: String) throws -> Int32 {
-        var pid = pid_t()
-        let words: [String] = ["/bin/sh", "-c", command]
-        let argv = words.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let envp = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        guard posix_spawn(&pid, "/bin/sh", nil, nil, argv, envp) == 0 else { return -1 }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status >> 8) & 0xff
+        try ChildProcess.run("/bin/sh", ["-c", command], replacing: ProcessInfo.processInfo.environment).status
     }
 }

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import HTTPClient
 import HTTPServer
@@ -58,17 +59,13 @@ final class HTTPTests: XCTestCase {
 
     func testGzipBodiesAreDecodedTransparently() async throws {
         let text = String(repeating: "closing bell ", count: 2000)
-        let gzip = Process()
-        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
-        gzip.arguments = ["-c"]
-        let input = Pipe(), output = Pipe()
-        gzip.standardInput = input
-        gzip.standardOutput = output
-        try gzip.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        let compressed = output.fileHandleForReading.readDataToEndOfFile()
-        gzip.waitUntilExit()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("closebell-gzip-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let plain = folder.appendingPathComponent("plain.txt"), packed = folder.appendingPathComponent("plain.txt.gz")
+        try Data(text.utf8).write(to: plain)
+        XCTAssertEqual(try ChildProcess.spawn("gzip", ["-c", plain.path], outputPath: packed.path).wait(), 0)
+        let compressed = try Data(contentsOf: packed)
         XCTAssertLessThan(compressed.count, text.utf8.count / 10)
         let acceptEncoding = LockedBox<String?>(nil)
         let server = try HTTPServer.start { request in

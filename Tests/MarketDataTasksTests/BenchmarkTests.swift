@@ -15,7 +15,7 @@ final class BenchmarkTests: XCTestCase {
         print(report.text)
         XCTAssertEqual(report.slotRows, 3 * 192)
         XCTAssertEqual(report.minuteBars, 3 * 960)
-        XCTAssertEqual(report.measurements.count, 8)
+        XCTAssertEqual(report.measurements.count, 10)
         XCTAssertNotNil(report.ratio(IngestBenchmark.Labels.dailyEmpty, to: IngestBenchmark.Labels.dailyCopy))
         XCTAssertNotNil(report.ratio(IngestBenchmark.Labels.slotsEmpty, to: IngestBenchmark.Labels.slotsCopy))
         XCTAssertTrue(report.measurements.allSatisfy { $0.rows > 0 })

@@ -45,14 +45,15 @@ final class WriterTests: XCTestCase {
             bar("MSFT", "2025-03-10", close: "380.16", volume: "0.000001", vwap: "380.5", trades: 1),
         ]
         let first = try await conn.withSession { try MarketDataWriter.writeDailyBars(bars, session: $0) }
-        XCTAssertEqual(first, MarketDataWriter.Outcome(staged: 3, written: 3))
+        XCTAssertEqual(first, MarketDataWriter.Outcome(staged: 3, written: 3, path: .direct))
         let again = try await conn.withSession { try MarketDataWriter.writeDailyBars(bars, session: $0) }
-        XCTAssertEqual(again, MarketDataWriter.Outcome(staged: 3, written: 0))
+        XCTAssertEqual(again, MarketDataWriter.Outcome(staged: 3, written: 0, path: .merge))
         var changed = bars[1]
         changed.close = Decimal(string: "228.01")!
         let changedBar = changed
         let update = try await conn.withSession { try MarketDataWriter.writeDailyBars([changedBar], session: $0) }
         XCTAssertEqual(update.written, 1)
+        XCTAssertEqual(update.path, .merge)
         let rows = try await conn.query("SELECT symbol, date::text AS d, close::text AS c, volume::text AS v, vwap::text AS w, trades_count FROM market_data_daily ORDER BY 1, 2")
         XCTAssertEqual(rows.values, [
             ["AAPL", "2025-03-07", "239.07", "46273565.5", "238.8912", "593000"],
@@ -69,7 +70,7 @@ final class WriterTests: XCTestCase {
         later.timestamp += 60_000
         let batch = [later, bar("AAPL", "2025-03-10", close: "1", volume: "10"), bar("MSFT", "2025-03-10", close: "3", volume: "30")]
         let outcome = try await conn.withSession { try MarketDataWriter.writeDailyBars(batch, session: $0) }
-        XCTAssertEqual(outcome, MarketDataWriter.Outcome(staged: 2, written: 2))
+        XCTAssertEqual(outcome, MarketDataWriter.Outcome(staged: 2, written: 2, path: .direct))
         let rows = try await conn.query("SELECT symbol, close::text AS c FROM market_data_daily ORDER BY 1")
         XCTAssertEqual(rows.values, [["AAPL", "2"], ["MSFT", "3"]])
         await conn.close()
@@ -82,21 +83,31 @@ final class WriterTests: XCTestCase {
         let oid = { () async throws -> String? in
             try await conn.query("SELECT to_regclass('pg_temp.closebell_daily_staging')::oid::text AS oid").first?["oid"]
         }
-        try await conn.withSession { _ = try MarketDataWriter.writeDailyBars(batch, session: $0) }
+        // A new day goes straight into the table: no staging table yet.
+        let direct = try await conn.withSession { try MarketDataWriter.writeDailyBars(batch, session: $0) }
+        XCTAssertEqual(direct.path, .direct)
+        let none = try await oid()
+        XCTAssertNil(none)
+        let merged = try await conn.withSession { try MarketDataWriter.writeDailyBars(batch, session: $0) }
+        XCTAssertEqual(merged.path, .merge)
         let first = try await oid()
         XCTAssertNotNil(first)
         let left = try await conn.query("SELECT count(*) AS n FROM pg_temp.closebell_daily_staging").first?["n"]
         XCTAssertEqual(left, "0", "rows go at commit")
-        // A refused batch (a NUL byte, which text cannot hold) rolls back; the next one works.
-        let refused = [bar("BAD\u{0}", "2025-03-10", close: "3", volume: "30")]
-        do {
-            try await conn.withSession { _ = try MarketDataWriter.writeDailyBars(refused, session: $0) }
-            XCTFail("a NUL byte was accepted")
-        } catch is PostgresError {}
+        // A refused batch (a NUL byte, which text cannot hold) rolls back, on either path; the next one works.
+        for date in ["2025-03-10", "2025-03-11"] {
+            let refused = [bar("BAD\u{0}", date, close: "3", volume: "30")]
+            do {
+                try await conn.withSession { _ = try MarketDataWriter.writeDailyBars(refused, session: $0) }
+                XCTFail("a NUL byte was accepted")
+            } catch is PostgresError {}
+        }
         let outcome = try await conn.withSession { try MarketDataWriter.writeDailyBars(batch, session: $0) }
-        XCTAssertEqual(outcome, MarketDataWriter.Outcome(staged: 1, written: 0))
+        XCTAssertEqual(outcome, MarketDataWriter.Outcome(staged: 1, written: 0, path: .merge))
         let again = try await oid()
         XCTAssertEqual(again, first, "the same table, not a new one per batch")
+        let rows = try await conn.query("SELECT count(*) AS n FROM market_data_daily").first?["n"]
+        XCTAssertEqual(rows, "1")
         await conn.close()
     }
 
@@ -106,9 +117,9 @@ final class WriterTests: XCTestCase {
         let day = CivilDate("2025-03-10")!
         let slots = [0, 5, 191].map { VolumeSlot(symbol: "AAPL", date: day, slotIndex: $0, volume: Decimal($0) + Decimal(string: "0.5")!) }
         let first = try await conn.withSession { try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
-        XCTAssertEqual(first.written, 3)
+        XCTAssertEqual(first, MarketDataWriter.Outcome(staged: 3, written: 3, path: .direct))
         let again = try await conn.withSession { try MarketDataWriter.writeVolumeSlots(slots, session: $0) }
-        XCTAssertEqual(again.written, 0)
+        XCTAssertEqual(again, MarketDataWriter.Outcome(staged: 3, written: 0, path: .merge))
         // A reload without slot 5 removes it; other days and symbols are untouched.
         try await conn.query("INSERT INTO volume_slots VALUES ('AAPL', '2025-03-11', 5, 1), ('MSFT', '2025-03-10', 5, 1)")
         let reload = try await conn.withSession { try MarketDataWriter.writeVolumeSlots([slots[0], slots[2]], session: $0) }

@@ -105,6 +105,9 @@ final class HostileClientTests: XCTestCase {
         let server = try OperationsServer.start(port: 0, worker: worker.worker, conninfo: db.url, triggerToken: nil,
                                                 logger: Logger(label: "test"), options: OperationsServerOptions(cacheSeconds: 3600))
         let client = HTTPClient(configuration: HTTPClientConfiguration(connectTimeout: 5, timeout: 20))
+        // Readiness also asks for the worker's loops: let them start before the storm.
+        let started = try await eventually(timeout: 30) { worker.worker.isHealthy }
+        XCTAssertTrue(started, "the worker's loops did not start")
         let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
             for i in 0..<200 {
                 let path = ["metrics", "status", "readyz", "health", ""][i % 5]
