@@ -16,12 +16,13 @@ struct CycleBench: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Symbols in the universe.") var symbols = 8_500
     @Option(help: "Milliseconds the sample server adds to every answer.") var latencyMs = 20.0
-    @Option(help: "The API's rate limit, requests/s (split evenly between the worker processes' clients).") var rate = 100.0
+    @Option(help: "The API's rate limit, requests/s: the workers' polygon.requests_per_second (with the shared budget, the whole cluster's).") var rate = 100.0
     @Option(help: "Worker processes.") var workers = 1
     @Option(help: "Each worker's --concurrency.") var concurrency = 4
     @Option(help: "The cycle's volume_slots days (default: the daily cycle's own, 10).") var slotsDays: Int?
     @Option(help: "The cycle's ohlc_daily days (default: the daily cycle's own, 30).") var ohlcDays: Int?
     @Option(help: "metadata_enrich's limit per run (default: the product's, 500).") var metadataLimit: Int?
+    @Option(help: "polygon.shared_budget_margin (default: the product's).") var budgetMargin: Double?
     @Option(help: "Seconds to wait for the cycle to finish.") var timeout = 3_600.0
 
     func run() async throws {
@@ -47,7 +48,13 @@ struct CycleBench: AsyncParsableCommand {
             knobs.append("\(task) days \(days)")
         }
 
-        var config = "polygon:\n  requests_per_second: \(rate / Double(workers))\n"
+        // One budget for the cluster (polygon.shared_budget, on by default): every worker
+        // process gets the API's rate, and the budget in PostgreSQL keeps their sum within it.
+        var config = "polygon:\n  requests_per_second: \(rate)\n"
+        if let budgetMargin {
+            config += "  shared_budget_margin: \(budgetMargin)\n"
+            knobs.append("shared_budget_margin \(budgetMargin)")
+        }
         if let metadataLimit {
             config += "market_data:\n  metadata_limit: \(metadataLimit)\n"
             knobs.append("metadata_limit \(metadataLimit)")
@@ -80,8 +87,10 @@ struct CycleBench: AsyncParsableCommand {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let peaks = children.map { QueueBench.peakRSSKiB(pid: $0.pid) }
-        let requests = server.requestCount
+        let received = server.requests
+        let requests = received.count
         let bound = Double(requests) / rate
+        let refused = received.filter { $0.status == 429 }.count
         let tasks = try await connection.query("""
             SELECT task, state, extract(epoch FROM finished_at - started_at)::float8 AS seconds
             FROM maintenance_jobs WHERE run_id = $1 ORDER BY id
@@ -91,6 +100,8 @@ struct CycleBench: AsyncParsableCommand {
 
         print(String(format: "wall time %.1f s (state %@); %d requests; rate-limit lower bound %.1f s; ratio %.2f",
                      seconds, state, requests, bound, bound > 0 ? seconds / bound : 0))
+        print(String(format: "busiest second at the server: %d requests (limit %.0f); %d answered 429",
+                     Self.busiestSecond(received.map(\.receivedAt)), rate, refused))
         print("tasks: " + tasks.map { row in
             "\(row["task"] ?? "?") \(row["state"] ?? "?") \(String(format: "%.1f s", Double(row["seconds"] ?? "") ?? 0))"
         }.joined(separator: ", "))
@@ -99,6 +110,17 @@ struct CycleBench: AsyncParsableCommand {
         for child in children { child.signal(SIGTERM) }
         for child in children where child.wait(seconds: 30) == nil { child.signal(SIGKILL); child.wait() }
         stopped = true
+    }
+
+    /// The most arrivals in any one-second window (sliding), the way an API counts its rate.
+    static func busiestSecond(_ arrivals: [ContinuousClock.Instant]) -> Int {
+        let sorted = arrivals.sorted()
+        var busiest = 0, first = 0
+        for (index, arrival) in sorted.enumerated() {
+            while arrival - sorted[first] >= .seconds(1) { first += 1 }
+            busiest = max(busiest, index - first + 1)
+        }
+        return busiest
     }
 
     /// Waits until every worker has its claim connection open.

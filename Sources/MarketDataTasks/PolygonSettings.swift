@@ -9,14 +9,14 @@ public struct PolygonSettings: Sendable {
     public var client: PolygonConfiguration
     /// `shared_budget`: one request budget for every worker through PostgreSQL. Default true.
     public var sharedBudget: Bool
-    /// `shared_budget_margin`: how much the shared budget stretches its window (0...0.5). Default 0.1.
+    /// `shared_budget_margin`: how much the shared budget stretches its window (0...0.5). Default 0.05.
     public var sharedBudgetMargin: Double
     /// `shared_max_concurrent_requests`: requests in flight across the cluster (0: no
     /// cluster-wide cap). Default nil: the client's `max_concurrent_requests`.
     public var sharedMaxConcurrent: Int?
 
     /// Creates settings; every value has the documented default.
-    public init(client: PolygonConfiguration = PolygonConfiguration(), sharedBudget: Bool = true, sharedBudgetMargin: Double = 0.1,
+    public init(client: PolygonConfiguration = PolygonConfiguration(), sharedBudget: Bool = true, sharedBudgetMargin: Double = 0.05,
                 sharedMaxConcurrent: Int? = nil) {
         self.client = client
         self.sharedBudget = sharedBudget

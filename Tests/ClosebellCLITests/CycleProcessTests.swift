@@ -51,16 +51,17 @@ final class CycleProcessTests: XCTestCase {
         let order = try await conn.query("""
             SELECT (SELECT finished_at FROM maintenance_jobs WHERE task = 'backup')
                    <= (SELECT min(started_at) FROM maintenance_jobs WHERE task <> 'backup') AS backup_first,
-                   (SELECT max(finished_at) FROM maintenance_jobs WHERE task IN ('ohlc_daily', 'volume_slots', 'metadata_enrich', 'earnings'))
+                   (SELECT max(finished_at) FROM maintenance_jobs WHERE task IN ('ohlc_daily', 'volume_slots', 'earnings'))
                    <= (SELECT started_at FROM maintenance_jobs WHERE task = 'validate')
                    AND (SELECT finished_at FROM maintenance_jobs WHERE task = 'validate')
-                   <= (SELECT started_at FROM maintenance_jobs WHERE task = 'volume_stats') AS loads_before_stats,
-                   (SELECT finished_at FROM maintenance_jobs WHERE task = 'volume_stats')
-                   <= (SELECT started_at FROM maintenance_jobs WHERE task = 'retention') AS stats_before_retention
+                   <= (SELECT min(started_at) FROM maintenance_jobs
+                        WHERE task IN ('metadata_enrich', 'volume_stats', 'retention', 'completeness')) AS loads_before_stats,
+                   (SELECT max(finished_at) FROM maintenance_jobs WHERE task <> 'table_sizes')
+                   <= (SELECT started_at FROM maintenance_jobs WHERE task = 'table_sizes') AS sizes_last
             """).first!
         XCTAssertEqual(order["backup_first"], "t")
         XCTAssertEqual(order["loads_before_stats"], "t")
-        XCTAssertEqual(order["stats_before_retention"], "t")
+        XCTAssertEqual(order["sizes_last"], "t")
         let rows = try await conn.query("SELECT count(*) AS n FROM market_data_daily").first?.decode("n", as: Int.self)
         XCTAssertGreaterThan(rows ?? 0, 0)
         // Exactly one worker (the one whose completion ended the run) logs its end.

@@ -94,7 +94,7 @@ final class ConfigDecodingTests: XCTestCase {
         XCTAssertEqual(defaults.client.maxConcurrentRequests, 8)
         XCTAssertTrue(defaults.sharedBudget)
         XCTAssertNil(defaults.sharedMaxConcurrent)
-        XCTAssertEqual(defaults.sharedBudgetMargin, 0.1)
+        XCTAssertEqual(defaults.sharedBudgetMargin, 0.05)
 
         // The key comes from the environment only; POLYGON_BASE_URL wins over the file.
         let environment = try config("polygon:\n  base_url: http://127.0.0.1:9/\n",

@@ -102,18 +102,17 @@ final class CycleTests: XCTestCase {
 
         try await finish(conn, run: id)
         list = try await jobs(conn, run: id)
-        XCTAssertEqual(list, ["backup:succeeded", "ohlc_daily:available", "volume_slots:available", "metadata_enrich:available",
-                              "earnings:available"])
+        // Migration 0130: the loads that the later stages read, and earnings, share stage 2.
+        XCTAssertEqual(list, ["backup:succeeded", "ohlc_daily:available", "volume_slots:available", "earnings:available"])
         let args = try await conn.query("SELECT args::text AS a FROM maintenance_jobs WHERE run_id = $1 AND task = 'ohlc_daily'", [id]).first?["a"]
         XCTAssertEqual(args, #"{"days": 30}"#)
 
         // Loads: one fails for good, the others succeed one by one; stage 3 waits for all.
         try await finish(conn, run: id, task: "ohlc_daily", state: "failed")
         try await finish(conn, run: id, task: "volume_slots")
-        try await finish(conn, run: id, task: "earnings")
         list = try await jobs(conn, run: id)
         XCTAssertFalse(list.contains { $0.hasPrefix("validate") })
-        try await finish(conn, run: id, task: "metadata_enrich")
+        try await finish(conn, run: id, task: "earnings")
         list = try await jobs(conn, run: id)
         // Migration 0053 validates the loads (stage 3) before the statistics (stage 4).
         XCTAssertEqual(list.last, "validate:available")
@@ -122,14 +121,24 @@ final class CycleTests: XCTestCase {
         XCTAssertEqual(current.currentStage, 3)
         try await finish(conn, run: id)
         list = try await jobs(conn, run: id)
-        XCTAssertEqual(list.last, "volume_stats:available")
+        // Migration 0130: metadata_enrich's requests run beside the database-only tasks.
+        XCTAssertEqual(Array(list.suffix(4)), ["metadata_enrich:available", "volume_stats:available", "retention:available",
+                                               "completeness:available"])
         current = try await run(conn, id)
         XCTAssertEqual(current.currentStage, 4)
 
+        // Stage 5 waits for the last of them, metadata_enrich included.
+        try await finish(conn, run: id, task: "volume_stats")
+        try await finish(conn, run: id, task: "retention")
+        try await finish(conn, run: id, task: "completeness")
+        list = try await jobs(conn, run: id)
+        XCTAssertFalse(list.contains { $0.hasPrefix("table_sizes") })
         try await finish(conn, run: id)
         list = try await jobs(conn, run: id)
-        // Migrations 0005 and 0052 add table_sizes and completeness to the last stage, beside retention.
-        XCTAssertEqual(Array(list.suffix(3)), ["retention:available", "table_sizes:available", "completeness:available"])
+        // Migration 0005 adds table_sizes to the last stage; it measures after every write of the run.
+        XCTAssertEqual(list.last, "table_sizes:available")
+        current = try await run(conn, id)
+        XCTAssertEqual(current.currentStage, 5)
         try await finish(conn, run: id)
 
         current = try await run(conn, id)
@@ -140,9 +149,9 @@ final class CycleTests: XCTestCase {
         XCTAssertEqual(outcome["succeeded"] as? Int, 9)
         XCTAssertEqual(outcome["failed"] as? Int, 1)
         let tasks = try XCTUnwrap(outcome["tasks"] as? [[String: Any]])
-        XCTAssertEqual(tasks.map { $0["task"] as? String ?? "" }, ["backup", "ohlc_daily", "volume_slots", "metadata_enrich", "earnings",
-                                                                  "validate", "volume_stats", "retention", "table_sizes", "completeness"])
-        XCTAssertEqual(tasks.map { $0["stage"] as? Int ?? 0 }, [1, 2, 2, 2, 2, 3, 4, 5, 5, 5])
+        XCTAssertEqual(tasks.map { $0["task"] as? String ?? "" }, ["backup", "ohlc_daily", "volume_slots", "earnings", "validate",
+                                                                  "metadata_enrich", "volume_stats", "retention", "completeness", "table_sizes"])
+        XCTAssertEqual(tasks.map { $0["stage"] as? Int ?? 0 }, [1, 2, 2, 2, 3, 4, 4, 4, 4, 5])
         let failed = try XCTUnwrap(tasks.first { $0["task"] as? String == "ohlc_daily" })
         XCTAssertEqual(failed["state"] as? String, "failed")
         XCTAssertEqual((failed["error"] as? [String: Any])?["error"] as? String, "boom")
@@ -154,6 +163,42 @@ final class CycleTests: XCTestCase {
         XCTAssertEqual(current.state, "succeeded")
         list = try await jobs(conn, run: id)
         XCTAssertEqual(list.count, 10)
+    }
+
+    func testMigration0130ReshapesOnlyAnUneditedDailyCycle() async throws {
+        let db = try TestCluster.migratedDatabase()
+        let conn = try await PostgresConnection.connect(db.url)
+        let sql = try String(contentsOf: TestCluster.migrationsDirectory.appendingPathComponent("0130_daily_cycle_overlap.sql"), encoding: .utf8)
+        func shape() async throws -> String {
+            try await conn.query("""
+                SELECT string_agg(task || ':' || stage, ',' ORDER BY stage, task) AS s FROM maintenance_cycle_tasks WHERE cycle = 'daily'
+                """).first?["s"] ?? ""
+        }
+        let reshaped = "backup:1,earnings:2,ohlc_daily:2,volume_slots:2,validate:3,completeness:4,metadata_enrich:4,retention:4,volume_stats:4,table_sizes:5"
+        let migrated = try await shape()
+        XCTAssertEqual(migrated, reshaped)
+
+        // The daily cycle as migrations 0003-0053 left it: reshaped.
+        try await conn.execute("""
+            UPDATE maintenance_cycle_tasks SET stage = 2 WHERE cycle = 'daily' AND task = 'metadata_enrich';
+            UPDATE maintenance_cycle_tasks SET stage = 5 WHERE cycle = 'daily' AND task IN ('retention', 'completeness');
+            """)
+        try await conn.execute(sql)
+        let again = try await shape()
+        XCTAssertEqual(again, reshaped)
+
+        // A cycle someone edited (completeness moved to a stage of its own) is left alone.
+        try await conn.execute("""
+            UPDATE maintenance_cycle_tasks SET stage = 2 WHERE cycle = 'daily' AND task = 'metadata_enrich';
+            UPDATE maintenance_cycle_tasks SET stage = 5 WHERE cycle = 'daily' AND task = 'retention';
+            UPDATE maintenance_cycle_tasks SET stage = 6 WHERE cycle = 'daily' AND task = 'completeness';
+            """)
+        let edited = try await shape()
+        try await conn.execute(sql)
+        let kept = try await shape()
+        XCTAssertEqual(kept, edited)
+        XCTAssertTrue(kept.hasSuffix("completeness:6"), kept)
+        await conn.close()
     }
 
     func testAllFailedRunIsFailedAndCancelStopsTheRun() async throws {
@@ -234,7 +279,6 @@ final class CycleTests: XCTestCase {
         let conn = try await PostgresConnection.connect(db.url)
         let (id, _) = try await CycleStore.enqueue(cycle: "daily", period: "2026-11-20", connection: conn)
         try await finish(conn, run: id)                                  // stage 1
-        try await finish(conn, run: id, task: "metadata_enrich")
         try await finish(conn, run: id, task: "earnings")                 // stage 2 has two jobs left
         let ids: [Int64] = try await conn.query(
             "SELECT id FROM maintenance_jobs WHERE run_id = $1 AND state = 'available' ORDER BY id", [id]).map { try $0.decode("id") }
@@ -266,7 +310,6 @@ final class CycleTests: XCTestCase {
         for round in 0..<10 {
             let (run, _) = try await CycleStore.enqueue(cycle: "daily", period: "2026-10-\(String(format: "%02d", round + 5))", force: true, connection: conn)
             try await finish(conn, run: run)
-            try await finish(conn, run: run, task: "metadata_enrich")
             try await finish(conn, run: run, task: "earnings")
             let pair: [Int64] = try await conn.query(
                 "SELECT id FROM maintenance_jobs WHERE run_id = $1 AND state = 'available' ORDER BY id", [run]).map { try $0.decode("id") }
